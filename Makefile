@@ -1,0 +1,33 @@
+# Fresh machine: `make demo` (install + the demo) or `make test` (install + the tests).
+# The venv is built once; `make clean` removes it. PYTHON picks the interpreter (>= 3.11).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the release these machines hold locally (CPU build); the package
+# itself asks only torch>=2.9, so GPU users keep their own CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0" || \
+		$(PY) -m pip install -q --disable-pip-version-check "torch>=2.9"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/mediafm demo --out demo_out
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) demo_out

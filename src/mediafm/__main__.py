@@ -1,0 +1,5 @@
+import sys
+
+from mediafm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,207 @@
+"""Contextual shot and clip embeddings from a trained MediaFM (MEDIAFM.md §4).
+
+A title longer than ``max_shots`` is covered by windows overlapping by half; each shot takes
+its embedding from the window in which it sits most centrally, so every shot sees as much
+context on both sides as the model allows.
+
+Clips are embedded *in context* (the whole title goes through the model, then the clip's shots
+are mean-pooled) or *clip-only* (only the clip's shots go in). Both keep the title's [GLOBAL]
+token: the comparison isolates shot context, not title metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from mediafm.model import MediaFM
+from mediafm.sequences import collate, window_starts
+from mediafm.store import ShotStore, StoreError
+
+OUTPUTS = ("hidden", "output")
+MODES = ("in-context", "clip-only")
+
+
+def _best_window(n: int, starts: list[int], width: int) -> np.ndarray:
+    """For each of n shots, the index of the window where it is most central."""
+    pos = np.arange(n)[:, None]
+    s = np.asarray(starts)[None]
+    inside = (pos >= s) & (pos < s + width)
+    dist = np.where(inside, np.abs(pos - (s + (width - 1) / 2)), np.inf)
+    return dist.argmin(axis=1)
+
+
+@torch.no_grad()
+def embed_sequences(model: MediaFM, seqs: list[np.ndarray], titles: np.ndarray,
+                    output: str = "hidden", batch_size: int = 16,
+                    device: torch.device | str | None = None) -> list[np.ndarray]:
+    """Contextual embeddings of whole sequences (any length): one (n_i, dim) array each.
+
+    seqs: fused vectors (n_i, fused_dim) per title; titles: (len(seqs), title_dim).
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    device = torch.device(device) if device else next(model.parameters()).device
+    model.eval()
+    width = model.config.max_shots
+    stride = max(1, width // 2)
+    jobs = []  # (seq index, window index, start, length)
+    plans = []
+    for i, s in enumerate(seqs):
+        starts = window_starts(len(s), width, stride)
+        plans.append(starts)
+        jobs += [(i, w, st, min(width, len(s))) for w, st in enumerate(starts)]
+    jobs.sort(key=lambda j: -j[3])  # similar lengths together: less padding
+    results: dict[tuple[int, int], np.ndarray] = {}
+    for b in range(0, len(jobs), batch_size):
+        chunk = jobs[b:b + batch_size]
+        batch = collate([seqs[i][st:st + ln] for i, _, st, ln in chunk],
+                        titles[[i for i, *_ in chunk]])
+        h, pred = model(batch["shots"].to(device), batch["lengths"].to(device),
+                        batch["title"].to(device))
+        out = (h if output == "hidden" else pred).float().cpu().numpy()
+        for k, (i, w, _, ln) in enumerate(chunk):
+            results[(i, w)] = out[k, :ln]
+    embeddings = []
+    for i, s in enumerate(seqs):
+        starts = plans[i]
+        if len(starts) == 1:
+            embeddings.append(results[(i, 0)])
+            continue
+        best = _best_window(len(s), starts, width)
+        emb = np.stack([results[(i, w)][p - starts[w]] for p, w in enumerate(best)])
+        embeddings.append(emb)
+    return embeddings
+
+
+def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
+                   ) -> Iterator[tuple[list[str], list[np.ndarray], np.ndarray]]:
+    """Titles grouped so one group is about ``max_shots * 16`` shots (bounded memory)."""
+    emb = store.title_embeddings()
+    ids, seqs, n = [], [], 0
+    for title_id, fused in store.iter_titles("fused", title_ids):
+        ids.append(title_id)
+        seqs.append(fused)
+        n += len(fused)
+        if n >= max_shots * 16:
+            yield ids, seqs, emb[[store.title_row(t) for t in ids]]
+            ids, seqs, n = [], [], 0
+    if ids:
+        yield ids, seqs, emb[[store.title_row(t) for t in ids]]
+
+
+def _embedding_column(x: np.ndarray) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), x.shape[1])
+
+
+def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str | os.PathLike,
+                output: str = "hidden", batch_size: int = 16, progress: bool = True) -> Path:
+    """Write one contextual embedding per shot: (title_id, shot_index, embedding) Parquet.
+
+    Written incrementally (memory is one group of titles) to a temp file renamed at the end.
+    """
+    from tqdm.auto import tqdm
+
+    store = store if isinstance(store, ShotStore) else ShotStore(store)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    writer = None
+    bar = tqdm(total=store.info.n_shots, desc="embed", unit="shot", disable=not progress)
+    try:
+        for ids, seqs, titles in _title_batches(store, None, model.config.max_shots):
+            embs = embed_sequences(model, seqs, titles, output, batch_size)
+            table = pa.table({
+                "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
+                "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
+                                       pa.int32()),
+                "embedding": _embedding_column(np.concatenate(embs)),
+            })
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            bar.update(table.num_rows)
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+    return out
+
+
+def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS") -> None:
+    """Clear errors naming the clip: missing columns, unknown titles, bad shot ranges."""
+    need = ["clip_id", "title_id", "first_shot", "last_shot"]
+    missing = [c for c in need if c not in clips.columns]
+    if missing:
+        raise StoreError(f"{source}: missing column(s) {missing}")
+    if clips.empty:
+        raise StoreError(f"{source}: no clips")
+    dup = clips["clip_id"].duplicated()
+    if dup.any():
+        raise StoreError(f"{source}: clip_id {clips['clip_id'][dup].iloc[0]!r} appears twice")
+    n_shots = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
+    for row in clips.itertuples():
+        if row.title_id not in n_shots:
+            raise StoreError(f"{source}: clip {row.clip_id!r}: title {row.title_id!r} is not in "
+                             f"the store {store.path}")
+        if not 0 <= row.first_shot <= row.last_shot < n_shots[row.title_id]:
+            raise StoreError(f"{source}: clip {row.clip_id!r}: shots {row.first_shot}.."
+                             f"{row.last_shot} outside title {row.title_id!r} "
+                             f"(0..{n_shots[row.title_id] - 1}) or first > last")
+
+
+def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.DataFrame,
+                mode: str = "in-context", output: str = "hidden", batch_size: int = 16,
+                progress: bool = True) -> pd.DataFrame:
+    """(clip_id, embedding) with the embedding = mean of the clip's contextual shots."""
+    from tqdm.auto import tqdm
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    store = store if isinstance(store, ShotStore) else ShotStore(store)
+    validate_clips(clips, store)
+    by_title = {t: g for t, g in clips.groupby("title_id", sort=False)}
+    result: dict[str, np.ndarray] = {}
+    bar = tqdm(total=len(clips), desc=f"embed clips ({mode})", unit="clip",
+               disable=not progress)
+    for ids, seqs, titles in _title_batches(store, list(by_title), model.config.max_shots):
+        if mode == "in-context":
+            embs = embed_sequences(model, seqs, titles, output, batch_size)
+            for t, e in zip(ids, embs, strict=True):
+                for c in by_title[t].itertuples():
+                    result[c.clip_id] = e[c.first_shot:c.last_shot + 1].mean(axis=0)
+        else:
+            clip_rows = [(c, i) for i, t in enumerate(ids) for c in by_title[t].itertuples()]
+            embs = embed_sequences(
+                model, [seqs[i][c.first_shot:c.last_shot + 1] for c, i in clip_rows],
+                titles[[i for _, i in clip_rows]], output, batch_size)
+            for (c, _), e in zip(clip_rows, embs, strict=True):
+                result[c.clip_id] = e.mean(axis=0)
+        bar.update(sum(len(by_title[t]) for t in ids))
+    bar.close()
+    return pd.DataFrame({"clip_id": clips["clip_id"].tolist(),
+                         "embedding": [result[c] for c in clips["clip_id"]]})
+
+
+def write_clip_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    table = pa.table({"clip_id": pa.array(frame["clip_id"].tolist()),
+                      "embedding": _embedding_column(np.stack(frame["embedding"].to_list()))})
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+    return out
+

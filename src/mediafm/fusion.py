@@ -1,0 +1,31 @@
+"""Per-modality shot vectors -> one unit-normed fused shot vector (MEDIAFM.md §1).
+
+The fused vector is the concatenation [video | audio | text], then divided by its L2 norm.
+A shot without timed text contributes a zero text block: the spec's choice, which keeps every
+fused vector the same length and lets the model learn what "no dialogue" looks like.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODALITIES = ("video", "audio", "text")
+
+
+def unit_norm(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` divided by their L2 norm (rows of zeros stay zero)."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray
+         ) -> np.ndarray:
+    """Concatenate (N, dv), (N, da), (N, dt) with zeros where ``has_text`` is False; unit-norm.
+
+    Each modality is first unit-normed on its own, so that no encoder dominates the fused vector
+    merely because its outputs have a larger scale (ours: the spec only says "concatenated and
+    unit-normed"; with per-part norming every present modality carries equal weight).
+    """
+    text = np.where(has_text[:, None], text, 0.0)
+    parts = [unit_norm(video), unit_norm(audio), unit_norm(text)]
+    return unit_norm(np.concatenate(parts, axis=1))

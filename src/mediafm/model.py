@@ -1,0 +1,221 @@
+"""MediaFM: a BERT-like encoder over a title's sequence of fused shot vectors (MEDIAFM.md §2).
+
+Token layout, per sequence of L shots::
+
+    [CLS] [GLOBAL] shot_0 ... shot_{L-1} [PAD] ...      (S = L + 2 positions)
+
+[GLOBAL] is the title-level metadata embedding projected to the hidden size, so every shot
+attends to title context. Masked shots have their projected input replaced by a learnable
+[MASK] embedding. The output projection maps hidden states back to the fused dimension to
+predict the original shot vectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_SPECIAL = 2  # [CLS], [GLOBAL]
+
+
+@dataclass(frozen=True)
+class MediaFMConfig:
+    fused_dim: int = 2304  # video 768 + audio 768 + text 768 in the original
+    title_dim: int = 768  # title metadata embedding; 0 = no metadata (learned [GLOBAL] only)
+    hidden: int = 768
+    layers: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    max_shots: int = 512
+    mask_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        for name in ("fused_dim", "hidden", "layers", "heads", "max_shots"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MediaFMConfig:
+        """Strict: an unknown key is an error, not silently ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown MediaFMConfig key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def sinusoids(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) sine/cosine position table of "Attention is all you need".
+
+    Used to initialise the learned positional embeddings: relative offsets are then linear
+    functions of the embeddings from step 0, so attention to "the shot two back" is learnable
+    from a small catalog; random initial positions had to learn each of 514 slots separately
+    and trained several times slower on our CPU-sized runs.
+    """
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return table
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block (ours: pre-norm trains more stably than BERT's post-norm)."""
+
+    def __init__(self, cfg: MediaFMConfig):
+        super().__init__()
+        self.heads, self.dropout = cfg.heads, cfg.dropout
+        self.norm1 = nn.LayerNorm(cfg.hidden)
+        self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
+        self.proj = nn.Linear(cfg.hidden, cfg.hidden)
+        self.norm2 = nn.LayerNorm(cfg.hidden)
+        inner = int(cfg.hidden * cfg.mlp_ratio)
+        self.fc1 = nn.Linear(cfg.hidden, inner)
+        self.fc2 = nn.Linear(inner, cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, S, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(B, S, 3, self.heads, D // self.heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, S, Dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, S, D)))
+        return x + self.drop(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
+
+
+class MediaFM(nn.Module):
+    def __init__(self, cfg: MediaFMConfig):
+        super().__init__()
+        self.config = cfg
+        self.input_proj = nn.Linear(cfg.fused_dim, cfg.hidden)
+        self.title_proj = nn.Linear(cfg.title_dim, cfg.hidden) if cfg.title_dim else None
+        self.cls_emb = nn.Parameter(torch.zeros(cfg.hidden))
+        self.global_emb = nn.Parameter(torch.zeros(cfg.hidden))  # [GLOBAL] bias
+        self.mask_emb = nn.Parameter(torch.zeros(cfg.hidden))
+        self.pos_emb = nn.Parameter(torch.zeros(cfg.max_shots + N_SPECIAL, cfg.hidden))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(cfg.hidden)
+        self.output_proj = nn.Linear(cfg.hidden, cfg.fused_dim)
+        self.apply(self._init)
+        for p in (self.cls_emb, self.global_emb, self.mask_emb):
+            nn.init.normal_(p, std=0.02)
+        with torch.no_grad():  # learned, but starting from sinusoids (ours): see sinusoids()
+            self.pos_emb.copy_(0.02 * sinusoids(cfg.max_shots + N_SPECIAL, cfg.hidden))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, shots: torch.Tensor, lengths: torch.Tensor,
+                title: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contextualise a batch of shot sequences.
+
+        shots: (B, L, fused_dim); lengths: (B,) real shots per row (rest is padding);
+        title: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK].
+        Returns (hidden (B, L, hidden) after the final norm, prediction (B, L, fused_dim)).
+        """
+        cfg = self.config
+        B, L, _ = shots.shape
+        if cfg.max_shots < L:
+            raise ValueError(f"sequence of {L} shots exceeds max_shots={cfg.max_shots}")
+        x = self.input_proj(shots)  # (B, L, H)
+        if mask is not None:
+            x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+        glob = self.global_emb.expand(B, -1)
+        if self.title_proj is not None and title is not None:
+            glob = glob + self.title_proj(title)
+        x = torch.cat([self.cls_emb.expand(B, 1, -1), glob[:, None], x], dim=1)  # (B, S, H)
+        x = self.drop(x + self.pos_emb[: L + N_SPECIAL])
+        attn_mask = None
+        if bool((lengths < L).any()):
+            keep = torch.arange(L + N_SPECIAL, device=shots.device) < (lengths + N_SPECIAL)[:, None]
+            attn_mask = keep[:, None, None, :]  # (B, 1, 1, S): True = attend to this key
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        h = self.norm(x)[:, N_SPECIAL:]  # (B, L, H)
+        return h, self.output_proj(h)
+
+    # ------------------------------------------------------------------ save / load
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """config.json + model.safetensors, written to a temp dir then moved into place."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+        else:
+            os.replace(tmp, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike,
+                        map_location: str | torch.device = "cpu") -> MediaFM:
+        """Load strictly from a model dir, or from a training run dir (its ``model/``)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / "config.json").is_file() and (directory / "model").is_dir():
+            directory = directory / "model"
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"{directory}: no config.json (not a MediaFM model or run)")
+        cfg = MediaFMConfig.from_dict(json.loads((directory / "config.json").read_text()))
+        model = cls(cfg)
+        state = load_file(directory / "model.safetensors", device=str(map_location))
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+
+# ---------------------------------------------------------------------- named configs
+
+
+def load_toml(name_or_path: str) -> dict:
+    """A named config shipped with the package (``tiny``, ``base``) or a TOML file path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found")
+        return tomllib.loads(path.read_text())
+    ref = resources.files("mediafm") / "configs" / f"{name_or_path}.toml"
+    if not ref.is_file():
+        names = sorted(p.name[:-5] for p in (resources.files("mediafm") / "configs").iterdir()
+                       if p.name.endswith(".toml"))
+        raise ValueError(f"unknown config {name_or_path!r}: use one of {names} or a .toml path")
+    return tomllib.loads(ref.read_text())
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

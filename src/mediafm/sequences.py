@@ -1,0 +1,168 @@
+"""Titles -> windows of <= max_shots consecutive shots -> padded batches; shot masking.
+
+Training reads the store through a *plan*: for each epoch, a list of (title, start, length)
+windows computed from the title table alone (no vectors read) with a seeded RNG. Batch ``i`` of
+the run is a pure function of (seed, i), which is what makes ``--resume`` exact. The plan keeps
+locality: parts are visited in shuffled chunks of ``parts_in_memory`` and windows are shuffled
+within a chunk, so the loader holds at most that many parts' fused columns in memory however
+large the corpus is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mediafm.store import ShotStore, fixed_list_to_numpy
+
+
+def window_starts(n: int, max_shots: int, stride: int) -> list[int]:
+    """Starts of windows of ``max_shots`` covering ``n`` shots, ``stride`` apart (last flush)."""
+    if n <= max_shots:
+        return [0]
+    starts = list(range(0, n - max_shots, stride))
+    return [*starts, n - max_shots]
+
+
+def random_windows(n: int, max_shots: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Training windows of one title: the whole title, or ceil(n / max) random windows."""
+    if n <= max_shots:
+        return [(0, n)]
+    k = math.ceil(n / max_shots)
+    return [(int(s), max_shots) for s in rng.integers(0, n - max_shots + 1, size=k)]
+
+
+def split_titles(title_ids: list[str], val_fraction: float, max_val: int | None = None
+                 ) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split by a hash of the title id (stable across stores)."""
+    h = np.array([int(hashlib.md5(t.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+                  for t in title_ids])
+    order = np.argsort(h, kind="stable")
+    n_val = round(len(title_ids) * val_fraction) if val_fraction > 0 else 0
+    if val_fraction > 0 and len(title_ids) > 1:
+        n_val = min(max(n_val, 1), len(title_ids) - 1)
+    if max_val is not None:
+        n_val = min(n_val, max_val)
+    val = sorted(order[:n_val].tolist())
+    train = sorted(order[n_val:].tolist())
+    return train, val
+
+
+def epoch_plan(titles: pd.DataFrame, rows: list[int], max_shots: int, seed: int, epoch: int,
+               parts_in_memory: int, batch_size: int = 1) -> np.ndarray:
+    """(N, 3) int64 array of (title row, start, length) windows for one epoch.
+
+    Within a chunk of parts, windows are shuffled, then sorted by length inside groups of 16
+    batches and cut into batches in shuffled order: batches hold similar lengths (little
+    padding) while staying random.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    sub = titles.iloc[rows][["part", "n_shots"]].assign(row=rows)
+    parts = np.array(sub["part"].unique(), dtype=object)
+    rng.shuffle(parts)
+    out: list[tuple[int, int, int]] = []
+    for c in range(0, len(parts), parts_in_memory):
+        chunk_titles = sub[sub["part"].isin(parts[c:c + parts_in_memory])]
+        chunk = [(row, s, ln) for row, n in zip(chunk_titles["row"], chunk_titles["n_shots"],
+                                                strict=True)
+                 for s, ln in random_windows(int(n), max_shots, rng)]
+        rng.shuffle(chunk)
+        group = 16 * batch_size
+        for g in range(0, len(chunk), group):
+            ordered = sorted(chunk[g:g + group], key=lambda w: w[2])
+            batches = [ordered[b:b + batch_size] for b in range(0, len(ordered), batch_size)]
+            for b in rng.permutation(len(batches)):
+                out += batches[b]
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+def sample_mask(lengths: torch.Tensor, max_len: int, ratio: float,
+                generator: torch.Generator) -> torch.Tensor:
+    """(B, L) bool: exactly max(1, round(ratio * length)) random real shots per row."""
+    B = lengths.shape[0]
+    scores = torch.rand(B, max_len, generator=generator)
+    pad = torch.arange(max_len)[None] >= lengths[:, None]
+    scores = scores.masked_fill(pad, 2.0)  # padding sorts last, never masked
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    k = torch.clamp((lengths.float() * ratio).round().long(), min=1)
+    return ranks < k[:, None]
+
+
+def collate(seqs: list[np.ndarray], titles: np.ndarray) -> dict[str, torch.Tensor]:
+    """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title (B, Dt)."""
+    lengths = [len(s) for s in seqs]
+    shots = np.zeros((len(seqs), max(lengths), seqs[0].shape[1]), dtype=np.float32)
+    for i, s in enumerate(seqs):
+        shots[i, : len(s)] = s
+    return {"shots": torch.from_numpy(shots), "lengths": torch.tensor(lengths),
+            "title": torch.from_numpy(np.ascontiguousarray(titles, dtype=np.float32))}
+
+
+class PartCache:
+    """The fused column of the most recently used parts (LRU, ``size`` parts at most)."""
+
+    def __init__(self, store: ShotStore, size: int, column: str = "fused"):
+        self.store, self.size, self.column = store, size, column
+        self.parts: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, part: str) -> np.ndarray:
+        if part in self.parts:
+            self.parts.move_to_end(part)
+        else:
+            self.parts[part] = fixed_list_to_numpy(self.store.read_part(part, [self.column])[
+                self.column])
+            while len(self.parts) > self.size:
+                self.parts.popitem(last=False)
+        return self.parts[part]
+
+
+class WindowLoader:
+    """Batches of training windows; batch ``step`` is a pure function of (seed, step)."""
+
+    def __init__(self, store: ShotStore, rows: list[int], max_shots: int, batch_size: int,
+                 seed: int, parts_in_memory: int = 4):
+        if not rows:
+            raise ValueError("no training titles")
+        self.store, self.rows, self.max_shots = store, rows, max_shots
+        self.batch_size, self.seed, self.parts_in_memory = batch_size, seed, parts_in_memory
+        self.titles = store.titles
+        self.title_emb = store.title_embeddings()
+        n_windows = sum(1 if n <= max_shots else math.ceil(n / max_shots)
+                        for n in self.titles["n_shots"].iloc[rows])
+        self.steps_per_epoch = max(1, n_windows // batch_size)
+        self.cache = PartCache(store, parts_in_memory + 1)
+        self._plan: tuple[int, np.ndarray] | None = None
+
+    def plan(self, epoch: int) -> np.ndarray:
+        if self._plan is None or self._plan[0] != epoch:
+            self._plan = (epoch, epoch_plan(self.titles, self.rows, self.max_shots, self.seed,
+                                            epoch, self.parts_in_memory, self.batch_size))
+        return self._plan[1]
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        entries = self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+        seqs = []
+        for row, start, length in entries:
+            t = self.titles.iloc[row]
+            part = self.cache.get(t.part)
+            first = int(t.row_offset) + int(start)
+            seqs.append(part[first: first + int(length)])
+        return collate(seqs, self.title_emb[entries[:, 0]])
+
+    def iterate(self, start: int, stop: int, prefetch: int = 2):
+        """Yield batches start..stop-1, reading ahead on a background thread."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = [pool.submit(self.batch, s) for s in range(start, min(start + prefetch,
+                                                                              stop))]
+            for s in range(start, stop):
+                batch = pending.pop(0).result()
+                if s + prefetch < stop:
+                    pending.append(pool.submit(self.batch, s + prefetch))
+                yield batch

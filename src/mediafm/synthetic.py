@@ -1,0 +1,136 @@
+"""A built-in synthetic catalog with narrative structure, for the demo and the tests.
+
+Generative story (all ours; chosen so that context is genuinely informative):
+
+- A title has 1-3 of 11 genres; its latent vector mixes its genres' vectors. Its metadata
+  embedding (the [GLOBAL] input) is a noisy linear view of that vector.
+- A title is a sequence of scenes (geometric lengths, mean ~9 shots). A scene has a tone, drawn
+  with genre-dependent odds, and a latent vector mixing title, tone and scene-specific content.
+- Inside a scene the camera cuts between 2-3 set-ups (shot / reverse shot): consecutive shots
+  usually differ in set-up, so shot i resembles shot i-2 more than its direct neighbours. A
+  model that reads context beats "average the two neighbours".
+- The action moves on: a slow random walk shared by the scene's shots, so a shot is best
+  predicted from the nearby shots of its own set-up, on both sides.
+- Modalities see the shot latent with different strength: video strongly (per shot), audio
+  moderately (mostly scene-level ambience), text weakly and only for ~60% of shots (dialogue
+  scenes talk more). Shots without text get text = null, as real silent shots do.
+- About ``long_fraction`` of titles are longer than 512 shots (feature-length films).
+
+``make_catalog`` returns the SHOTS and TITLES tables of ``mediafm import`` plus a LATENT table
+(scene, tone, set-up per shot) that the probe suite uses for labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GENRES = ("action", "comedy", "drama", "horror", "romance", "thriller", "documentary",
+          "animation", "sci-fi", "crime", "family")
+TONES = ("tense", "humorous", "romantic", "creepy", "scary", "heartwarming", "sad", "exciting",
+         "calm", "suspenseful", "dark", "uplifting")
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    n_titles: int = 100
+    mean_shots: int = 180
+    long_fraction: float = 0.08
+    video_dim: int = 128
+    audio_dim: int = 64
+    text_dim: int = 64
+    metadata_dim: int = 64
+    latent_dim: int = 32
+    text_fraction: float = 0.6
+    seed: int = 0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                             pd.DataFrame]:
+    """(shots, titles, latent) DataFrames; shots in import schema, in title order."""
+    rng = np.random.default_rng(spec.seed)
+    k = spec.latent_dim
+    genre_vec = _unit(rng.normal(size=(len(GENRES), k)))
+    tone_vec = _unit(rng.normal(size=(len(TONES), k)))
+    tone_odds = rng.dirichlet(np.full(len(TONES), 0.3), size=len(GENRES))  # genre -> tone
+    W = {m: rng.normal(size=(k, d)) / np.sqrt(k) for m, d in
+         (("video", spec.video_dim), ("audio", spec.audio_dim), ("text", spec.text_dim),
+          ("metadata", spec.metadata_dim))}
+
+    shots, titles, latent = [], [], []
+    for t in range(spec.n_titles):
+        title_id = f"title-{t:05d}"
+        genres = sorted(rng.choice(len(GENRES), size=rng.integers(1, 4), replace=False))
+        tvec = _unit(genre_vec[genres].sum(0) + 0.5 * rng.normal(size=k))
+        if rng.random() < spec.long_fraction:
+            n = int(rng.integers(600, 900))
+        else:
+            n = int(np.clip(rng.lognormal(np.log(spec.mean_shots), 0.4), 40, 480))
+        titles.append({
+            "title_id": title_id,
+            "metadata": (tvec @ W["metadata"] + 0.1 * rng.normal(size=spec.metadata_dim)
+                         ).astype(np.float32),
+            "synopsis": f"A {' / '.join(GENRES[g] for g in genres)} story.",
+            "tags": [GENRES[g] for g in genres],
+            "genres": [GENRES[g] for g in genres],
+        })
+        i, scene, t_s = 0, 0, 0.0
+        while i < n:
+            length = min(n - i, int(rng.geometric(1 / 9)) + 1)
+            tone = int(rng.choice(len(TONES), p=tone_odds[rng.choice(genres)]))
+            zvec = _unit(0.6 * tvec + 0.8 * tone_vec[tone] + 0.8 * _unit(rng.normal(size=k)))
+            setups = 0.7 * _unit(rng.normal(size=(int(rng.integers(2, 4)), k)))
+            talk = rng.random() < 0.7
+            setup = 0
+            drift = np.zeros(k)
+            for j in range(length):
+                if j and rng.random() < 0.85:  # cut to another set-up
+                    setup = (setup + int(rng.integers(1, len(setups)))) % len(setups)
+                drift += 0.25 * rng.normal(size=k) / np.sqrt(k)  # the action moves on
+                u = zvec + setups[setup] + drift + 0.15 * rng.normal(size=k) / np.sqrt(k)
+                dur = float(rng.gamma(2.0, 1.5)) + 0.3
+                video = u @ W["video"] + 0.1 * rng.normal(size=spec.video_dim)
+                audio = (0.8 * zvec + 0.2 * u) @ W["audio"] + 0.15 * rng.normal(
+                    size=spec.audio_dim)
+                has_text = rng.random() < (spec.text_fraction + 0.2 if talk else 0.2)
+                text = ((u + 0.5 * setups[setup]) @ W["text"]
+                        + 0.3 * rng.normal(size=spec.text_dim)) if has_text else None
+                shots.append({
+                    "title_id": title_id, "shot_index": i, "start_s": t_s,
+                    "end_s": t_s + dur, "video": video.astype(np.float32),
+                    "audio": audio.astype(np.float32),
+                    "text": None if text is None else text.astype(np.float32)})
+                latent.append({"title_id": title_id, "shot_index": i, "scene": scene,
+                               "tone": TONES[tone], "setup": setup,
+                               "position": i / max(n - 1, 1)})
+                t_s += dur
+                i += 1
+            scene += 1
+    return pd.DataFrame(shots), pd.DataFrame(titles), pd.DataFrame(latent)
+
+
+def write_catalog(out: str | Path, spec: CatalogSpec = CatalogSpec()) -> dict[str, Path]:
+    """Write shots.parquet, titles.parquet and latent.parquet under ``out``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shots, titles, latent = make_catalog(spec)
+    paths = {name: out / f"{name}.parquet" for name in ("shots", "titles", "latent")}
+    vec = pa.list_(pa.float32())
+    shot_schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
+                             ("start_s", pa.float64()), ("end_s", pa.float64()),
+                             ("video", vec), ("audio", vec), ("text", vec)])
+    pq.write_table(pa.Table.from_pandas(shots, schema=shot_schema, preserve_index=False),
+                   paths["shots"])
+    pq.write_table(pa.Table.from_pandas(titles, preserve_index=False), paths["titles"])
+    pq.write_table(pa.Table.from_pandas(latent, preserve_index=False), paths["latent"])
+    return paths

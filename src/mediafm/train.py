@@ -1,0 +1,300 @@
+"""Masked-shot-modeling pretraining: the loop, validation, logging, checkpoints, resume.
+
+A run directory holds::
+
+    run.json            model config, train config, store path (what was asked for)
+    model/              the latest weights (MediaFM.save_pretrained: config.json + safetensors)
+    checkpoint.pt       model + optimiser + scheduler state + RNG, for --resume (atomic replace)
+    metrics.jsonl       one record per log / eval step; metrics.csv, the same as a table
+    tb/                 TensorBoard events
+
+Batch ``i`` and its mask are pure functions of (seed, i) and the checkpoint carries the dropout
+RNG, so a resumed run reproduces the uninterrupted one exactly (on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mediafm.model import MediaFM, MediaFMConfig, count_parameters, load_toml
+from mediafm.objective import MSMMetrics, masked_cosine_loss, neighbour_mean, window_mean
+from mediafm.optim import build_optimizers, lr_lambda
+from mediafm.sequences import WindowLoader, collate, sample_mask, split_titles, window_starts
+from mediafm.store import ShotStore
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16  # windows (titles) per step
+    lr: float = 1e-3  # AdamW
+    muon_lr: float = 0.02  # Muon (Keller's default scale)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    val_fraction: float = 0.1  # held-out titles
+    max_val_titles: int = 64
+    eval_every: int = 200
+    ckpt_every: int = 500
+    log_every: int = 10
+    parts_in_memory: int = 4
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def _parse_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_run_config(config: str = "tiny", overrides: list[str] | None = None
+                    ) -> tuple[dict, TrainConfig]:
+    """(model config dict, TrainConfig) from a named config or TOML plus ``key=value`` overrides.
+
+    Keys may be ``model.hidden`` / ``train.lr`` or bare names; unknown sections and keys are
+    errors. fused_dim / title_dim are left to the store unless set explicitly.
+    """
+    raw = load_toml(config)
+    unknown = sorted(set(raw) - {"model", "train"})
+    if unknown:
+        raise ValueError(f"config {config}: unknown section(s) {unknown}; use [model], [train]")
+    model, train = dict(raw.get("model", {})), dict(raw.get("train", {}))
+    model_keys = {f.name for f in dataclasses.fields(MediaFMConfig)}
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        section, _, name = key.rpartition(".")
+        if section not in ("", "model", "train"):
+            raise ValueError(f"--set {item!r}: unknown section {section!r}")
+        if section == "model" or (not section and name in model_keys):
+            target = model
+        elif section == "train" or (not section and name in train_keys):
+            target = train
+        else:
+            raise ValueError(f"--set {item!r}: unknown key {name!r}")
+        target[name] = _parse_value(value)
+    MediaFMConfig.from_dict({k: v for k, v in model.items()})  # validate keys early
+    return model, TrainConfig.from_dict(train)
+
+
+def _model_config(store: ShotStore, model: dict) -> MediaFMConfig:
+    for key, dim in (("fused_dim", store.dims["fused"]), ("title_dim", store.dims["metadata"])):
+        if key in model and model[key] != dim:
+            raise ValueError(f"config {key}={model[key]} but the store {store.path} has {dim}")
+    return MediaFMConfig.from_dict({**model, "fused_dim": store.dims["fused"],
+                                    "title_dim": store.dims["metadata"]})
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def validation_batches(store: ShotStore, rows: list[int], max_shots: int, batch_size: int,
+                       seed: int, mask_ratio: float = 0.2):
+    """Deterministic windows of the held-out titles, with fixed masks (same every eval)."""
+    title_emb = store.title_embeddings()
+    gen = torch.Generator().manual_seed(seed + 1_000_003)
+    windows = []
+    for row in rows:
+        t = store.titles.iloc[row]
+        fused = store.title_vectors(t.title_id)
+        for s in window_starts(len(fused), max_shots, max_shots):
+            windows.append((fused[s:s + max_shots], title_emb[row]))
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i:i + batch_size]
+        batch = collate([w[0] for w in chunk], np.stack([w[1] for w in chunk]))
+        batch["mask"] = sample_mask(batch["lengths"], batch["shots"].shape[1], mask_ratio, gen)
+        yield batch
+
+
+@torch.no_grad()
+def evaluate(model: MediaFM, batches: list[dict], device: torch.device) -> dict[str, float]:
+    """Masked-shot loss and retrieval of the model and of the two baselines."""
+    model.eval()
+    metrics = {"model": MSMMetrics(), "neighbour_mean": MSMMetrics(),
+               "window_mean": MSMMetrics()}
+    for b in batches:
+        _, pred = model(b["shots"].to(device), b["lengths"].to(device), b["title"].to(device),
+                        b["mask"].to(device))
+        args = (b["shots"], b["lengths"], b["mask"])
+        metrics["model"].update(pred.float().cpu(), *args)
+        metrics["neighbour_mean"].update(neighbour_mean(*args), *args)
+        metrics["window_mean"].update(window_mean(*args), *args)
+    model.train()
+    return {f"{name}/{k}": v for name, m in metrics.items() for k, v in m.result().items()}
+
+
+# ------------------------------------------------------------------------- logging
+
+
+class MetricLog:
+    """metrics.jsonl (+ metrics.csv) and TensorBoard; on resume, later records are dropped."""
+
+    def __init__(self, run: Path, start_step: int):
+        self.path = run / "metrics.jsonl"
+        if self.path.exists():
+            keep = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line)["step"] <= start_step]
+            self.path.write_text("".join(f"{line}\n" for line in keep))
+        self.file = self.path.open("a")
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run / "tb"), purge_step=start_step + 1)
+        except ImportError:  # tensorboard is a dependency, but a broken install must not stop us
+            pass
+
+    def write(self, step: int, split: str, values: dict[str, float]) -> None:
+        self.file.write(json.dumps({"step": step, "split": split, **values}) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+        import pandas as pd
+
+        records = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        if records:
+            pd.DataFrame.from_records(records).to_csv(self.path.with_suffix(".csv"), index=False)
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(run: Path, step: int, model: MediaFM, optimizers, schedulers) -> None:
+    state = {"step": step, "model": model.state_dict(),
+             "optimizers": [o.state_dict() for o in optimizers],
+             "schedulers": [s.state_dict() for s in schedulers],
+             "rng": torch.get_rng_state()}
+    tmp = run / f".checkpoint.pt.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, run / "checkpoint.pt")
+    model.save_pretrained(run / "model")
+
+
+def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> int:
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"], strict=True)
+    for o, s in zip(optimizers, state["optimizers"], strict=True):
+        o.load_state_dict(s)
+    for sch, s in zip(schedulers, state["schedulers"], strict=True):
+        sch.load_state_dict(s)
+    torch.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+# ------------------------------------------------------------------------- the loop
+
+
+def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict | None = None,
+          train_config: TrainConfig | None = None, *, resume: bool = False,
+          stop_after: int | None = None, device: str | None = None,
+          progress: bool = True) -> dict:
+    """Pretrain MediaFM on ``store``; write the run to ``out``; return the last eval metrics.
+
+    ``stop_after``: end this invocation after that many steps (the schedule stays that of the
+    full run), e.g. for time-sliced jobs; ``resume=True`` continues from ``out/checkpoint.pt``.
+    """
+    from tqdm.auto import tqdm
+
+    tc = train_config or TrainConfig()
+    run = Path(out)
+    shot_store = ShotStore(store)
+    cfg = _model_config(shot_store, model_config or {})
+    dev = torch.device(device) if device else default_device()
+    if (run / "checkpoint.pt").exists() and not resume:
+        raise FileExistsError(f"{run} already holds a run; pass --resume or choose another --out")
+    if resume and not (run / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{run}: nothing to resume (no checkpoint.pt)")
+    run.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(tc.seed)
+    model = MediaFM(cfg).to(dev)
+    optimizers = build_optimizers(model, tc.lr, tc.muon_lr, tc.weight_decay)
+    schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+    step = _load_checkpoint(run, model, optimizers, schedulers) if resume else 0
+    (run / "run.json").write_text(json.dumps(
+        {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
+         "parameters": count_parameters(model)}, indent=2))
+
+    train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]), tc.val_fraction,
+                                        tc.max_val_titles)
+    loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
+                          tc.parts_in_memory)
+    val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots, tc.batch_size,
+                                          tc.seed, cfg.mask_ratio))
+    log = MetricLog(run, step)
+    end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
+    last_eval: dict[str, float] = {}
+    model.train()
+    bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step", disable=not progress)
+    t0, shots_seen = time.perf_counter(), 0
+    try:
+        for batch in loader.iterate(step, end):
+            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+            mask = sample_mask(batch["lengths"], batch["shots"].shape[1], cfg.mask_ratio, gen)
+            shots = batch["shots"].to(dev, non_blocking=True)
+            _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev),
+                            mask.to(dev))
+            loss = masked_cosine_loss(pred, shots, mask.to(dev))
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            for o in optimizers:
+                o.step()
+                o.zero_grad(set_to_none=True)
+            for s in schedulers:
+                s.step()
+            step += 1
+            shots_seen += int(batch["lengths"].sum())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % tc.log_every == 0 or step == end:
+                elapsed = time.perf_counter() - t0
+                log.write(step, "train", {"loss": loss.item(), "grad_norm": float(grad_norm),
+                                          "lr": schedulers[-1].get_last_lr()[0],
+                                          "shots_per_s": shots_seen / max(elapsed, 1e-9)})
+            if val_batches and (step % tc.eval_every == 0 or step == tc.steps):
+                last_eval = evaluate(model, val_batches, dev)
+                log.write(step, "val", last_eval)
+                bar.write(f"step {step}: val loss {last_eval['model/loss']:.4f} "
+                          f"top1 {last_eval['model/top1']:.3f} (neighbour mean "
+                          f"{last_eval['neighbour_mean/top1']:.3f})")
+            if step % tc.ckpt_every == 0 or step == end:
+                _save_checkpoint(run, step, model, optimizers, schedulers)
+    finally:
+        bar.close()
+        log.close()
+    return last_eval

@@ -1,0 +1,85 @@
+"""End to end through the command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+
+def mediafm(*args, cwd, check=True):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mediafm {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def test_help_lists_every_stage(tmp_path):
+    out = mediafm("--help", cwd=tmp_path).stdout
+    for cmd in ("import", "info", "synth", "train", "embed", "demo"):
+        assert cmd in out
+
+
+@pytest.mark.slow
+def test_synth_import_train_embed(tmp_path):
+    mediafm("synth", "--out", "cat", "--titles", "10", cwd=tmp_path)
+    mediafm("import", "--shots", "cat/shots.parquet", "--titles", "cat/titles.parquet",
+            "--out", "store", cwd=tmp_path)
+    info = json.loads(mediafm("info", "store", cwd=tmp_path).stdout)
+    assert info["n_titles"] == 10 and info["dims"]["fused"] == 256
+    mediafm("train", "--store", "store", "--out", "run", "--set", "train.steps=6",
+            "--set", "eval_every=3", "--set", "hidden=32", "--set", "heads=2",
+            "--set", "layers=1", "--stop-after", "4", cwd=tmp_path)
+    mediafm("train", "--store", "store", "--out", "run", "--set", "train.steps=6",
+            "--set", "eval_every=3", "--set", "hidden=32", "--set", "heads=2",
+            "--set", "layers=1", "--resume", cwd=tmp_path)
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 6
+    mediafm("embed", "--model", "run", "--store", "store", "--out", "shots.parquet",
+            cwd=tmp_path)
+    emb = pq.read_table(tmp_path / "shots.parquet")
+    assert emb.num_rows == info["n_shots"] and emb.column_names == [
+        "title_id", "shot_index", "embedding"]
+    pd.DataFrame({"clip_id": [1, 2], "title_id": ["title-00000", "title-00001"],
+                  "first_shot": [0, 5], "last_shot": [4, 9]}).to_parquet(tmp_path / "c.pq")
+    for mode in ("in-context", "clip-only"):
+        mediafm("embed", "--model", "run", "--store", "store", "--clips", "c.pq", "--mode",
+                mode, "--out", f"clips-{mode}.parquet", cwd=tmp_path)
+    a = pd.read_parquet(tmp_path / "clips-in-context.parquet")
+    b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
+    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 32
+    assert not np.allclose(a.embedding[0], b.embedding[0])
+
+
+def test_bad_input_exit_code_and_message(tmp_path):
+    pd.DataFrame({"title_id": ["a"], "shot_index": [0]}).to_parquet(tmp_path / "s.pq")
+    proc = mediafm("import", "--shots", "s.pq", "--out", "store", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "s.pq: missing required column(s) ['start_s', 'end_s']" in proc.stderr
+    assert not (tmp_path / "store").exists()
+    proc = mediafm("train", "--store", "nowhere", "--out", "r", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "not a mediafm store" in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    mediafm("demo", "--out", "demo", "--titles", "30", "--set", "steps=60",
+            "--set", "eval_every=30", cwd=tmp_path)
+    demo = tmp_path / "demo"
+    report = (demo / "REPORT.md").read_text()
+    assert "| MediaFM (tiny) |" in report and "neighbour mean" in report
+    assert (demo / "training_curve.png").stat().st_size > 10_000
+    summary = json.loads((demo / "report.json").read_text())
+    assert summary["store"]["n_titles"] == 30
+    assert 0 <= summary["val"]["model/top5"] <= 1
+    assert pq.read_metadata(demo / "shot_embeddings.parquet").num_rows == summary["store"][
+        "n_shots"]

@@ -1,0 +1,106 @@
+"""Contextual shot and clip embeddings: windows, the most-central rule, clip modes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from mediafm.embed import embed_clips, embed_sequences, embed_store
+from mediafm.model import MediaFM, MediaFMConfig
+from mediafm.store import StoreError
+
+
+@pytest.fixture(scope="module")
+def model(store):
+    torch.manual_seed(0)
+    cfg = MediaFMConfig(fused_dim=store.dims["fused"], title_dim=store.dims["metadata"],
+                        hidden=32, layers=2, heads=4, dropout=0.1, max_shots=16)
+    return MediaFM(cfg).eval()
+
+
+def direct(model, seq, title):
+    with torch.no_grad():
+        h, _ = model(torch.tensor(seq)[None], torch.tensor([len(seq)]),
+                     torch.from_numpy(title)[None].float())
+    return h[0].numpy()
+
+
+def test_long_sequence_uses_most_central_window(model):
+    rng = np.random.default_rng(0)
+    seq = rng.normal(size=(40, model.config.fused_dim)).astype(np.float32)
+    title = rng.normal(size=model.config.title_dim).astype(np.float32)
+    (got,) = embed_sequences(model, [seq], title[None], batch_size=3)
+    assert got.shape == (40, 32)
+    starts = [0, 8, 16, 24]  # width 16, stride 8, last window flush with the end
+    outs = {s: direct(model, seq[s:s + 16], title) for s in starts}
+    for p in range(40):
+        best = min((s for s in starts if s <= p < s + 16), key=lambda s: abs(p - (s + 7.5)))
+        np.testing.assert_allclose(got[p], outs[best][p - best], atol=1e-5)
+
+
+def test_batched_equals_one_by_one(model):
+    rng = np.random.default_rng(1)
+    seqs = [rng.normal(size=(n, model.config.fused_dim)).astype(np.float32)
+            for n in (3, 16, 9, 30)]
+    titles = rng.normal(size=(4, model.config.title_dim)).astype(np.float32)
+    together = embed_sequences(model, seqs, titles, batch_size=4)
+    for s, t, e in zip(seqs, titles, together, strict=True):
+        np.testing.assert_allclose(e, embed_sequences(model, [s], t[None])[0], atol=1e-5)
+
+
+def test_embed_store_writes_every_shot(model, store, tmp_path):
+    out = embed_store(model, store, tmp_path / "shots.parquet", progress=False)
+    table = pq.read_table(out)
+    assert table.num_rows == store.info.n_shots
+    frame = table.to_pandas()
+    t = store.titles.iloc[0]
+    rows = frame[frame.title_id == t.title_id].sort_values("shot_index")
+    assert rows.shot_index.tolist() == list(range(t.n_shots))
+    emb = np.stack(rows.embedding.to_list())
+    want = embed_sequences(model, [store.title_vectors(t.title_id)],
+                           store.title_embeddings()[[0]])[0]
+    np.testing.assert_allclose(emb, want, atol=1e-5)
+    out2 = embed_store(model, store, tmp_path / "o.parquet", output="output", progress=False)
+    assert pq.read_schema(out2).field("embedding").type.list_size == store.dims["fused"]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_clip_modes(model, store):
+    t = store.titles.iloc[1]
+    clips = pd.DataFrame({"clip_id": ["a", "b"], "title_id": [t.title_id] * 2,
+                          "first_shot": [2, 10], "last_shot": [6, 10]})
+    fused = store.title_vectors(t.title_id)
+    title = store.title_embeddings()[1]
+    ctx = embed_clips(model, store, clips, "in-context", progress=False)
+    only = embed_clips(model, store, clips, "clip-only", progress=False)
+    full = embed_sequences(model, [fused], title[None])[0]
+    np.testing.assert_allclose(ctx.embedding[0], full[2:7].mean(0), atol=1e-5)
+    np.testing.assert_allclose(only.embedding[0], direct(model, fused[2:7], title).mean(0),
+                               atol=1e-5)
+    assert not np.allclose(ctx.embedding[0], only.embedding[0], atol=1e-3)  # context matters
+    assert ctx.clip_id.tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"title_id": "nope"}, "title 'nope' is not in the store"),
+    ({"last_shot": 10_000}, "outside title"),
+    ({"first_shot": 5, "last_shot": 4}, "first > last"),
+])
+def test_bad_clips(model, store, change, match):
+    row = {"clip_id": "c1", "title_id": store.titles.title_id[0], "first_shot": 0,
+           "last_shot": 3, **change}
+    with pytest.raises(StoreError, match=match):
+        embed_clips(model, store, pd.DataFrame([row]), progress=False)
+
+
+def test_duplicate_and_missing_clip_columns(model, store):
+    t = store.titles.title_id[0]
+    dup = pd.DataFrame({"clip_id": ["x", "x"], "title_id": [t, t], "first_shot": [0, 1],
+                        "last_shot": [1, 2]})
+    with pytest.raises(StoreError, match="clip_id 'x' appears twice"):
+        embed_clips(model, store, dup, progress=False)
+    with pytest.raises(StoreError, match="missing column"):
+        embed_clips(model, store, dup.drop(columns=["last_shot"]), progress=False)

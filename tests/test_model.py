@@ -1,0 +1,116 @@
+"""MediaFM: config, shapes, padding invariance, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mediafm.model import MediaFM, MediaFMConfig, load_toml
+
+CFG = MediaFMConfig(fused_dim=24, title_dim=5, hidden=32, layers=2, heads=4, dropout=0.0,
+                    max_shots=16)
+
+
+def test_config_is_frozen_and_strict():
+    with pytest.raises(dataclasses_error()):
+        CFG.hidden = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unknown MediaFMConfig key"):
+        MediaFMConfig.from_dict({"hidden": 32, "hiden": 4})
+    with pytest.raises(ValueError, match="divisible"):
+        MediaFMConfig(hidden=30, heads=4)
+    spec = MediaFMConfig()
+    assert (spec.fused_dim, spec.max_shots, spec.mask_ratio) == (2304, 512, 0.2)
+
+
+def dataclasses_error():
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+def test_named_configs_match_the_spec():
+    base = load_toml("base")["model"]
+    assert (base["layers"], base["hidden"], base["heads"], base["max_shots"]) == (12, 768, 12, 512)
+    assert load_toml("tiny")["model"]["hidden"] < 768
+    with pytest.raises(ValueError, match="unknown config"):
+        load_toml("huge")
+
+
+def test_forward_shapes_and_token_layout():
+    torch.manual_seed(0)
+    m = MediaFM(CFG).eval()
+    x = torch.randn(3, 10, 24)
+    h, pred = m(x, torch.tensor([10, 7, 3]), torch.randn(3, 5))
+    assert h.shape == (3, 10, 32) and pred.shape == (3, 10, 24)
+    assert m.pos_emb.shape == (16 + 2, 32)  # [CLS], [GLOBAL] + max_shots
+    with pytest.raises(ValueError, match="exceeds max_shots"):
+        m(torch.randn(1, 17, 24), torch.tensor([17]))
+
+
+def test_title_embedding_reaches_every_shot():
+    torch.manual_seed(0)
+    m = MediaFM(CFG).eval()
+    x = torch.randn(1, 6, 24)
+    h1, _ = m(x, torch.tensor([6]), torch.zeros(1, 5))
+    h2, _ = m(x, torch.tensor([6]), torch.ones(1, 5))
+    assert (h1 - h2).abs().amax(dim=-1).min() > 1e-4  # [GLOBAL] is attended by all shots
+
+
+def test_mask_replaces_input():
+    torch.manual_seed(0)
+    m = MediaFM(CFG).eval()
+    x, y = torch.randn(1, 6, 24), torch.randn(1, 6, 24)
+    mask = torch.zeros(1, 6, dtype=torch.bool)
+    mask[0, 2] = True
+    y[0, 2] = x[0, 2] * 0  # differs only at the masked position
+    y[0, :2], y[0, 3:] = x[0, :2], x[0, 3:]
+    lengths = torch.tensor([6])
+    a, _ = m(x, lengths, mask=mask)
+    b, _ = m(y, lengths, mask=mask)
+    torch.testing.assert_close(a, b)  # the masked shot's own input is invisible
+
+
+def test_padding_does_not_change_real_shots():
+    torch.manual_seed(0)
+    m = MediaFM(CFG).eval()
+    short = torch.randn(1, 5, 24)
+    title = torch.randn(1, 5)
+    alone, _ = m(short, torch.tensor([5]), title)
+    padded = torch.cat([short, torch.randn(1, 9, 24)], dim=1)  # garbage in the padding
+    batch = torch.cat([padded, torch.randn(1, 14, 24)])
+    out, _ = m(batch, torch.tensor([5, 14]), torch.cat([title, torch.randn(1, 5)]))
+    torch.testing.assert_close(out[0, :5], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_save_load_round_trip_exact(tmp_path):
+    torch.manual_seed(0)
+    m = MediaFM(CFG)
+    m.save_pretrained(tmp_path / "model")
+    loaded = MediaFM.from_pretrained(tmp_path / "model")
+    assert loaded.config == CFG
+    for (k, a), (_, b) in zip(m.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    m.eval()
+    x = torch.randn(2, 8, 24)
+    lengths = torch.tensor([8, 4])
+    torch.testing.assert_close(m(x, lengths)[1], loaded(x, lengths)[1], rtol=0, atol=0)
+    m.save_pretrained(tmp_path / "model")  # overwrite in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_load_is_strict(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    MediaFM(CFG).save_pretrained(tmp_path / "m")
+    state = load_file(tmp_path / "m" / "model.safetensors")
+    state.pop("mask_emb")
+    save_file(state, tmp_path / "m" / "model.safetensors")
+    with pytest.raises(RuntimeError, match="mask_emb"):
+        MediaFM.from_pretrained(tmp_path / "m")
+
+
+def test_no_title_metadata():
+    m = MediaFM(MediaFMConfig(fused_dim=8, title_dim=0, hidden=16, layers=1, heads=2,
+                              max_shots=8)).eval()
+    h, _ = m(torch.randn(2, 4, 8), torch.tensor([4, 2]), torch.zeros(2, 0))
+    assert torch.isfinite(h).all()

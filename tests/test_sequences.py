@@ -1,0 +1,68 @@
+"""Windows, plans, masking and the loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mediafm.sequences import (
+    WindowLoader,
+    epoch_plan,
+    sample_mask,
+    split_titles,
+    window_starts,
+)
+
+
+def test_window_starts_cover_every_shot():
+    assert window_starts(100, 512, 256) == [0]
+    starts = window_starts(1300, 512, 256)
+    assert starts[0] == 0 and starts[-1] == 1300 - 512
+    covered = np.zeros(1300, bool)
+    for s in starts:
+        covered[s:s + 512] = True
+    assert covered.all()
+
+
+def test_mask_is_exactly_the_ratio_of_real_shots():
+    lengths = torch.tensor([10, 50, 3, 1])
+    mask = sample_mask(lengths, 50, 0.2, torch.Generator().manual_seed(0))
+    assert mask.sum(1).tolist() == [2, 10, 1, 1]
+    pad = torch.arange(50)[None] >= lengths[:, None]
+    assert not (mask & pad).any()
+
+
+def test_split_is_deterministic_and_disjoint():
+    ids = [f"t{i}" for i in range(50)]
+    train, val = split_titles(ids, 0.1)
+    assert (train, val) == split_titles(list(ids), 0.1)
+    assert len(val) == 5 and not set(train) & set(val) and len(train) + len(val) == 50
+
+
+def test_plan_covers_all_titles_and_is_seeded(store):
+    rows = list(range(len(store.titles)))
+    a = epoch_plan(store.titles, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
+    b = epoch_plan(store.titles, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
+    c = epoch_plan(store.titles, rows, 64, seed=1, epoch=1, parts_in_memory=2, batch_size=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert set(a[:, 0]) == set(rows)
+    n = store.titles["n_shots"].to_numpy()
+    assert (a[:, 1] + a[:, 2] <= n[a[:, 0]]).all() and (a[:, 2] <= 64).all()
+
+
+def test_loader_batches_are_pure_functions_of_step(store):
+    rows = list(range(len(store.titles)))
+    loader = WindowLoader(store, rows, 64, 4, seed=0, parts_in_memory=1)
+    again = WindowLoader(store, rows, 64, 4, seed=0, parts_in_memory=1)
+    for step in (0, 3, loader.steps_per_epoch + 1):
+        a, b = loader.batch(step), again.batch(step)
+        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title"], b["title"])
+    batch = loader.batch(0)
+    assert batch["shots"].shape[0] == 4 and batch["shots"].shape[2] == store.dims["fused"]
+    assert len(loader.cache.parts) <= 2  # bounded: parts_in_memory + 1
+    # the windows hold real, contiguous shots of their title
+    entry = loader.plan(0)[0]
+    title = store.titles.iloc[entry[0]].title_id
+    want = store.title_vectors(title)[entry[1]:entry[1] + entry[2]]
+    np.testing.assert_array_equal(batch["shots"][0, :entry[2]].numpy(), want)
