@@ -260,6 +260,8 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     model.train()
     bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step", disable=not progress)
     t0, shots_seen = time.perf_counter(), 0
+    if val_batches and step == 0:  # the untrained model: the curve's starting point
+        log.write(0, "val", evaluate(model, val_batches, dev))
     try:
         for batch in loader.iterate(step, end):
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
