@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test lint bench clean
+.PHONY: install system-deps demo test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -17,10 +17,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+# Debian packages: chromium renders the HTML report in a test. Installed when missing (root or
+# sudo); CI's clean machine gets it here.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
-test: install
+test: install system-deps
 	$(PY) -m pytest -q
 
 lint: install

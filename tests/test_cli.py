@@ -58,6 +58,16 @@ def test_synth_import_train_embed(tmp_path):
     b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
     assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 32
     assert not np.allclose(a.embedding[0], b.embedding[0])
+    out = mediafm("probe", "--store", "store", "--model", "run", "--labels",
+                  "cat/labels.parquet", "--embeddings", "mine=shots.parquet", "--seeds", "1",
+                  "--folds", "3", "--out", "probe", cwd=tmp_path).stdout
+    assert "report: probe/REPORT.md" in out
+    results = pd.read_csv(tmp_path / "probe" / "results.csv")
+    assert {"video only", "fused, no context", "MediaFM in context", "mine"} <= set(
+        results.method)
+    assert set(results.task) == {"genre", "tone", "clip_worthy", "popularity", "ad_relevancy",
+                                 "boundary"}
+    assert (tmp_path / "probe" / "report.html").exists()
 
 
 def test_bad_input_exit_code_and_message(tmp_path):
@@ -77,6 +87,8 @@ def test_demo_end_to_end(tmp_path):
     demo = tmp_path / "demo"
     report = (demo / "REPORT.md").read_text()
     assert "| MediaFM (tiny) |" in report and "neighbour mean" in report
+    assert "MediaFM clip-only → MediaFM in context" in report  # the probe ablation table
+    assert (demo / "probes" / "report.html").exists()
     assert (demo / "training_curve.png").stat().st_size > 10_000
     summary = json.loads((demo / "report.json").read_text())
     assert summary["store"]["n_titles"] == 30

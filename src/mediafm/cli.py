@@ -26,11 +26,41 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
+    from mediafm.probes.catalog_labels import write_catalog_labels
     from mediafm.synthetic import CatalogSpec, write_catalog
 
     paths = write_catalog(args.out, CatalogSpec(n_titles=args.titles, seed=args.seed))
+    paths["labels"] = write_catalog_labels(paths, Path(args.out) / "labels.parquet")
     for name, path in paths.items():
         print(f"{name}: {path}")
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{flag} {item!r}: expected NAME=VALUE")
+        out[key] = value
+    return out
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from mediafm.model import MediaFM
+    from mediafm.probes import read_labels, run_probes
+
+    if not args.model and not args.embeddings:
+        raise ValueError("give --model RUN and/or --embeddings NAME=FILE.parquet")
+    labels, tasks = read_labels(args.labels, _key_values(args.task, "--task"))
+    model = MediaFM.from_pretrained(args.model) if args.model else None
+    metrics = Path(args.model) / "metrics.jsonl" if args.model else None
+    results = run_probes(args.store, labels, tasks, args.out, model=model,
+                         embeddings=_key_values(args.embeddings, "--embeddings"),
+                         seeds=tuple(range(args.seeds)), folds=args.folds,
+                         training_metrics=metrics, progress=not args.quiet,
+                         baselines=not args.no_baselines)
+    print(results.pivot(index="task", columns="method", values="mean").round(3).to_string())
+    print(f"report: {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'report.html'}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -121,6 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--device")
     s.set_defaults(func=_embed)
+
+    s = sub.add_parser("probe", help="linear probes of frozen embeddings: tasks x methods report")
+    s.add_argument("--store", required=True)
+    s.add_argument("--labels", required=True, help="LABELS.parquet: clip_id, title_id, "
+                   "first_shot, last_shot, one column per task")
+    s.add_argument("--out", required=True, help="report directory")
+    s.add_argument("--model", help="a MediaFM run or model directory (clip-only, in context)")
+    s.add_argument("--embeddings", action="append", default=[], metavar="NAME=FILE",
+                   help="precomputed clip (clip_id, embedding) or shot (title_id, shot_index, "
+                   "embedding) embeddings from any model; repeatable")
+    s.add_argument("--task", action="append", default=[], metavar="NAME=KIND",
+                   help="declare a task's kind: multilabel, binary, ranking, boundary")
+    s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--no-baselines", action="store_true",
+                   help="skip the per-modality and fused store baselines")
+    s.set_defaults(func=_probe)
 
     s = sub.add_parser("demo", help="synthetic catalog -> import -> train tiny -> embed -> report")
     s.add_argument("--out", default="demo_out")

@@ -1,7 +1,8 @@
 """``mediafm demo``: the whole flow on the built-in synthetic catalog, ending in a report.
 
-synthetic catalog -> ``import`` -> ``train --config tiny`` -> ``embed`` -> REPORT.md with the
-training curve and masked-shot retrieval of the model against the baselines.
+synthetic catalog -> ``import`` -> ``train --config tiny`` -> ``embed`` -> ``probe`` ->
+REPORT.md with the training curve, masked-shot retrieval against baselines and the probe
+ablation table; the full probe report (HTML, chart, raw numbers) is in ``probes/``.
 """
 
 from __future__ import annotations
@@ -14,35 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 
-def _plot_curve(metrics: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
+            probes: pd.DataFrame) -> Path:
+    from mediafm.probes.report import _md_table, ablation_table, plot_training_curve
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr = metrics[metrics["split"] == "train"]
-    va = metrics[metrics["split"] == "val"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(tr["step"], tr["loss"], label="train (masked shots)", color="#4C72B0", alpha=0.8)
-    if len(va):
-        ax.plot(va["step"], va["model/loss"], "o-", label="val: MediaFM", color="#C44E52")
-        ax.plot(va["step"], va["neighbour_mean/loss"], "--", label="val: neighbour mean",
-                color="#55A868")
-        ax.plot(va["step"], va["window_mean/loss"], ":", label="val: window mean",
-                color="#8172B2")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cosine distance (1 - cos)")
-    ax.set_title("Masked shot modeling")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict) -> Path:
     metrics = pd.read_json(run / "metrics.jsonl", lines=True)
-    _plot_curve(metrics, out / "training_curve.png")
+    plot_training_curve(metrics, out / "training_curve.png")
     va = metrics[metrics["split"] == "val"]
     final = va.iloc[-1] if len(va) else None
     lines = ["# mediafm demo report", "",
@@ -58,12 +36,19 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict) -
                          f" | {final[f'{name}/top5']:.3f} |")
     lines += ["", "Top-k: the true shot ranked among all shots of its window (the whole title "
               "when it fits) by cosine similarity to the prediction.", "",
-              "![training curve](training_curve.png)", "", "## Timings (this machine)", "",
+              "![training curve](training_curve.png)", "",
+              "## Linear probes: one encoder → all modalities → context", "",
+              "Mean over seeds of title-grouped probes; relative change of each step. Full "
+              "report: [probes/report.html](probes/report.html).", "",
+              *_md_table(ablation_table(probes)), "",
+              "![probe results](probes/probe_results.png)", "",
+              "## Timings (this machine)", "",
               "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     summary = {"store": store_info, "timings_s": timings,
+               "probes": probes.drop(columns=["per_seed"]).to_dict(orient="records"),
                "val": None if final is None else {k: float(final[k]) for k in final.index
                                                   if "/" in k}}
     (out / "report.json").write_text(json.dumps(summary, indent=2))
@@ -74,6 +59,8 @@ def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
              overrides: list[str] | None = None, progress: bool = True) -> Path:
     from mediafm.embed import embed_store
     from mediafm.model import MediaFM
+    from mediafm.probes import read_labels, run_probes
+    from mediafm.probes.catalog_labels import write_catalog_labels
     from mediafm.store import import_shots
     from mediafm.synthetic import CatalogSpec, write_catalog
     from mediafm.train import load_run_config, train
@@ -95,7 +82,12 @@ def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
     train(store.path, run, model_cfg, train_cfg, progress=progress)
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    embed_store(MediaFM.from_pretrained(run), store, out / "shot_embeddings.parquet",
-                progress=progress)
+    model = MediaFM.from_pretrained(run)
+    embed_store(model, store, out / "shot_embeddings.parquet", progress=progress)
     timings["embed"] = time.perf_counter() - t
-    return _report(out, run, timings, store.info.to_json())
+    t = time.perf_counter()
+    labels, tasks = read_labels(write_catalog_labels(paths, out / "catalog" / "labels.parquet"))
+    probes = run_probes(store, labels, tasks, out / "probes", model=model,
+                        training_metrics=run / "metrics.jsonl", progress=progress)
+    timings["probe"] = time.perf_counter() - t
+    return _report(out, run, timings, store.info.to_json(), probes)

@@ -1,0 +1,136 @@
+"""The probe report: grouped bar chart, ablation table with relative steps, training curve,
+raw numbers (JSON, CSV), as Markdown and as one self-contained static HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# The ablation ladder of MEDIAFM.md §4: one encoder -> all modalities -> context.
+LADDER = ("video only", "fused, no context", "MediaFM clip-only", "MediaFM in context")
+METRIC_NAMES = {"ap": "AP", "macro_ap": "macro AP", "micro_ap": "micro AP",
+                "kendall_tau": "Kendall tau"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curve(metrics: pd.DataFrame, path: Path) -> None:
+    plt = _plt()
+    tr = metrics[metrics["split"] == "train"]
+    va = metrics[metrics["split"] == "val"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(tr["step"], tr["loss"], label="train (masked shots)", color="#4C72B0", alpha=0.8)
+    if len(va):
+        ax.plot(va["step"], va["model/loss"], "o-", label="val: MediaFM", color="#C44E52")
+        ax.plot(va["step"], va["neighbour_mean/loss"], "--", label="val: neighbour mean",
+                color="#55A868")
+        ax.plot(va["step"], va["window_mean/loss"], ":", label="val: window mean",
+                color="#8172B2")
+    ax.set(xlabel="step", ylabel="cosine distance (1 - cos)", title="Masked shot modeling")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_results(results: pd.DataFrame, path: Path) -> None:
+    """Grouped bars: tasks on the x axis, one bar per method, error bars = std over seeds."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(results["task"]))
+    methods = list(dict.fromkeys(results["method"]))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(tasks)), 4.5))
+    colors = plt.get_cmap("tab10")
+    for m, method in enumerate(methods):
+        sub = results[results["method"] == method].set_index("task").reindex(tasks)
+        ax.bar(np.arange(len(tasks)) + (m - (len(methods) - 1) / 2) * width, sub["mean"],
+               width, yerr=sub["std"], label=method, color=colors(m), capsize=2)
+    labels = [f"{t}\n({METRIC_NAMES.get(k, k)})" for t, k in
+              results.drop_duplicates("task").set_index("task").loc[tasks, "metric"].items()]
+    ax.set_xticks(np.arange(len(tasks)), labels)
+    ax.set_ylabel("score (higher is better)")
+    ax.set_title("Linear probes on frozen clip embeddings (title-grouped CV)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the ladder's scores and the relative change of each step over the previous."""
+    wide = results.pivot(index="task", columns="method", values="mean")
+    steps = [m for m in LADDER if m in wide.columns]
+    out = wide[steps].copy()
+    for prev, cur in zip(steps, steps[1:], strict=False):
+        out[f"{prev} → {cur}"] = (wide[cur] - wide[prev]) / wide[prev].abs() * 100
+    return out.reindex(list(dict.fromkeys(results["task"])))
+
+
+def _md_table(frame: pd.DataFrame) -> list[str]:
+    cols = list(frame.columns)
+    lines = ["| task | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for task, row in frame.iterrows():
+        cells = [f"{v:+.1f}%" if "→" in c else f"{v:.3f}" for c, v in row.items()]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe report",
+                 training_metrics: Path | None = None, notes: list[str] | None = None) -> Path:
+    """REPORT.md + report.html + probe_results.png (+ training_curve.png) + results.{json,csv}."""
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    (out / "results.json").write_text(json.dumps(results.to_dict(orient="records"), indent=2))
+    plot_results(results, out / "probe_results.png")
+    images = ["probe_results.png"]
+    if training_metrics is not None and Path(training_metrics).exists():
+        plot_training_curve(pd.read_json(training_metrics, lines=True),
+                            out / "training_curve.png")
+        images.append("training_curve.png")
+    table = results.assign(score=[f"{m:.3f} ± {s:.3f}" for m, s in
+                                  zip(results["mean"], results["std"], strict=True)])
+    wide = table.pivot(index="task", columns="method", values="score").reindex(
+        list(dict.fromkeys(results["task"])))[list(dict.fromkeys(results["method"]))]
+    ablation = ablation_table(results)
+
+    md = [f"# {title}", "", *(notes or []), "", "## Results (mean ± std over seeds)", "",
+          "| task | " + " | ".join(wide.columns) + " |", "|---" * (len(wide.columns) + 1) + "|"]
+    md += [f"| {t} | " + " | ".join(row) + " |" for t, row in wide.iterrows()]
+    md += ["", "## Ablation: one encoder → all modalities → context", "", *_md_table(ablation),
+           "", *[f"![{i}]({i})" for i in images], ""]
+    (out / "REPORT.md").write_text("\n".join(md))
+
+    def img(name: str) -> str:
+        data = base64.b64encode((out / name).read_bytes()).decode()
+        return f'<img alt="{name}" src="data:image/png;base64,{data}">'
+
+    page = ["<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(title)}</title><style>",
+            "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}",
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:right}th{background:#f0f0f0}td:first-child,"
+            "th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            *[f"<p>{html.escape(n)}</p>" for n in notes or []],
+            img("probe_results.png"), "<h2>Results (mean ± std over seeds)</h2>",
+            wide.to_html(classes="results", border=0),
+            "<h2>Ablation: one encoder → all modalities → context</h2>",
+            ablation.apply(lambda col: [f"{v:+.1f}%" if "→" in col.name else f"{v:.3f}"
+                                        for v in col]).to_html(classes="ablation", border=0),
+            *[img(i) for i in images[1:]], "</body></html>"]
+    (out / "report.html").write_text("\n".join(page))
+    return out / "REPORT.md"
