@@ -185,3 +185,19 @@ def test_refuses_to_overwrite_a_non_store_directory(tmp_path):
         import_shots(write_shots(random_shots(), tmp_path / "x.pq"), tmp_path / "mine",
                      progress=False)
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
+
+
+def test_modality_ablation_fuses_a_subset(tmp_path):
+    df = random_shots(n_titles=2, n_shots=4, dims=(6, 4, 3), text_prob=1.0)
+    src = write_shots(df, tmp_path / "shots.parquet")
+    store = import_shots(src, tmp_path / "va", fuse_modalities=("audio", "video"),
+                         progress=False)
+    assert store.dims["fused"] == 10 and store.info.fused_modalities == ("video", "audio")
+    row = df.iloc[0]
+    v = row.video / np.linalg.norm(row.video)
+    a = row.audio / np.linalg.norm(row.audio)
+    want = np.concatenate([v, a]) / np.sqrt(2)
+    np.testing.assert_allclose(store.title_vectors("t0")[0], want, atol=1e-6)
+    assert ShotStore(tmp_path / "va").info.fused_modalities == ("video", "audio")
+    with pytest.raises(StoreError, match="non-empty subset"):
+        import_shots(src, tmp_path / "x", fuse_modalities=("smell",), progress=False)

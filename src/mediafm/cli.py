@@ -11,7 +11,9 @@ from pathlib import Path
 def _import(args: argparse.Namespace) -> None:
     from mediafm.store import import_shots
 
-    store = import_shots(args.shots, args.out, args.titles, progress=not args.quiet)
+    fuse = tuple(m.strip() for m in args.fuse.split(",") if m.strip())
+    store = import_shots(args.shots, args.out, args.titles, fuse_modalities=fuse,
+                         progress=not args.quiet)
     print(f"wrote {store}")
 
 
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "end_s, video, audio, text (nullable) -- or fused instead of the three")
     s.add_argument("--titles", help="TITLES.parquet: title_id, metadata, [synopsis], [tags]")
     s.add_argument("--out", required=True, help="store directory to write")
+    s.add_argument("--fuse", default="video,audio,text",
+                   help="modalities that make the fused vector (modality ablation), e.g. video")
     s.set_defaults(func=_import)
 
     s = sub.add_parser("info", help="summarise a shot store")

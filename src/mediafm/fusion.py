@@ -18,14 +18,16 @@ def unit_norm(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
 
 
-def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray
-         ) -> np.ndarray:
+def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray,
+         include: tuple[str, ...] = MODALITIES) -> np.ndarray:
     """Concatenate (N, dv), (N, da), (N, dt) with zeros where ``has_text`` is False; unit-norm.
 
     Each modality is first unit-normed on its own, so that no encoder dominates the fused vector
     merely because its outputs have a larger scale (ours: the spec only says "concatenated and
     unit-normed"; with per-part norming every present modality carries equal weight).
+    ``include`` keeps a subset, in the same order: the modality ablation.
     """
     text = np.where(has_text[:, None], text, 0.0)
-    parts = [unit_norm(video), unit_norm(audio), unit_norm(text)]
-    return unit_norm(np.concatenate(parts, axis=1))
+    parts = {"video": video, "audio": audio, "text": text}
+    return unit_norm(np.concatenate([unit_norm(parts[m]) for m in MODALITIES if m in include],
+                                    axis=1))

@@ -49,10 +49,12 @@ class StoreInfo:
     n_titles: int
     n_shots: int
     encoders: dict = field(default_factory=dict)
+    fused_modalities: tuple[str, ...] = MODALITIES  # what the fused vector is made of
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "dims": self.dims,
-                "modalities": list(self.modalities), "n_titles": self.n_titles,
+                "modalities": list(self.modalities),
+                "fused_modalities": list(self.fused_modalities), "n_titles": self.n_titles,
                 "n_shots": self.n_shots, "encoders": self.encoders}
 
 
@@ -73,7 +75,9 @@ class ShotStore:
                              f"version {meta.get('version')!r}")
         self.info = StoreInfo(dims=meta["dims"], modalities=tuple(meta["modalities"]),
                               n_titles=meta["n_titles"], n_shots=meta["n_shots"],
-                              encoders=meta.get("encoders", {}))
+                              encoders=meta.get("encoders", {}),
+                              fused_modalities=tuple(meta.get("fused_modalities",
+                                                              meta["modalities"])))
         cols = ["title_id", "n_shots", "part", "row_offset", "synopsis", "tags"]
         self.titles = pq.read_table(self.path / "titles.parquet", columns=cols).to_pandas()
         self._index = {t: i for i, t in enumerate(self.titles["title_id"])}
@@ -277,6 +281,7 @@ def _vector_array(x: np.ndarray) -> pa.FixedSizeListArray:
 def import_shots(shots: str | os.PathLike, out: str | os.PathLike,
                  titles: str | os.PathLike | None = None, *, part_rows: int = PART_ROWS,
                  bucket_rows: int = 1 << 18, encoders: dict | None = None,
+                 fuse_modalities: tuple[str, ...] = MODALITIES,
                  progress: bool = True) -> ShotStore:
     """Build a store at ``out`` from a SHOTS Parquet file (and optionally TITLES).
 
@@ -284,6 +289,8 @@ def import_shots(shots: str | os.PathLike, out: str | os.PathLike,
     ``bucket_rows`` rows on local disk, so memory stays bounded by a bucket, not the corpus.
     Everything is written to a temporary directory beside ``out`` and moved into place only
     when complete: a failed import leaves no store behind, or the previous one intact.
+    ``fuse_modalities``: build the fused vector from a subset (the modality ablation); the
+    per-modality columns are all kept.
     """
     from tqdm.auto import tqdm
 
@@ -304,6 +311,13 @@ def import_shots(shots: str | os.PathLike, out: str | os.PathLike,
     else:
         raise StoreError(f"{source}: needs columns video, audio, text (text may be null) "
                          f"or a single fused column; found {names}")
+    bad = sorted(set(fuse_modalities) - set(MODALITIES)) or (not fuse_modalities)
+    if bad:
+        raise StoreError(f"fuse_modalities must be a non-empty subset of {MODALITIES}, got "
+                         f"{list(fuse_modalities)}")
+    if not modalities and tuple(fuse_modalities) != MODALITIES:
+        raise StoreError(f"{source}: has only a fused column; cannot fuse a subset of "
+                         "modalities")
     n_rows = pf.metadata.num_rows
     if n_rows == 0:
         raise StoreError(f"{source}: no shots (empty input)")
@@ -328,7 +342,8 @@ def import_shots(shots: str | os.PathLike, out: str | os.PathLike,
         bar = tqdm(total=n_rows, desc="import", unit="shot", disable=not progress)
         for bucket in buckets:
             table = bucket()
-            _import_bucket(table, source, modalities, dims, known, parts)
+            _import_bucket(table, source, modalities, dims, known, parts,
+                           tuple(fuse_modalities))
             bar.update(table.num_rows)
         bar.close()
         parts.flush()
@@ -337,7 +352,9 @@ def import_shots(shots: str | os.PathLike, out: str | os.PathLike,
         final_dims["metadata"] = meta_dim
         _write_titles(tmp, parts.locations, title_frame, title_meta, meta_dim)
         info = StoreInfo(dims=final_dims, modalities=modalities, n_titles=len(parts.locations),
-                         n_shots=n_rows, encoders=encoders or {})
+                         n_shots=n_rows, encoders=encoders or {},
+                         fused_modalities=tuple(m for m in MODALITIES if m in fuse_modalities)
+                         if modalities else ())
         (tmp / "store.json").write_text(json.dumps(info.to_json(), indent=2))
         _replace_dir(tmp, out)
     except BaseException:
@@ -379,7 +396,8 @@ def _bucketize(pf: pq.ParquetFile, columns: list[str], bucket_dir: Path, bucket_
 
 
 def _import_bucket(table: pa.Table, source: str, modalities: tuple[str, ...],
-                   dims: dict[str, int | None], known: set[str] | None, parts: _Parts) -> None:
+                   dims: dict[str, int | None], known: set[str] | None, parts: _Parts,
+                   include: tuple[str, ...] = MODALITIES) -> None:
     title_col = table["title_id"]
     if title_col.null_count:
         i = int(np.argmax(title_col.is_null().to_numpy(zero_copy_only=False)))
@@ -417,7 +435,7 @@ def _import_bucket(table: pa.Table, source: str, modalities: tuple[str, ...],
         for m in modalities:
             vecs[m], valid, dims[m] = _list_column(table, m, source, m == "text", dims[m])
         has_text = valid
-        fused = fuse(vecs["video"], vecs["audio"], vecs["text"], has_text)
+        fused = fuse(vecs["video"], vecs["audio"], vecs["text"], has_text, include)
         for m in modalities:
             columns[m] = _vector_array(vecs[m])
         columns["has_text"] = pa.array(has_text)
