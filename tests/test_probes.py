@@ -119,3 +119,12 @@ def test_labels_round_trip_and_kinds(tmp_path, catalog):
     assert {t.name: t.kind for t in tasks}["popularity"] == "binary"
     with pytest.raises(ValueError, match="have no column"):
         read_labels(path, {"nope": "binary"})
+
+
+def test_multilabel_reports_micro_and_macro(planted, tmp_path):
+    store, labels = planted
+    labels = labels.assign(kind=[["loud"] if p else ["quiet"] for p in labels["planted"]])
+    results = run_probes(store, labels, [Task("kind", "multilabel", "macro_ap")], tmp_path,
+                         seeds=(0,), folds=3, progress=False)
+    audio = results.set_index("method").loc["audio only"]
+    assert audio["mean"] > 0.95 and audio["micro_ap_mean"] > 0.95

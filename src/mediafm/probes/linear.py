@@ -87,12 +87,18 @@ class ProbeResult:
     std: float
     per_seed: tuple[float, ...]
     alphas: tuple[float, ...]
+    extra: dict[str, tuple[float, float]]  # other metrics on the same predictions: (mean, std)
 
 
 def probe(X: np.ndarray, y: np.ndarray, groups: np.ndarray, metric: str, n_folds: int = 5,
-          seeds: tuple[int, ...] = (0, 1, 2)) -> ProbeResult:
-    """Out-of-fold metric of a linear probe, grouped by title, for several seeds."""
-    results, alphas = [], []
+          seeds: tuple[int, ...] = (0, 1, 2), extra_metrics: tuple[str, ...] = ()
+          ) -> ProbeResult:
+    """Out-of-fold metric of a linear probe, grouped by title, for several seeds.
+
+    ``metric`` selects the regularisation; ``extra_metrics`` are reported on the same
+    predictions (e.g. micro AP beside macro AP for a multilabel task).
+    """
+    results, alphas, extra = [], [], {m: [] for m in extra_metrics}
     for seed in seeds:
         pred = np.zeros(y.shape, dtype=np.float64)
         for test in grouped_folds(groups, n_folds, seed):
@@ -101,5 +107,8 @@ def probe(X: np.ndarray, y: np.ndarray, groups: np.ndarray, metric: str, n_folds
                                             seed=seed)
             alphas.append(alpha)
         results.append(score(metric, y, pred, groups))
+        for m in extra_metrics:
+            extra[m].append(score(m, y, pred, groups))
     return ProbeResult(float(np.mean(results)), float(np.std(results)), tuple(results),
-                       tuple(alphas))
+                       tuple(alphas),
+                       {m: (float(np.mean(v)), float(np.std(v))) for m, v in extra.items()})

@@ -42,11 +42,15 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
             continue
         n_folds = 10 if task.kind == "ranking" else folds
         for method, X in feats.items():
-            r = probe(X[idx], y, groups_all[idx], task.metric, n_folds, seeds)
+            extra = tuple(m for m in ("macro_ap", "micro_ap") if m != task.metric
+                          ) if task.kind == "multilabel" else ()
+            r = probe(X[idx], y, groups_all[idx], task.metric, n_folds, seeds, extra)
             rows.append({"task": task.name, "kind": task.kind, "metric": task.metric,
                          "method": method, "mean": r.mean, "std": r.std, "n_clips": len(idx),
                          "n_titles": len(set(groups_all[idx])), "n_labels": len(names) or 1,
-                         "per_seed": list(r.per_seed)})
+                         "per_seed": list(r.per_seed),
+                         **{f"{m}_mean": v[0] for m, v in r.extra.items()},
+                         **{f"{m}_std": v[1] for m, v in r.extra.items()}})
             bar.update(1)
     bar.close()
     results = pd.DataFrame(rows)
