@@ -17,12 +17,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
-# Debian packages: chromium renders the HTML report in a test. Installed when missing (root or
-# sudo); CI's clean machine gets it here.
+# Debian packages: ffmpeg and espeak-ng make the test media, chromium renders the HTML report.
+# Installed when missing (root or sudo); CI's clean machine gets them here.
+DEBS := ffmpeg espeak-ng chromium
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; for p in $(DEBS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+		echo "installing Debian packages:$$missing"; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
 demo: install
 	$(VENV)/bin/mediafm demo --out demo_out

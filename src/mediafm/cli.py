@@ -17,6 +17,42 @@ def _import(args: argparse.Namespace) -> None:
     print(f"wrote {store}")
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    from mediafm.ingest import IngestConfig, TitleJob, ingest, read_manifest
+
+    src = Path(args.input)
+    if src.suffix.lower() in (".csv", ".jsonl", ".json"):
+        if args.subtitles:
+            raise ValueError("--subtitles is for a single video; list them in the manifest")
+        jobs, failures = read_manifest(src)
+    else:
+        jobs = [TitleJob(args.title_id or src.stem, str(src), tuple(args.subtitles),
+                         args.synopsis, tuple(args.tag))]
+        failures = []
+    enc_args = {}
+    if args.video_model:
+        enc_args["video"] = {"path": args.video_model}
+    if args.text_model:
+        enc_args["text"] = {"path": args.text_model}
+    if args.audio_model:
+        enc_args["audio"] = {"path": args.audio_model}
+    cfg = IngestConfig(frames_per_shot=args.frames_per_shot, detector=args.detector,
+                       threshold=args.threshold, min_shot_s=args.min_shot,
+                       video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
+                       text_encoder="minilm",
+                       encoder_args=enc_args, allow_no_audio=args.allow_no_audio,
+                       workers=args.workers)
+    report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet)
+    print(report.summary())
+    if report.store is not None:
+        print(f"store: {report.store}")
+    if report.failures:
+        print(f"failures: {Path(args.out).name}.failures.jsonl ({len(report.failures)})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _info(args: argparse.Namespace) -> None:
     from mediafm.store import ShotStore
 
@@ -123,6 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="modalities that make the fused vector (modality ablation), e.g. video")
     s.set_defaults(func=_import)
 
+    s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
+    s.add_argument("input", help="MANIFEST.csv / .jsonl (title_id, video, [subtitles], "
+                   "[synopsis], [tags]) or a single video file")
+    s.add_argument("--out", required=True, help="store directory")
+    s.add_argument("--subtitles", action="append", default=[], help="single video: SRT/VTT/ASS")
+    s.add_argument("--title-id", help="single video: its id (default: the file name)")
+    s.add_argument("--synopsis", help="single video: title synopsis")
+    s.add_argument("--tag", action="append", default=[], help="single video: a tag")
+    s.add_argument("--workers", type=int, default=1, help="processes over titles")
+    s.add_argument("--frames-per-shot", type=int, default=4)
+    s.add_argument("--detector", choices=["content", "adaptive"], default="content")
+    s.add_argument("--threshold", type=float, help="PySceneDetect threshold")
+    s.add_argument("--min-shot", type=float, default=0.5, help="minimum shot length, seconds")
+    s.add_argument("--video-encoder", default="efficientnet-lite0",
+                   choices=["efficientnet-lite0", "hf-clip"])
+    s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
+    s.add_argument("--audio-encoder", default="logmel", choices=["logmel", "hf-wav2vec2"])
+    s.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
+    s.add_argument("--text-model", help="local path of a sentence-transformers model")
+    s.add_argument("--allow-no-audio", action="store_true",
+                   help="embed a title without audio as silence instead of failing it")
+    s.set_defaults(func=_ingest)
+
     s = sub.add_parser("info", help="summarise a shot store")
     s.add_argument("store")
     s.set_defaults(func=_info)
@@ -187,11 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     from mediafm.store import StoreError
 
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (StoreError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"mediafm {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

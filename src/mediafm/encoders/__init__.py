@@ -1,0 +1,54 @@
+"""Shot encoders: one protocol, a registry of lazily imported backends, one per modality.
+
+An encoder turns a batch of per-shot inputs into a (batch, dim) float32 array:
+
+- video: (k, 224, 224, 3) uint8 frames sampled uniformly inside each shot -> mean-pooled;
+- audio: the shot's mono 16 kHz waveform -> pooled over time;
+- text: the shot's subtitle text (and the title's synopsis + tags) -> one vector.
+
+Backends import their heavy dependencies only when built, so ``mediafm --help`` and the
+store/model code never pay for them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Encoder(Protocol):
+    name: str
+    version: str
+    dim: int
+    modality: str
+
+    def encode(self, items: list[Any]) -> np.ndarray: ...
+
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "video": {"efficientnet-lite0": "mediafm.encoders.video:EfficientNetLite0",
+              "hf-clip": "mediafm.encoders.video:HFClip"},
+    "audio": {"logmel": "mediafm.encoders.audio:LogMel",
+              "hf-wav2vec2": "mediafm.encoders.audio:HFWav2Vec2"},
+    "text": {"minilm": "mediafm.encoders.text:SentenceTransformerText"},
+}
+DEFAULTS = {"video": "efficientnet-lite0", "audio": "logmel", "text": "minilm"}
+
+
+def build(modality: str, name: str | None = None, **kwargs) -> Encoder:
+    """Instantiate a registered encoder (``name`` defaults to the modality's offline default)."""
+    choices = REGISTRY.get(modality)
+    if choices is None:
+        raise ValueError(f"unknown modality {modality!r}: {sorted(REGISTRY)}")
+    name = name or DEFAULTS[modality]
+    if name not in choices:
+        raise ValueError(f"unknown {modality} encoder {name!r}: {sorted(choices)}")
+    module, cls = choices[name].split(":")
+    return getattr(import_module(module), cls)(**kwargs)
+
+
+def describe(encoder: Encoder) -> dict:
+    """What the store records about an encoder."""
+    return {"name": encoder.name, "version": encoder.version, "dim": encoder.dim}

@@ -1,0 +1,77 @@
+"""Audio encoders: a shot's mono 16 kHz waveform -> one vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def mel_filterbank(n_mels: int, n_fft: int, rate: int) -> torch.Tensor:
+    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale."""
+    def mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    def hz(m):
+        return 700 * (10 ** (m / 2595) - 1)
+
+    edges = hz(np.linspace(mel(0), mel(rate / 2), n_mels + 2))
+    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.maximum(0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+    return torch.from_numpy(fb.astype(np.float32))
+
+
+class LogMel:
+    """Log-mel statistics: the mean and standard deviation over time of 64 log-mel bands
+    (25 ms windows, 10 ms hop): 128-d. No learned weights; the fallback the ingest issue names
+    when no pretrained audio model is installed. Clips shorter than a window are zero-padded."""
+
+    modality = "audio"
+    name = "logmel"
+    version = "64mel-25ms-10ms-meanstd"
+
+    def __init__(self, n_mels: int = 64, rate: int = 16_000):
+        self.rate, self.n_fft, self.hop = rate, 400, 160
+        self.fb = mel_filterbank(n_mels, self.n_fft, rate)
+        self.window = torch.hann_window(self.n_fft)
+        self.dim = 2 * n_mels
+
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for i, wave in enumerate(items):
+            x = torch.from_numpy(np.asarray(wave, np.float32))
+            if len(x) < self.n_fft:
+                x = torch.nn.functional.pad(x, (0, self.n_fft - len(x)))
+            spec = torch.stft(x, self.n_fft, self.hop, window=self.window,
+                              return_complex=True).abs() ** 2  # (freq, time)
+            logmel = torch.log(self.fb @ spec + 1e-6)  # (n_mels, time)
+            out[i] = torch.cat([logmel.mean(1), logmel.std(1, unbiased=False)]).numpy()
+        return out
+
+
+
+class HFWav2Vec2:
+    """A wav2vec2 model from Hugging Face transformers, loaded from a local directory (or the
+    local cache): the last hidden state, mean-pooled over time. Input: 16 kHz mono, normalised
+    to zero mean and unit variance per clip as wav2vec2's feature extractor does; clips shorter
+    than the convolutional receptive field (400 samples) are zero-padded."""
+
+    modality = "audio"
+
+    def __init__(self, path: str, batch_size: int = 8):
+        from transformers import Wav2Vec2Model
+
+        self.model = Wav2Vec2Model.from_pretrained(path, local_files_only=True).eval()
+        self.dim = self.model.config.hidden_size
+        self.name, self.version = "hf-wav2vec2", str(path)
+
+    @torch.no_grad()
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for i, wave in enumerate(items):
+            x = torch.from_numpy(np.asarray(wave, np.float32))
+            if len(x) < 400:
+                x = torch.nn.functional.pad(x, (0, 400 - len(x)))
+            x = (x - x.mean()) / (x.std() + 1e-7)
+            out[i] = self.model(x[None]).last_hidden_state[0].mean(0).numpy()
+        return out

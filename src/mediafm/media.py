@@ -1,0 +1,126 @@
+"""Decoding with PyAV (FFmpeg): stream facts, frames at chosen times, mono 16 kHz audio.
+
+Frames are decoded in one sequential pass per title and converted (scaled) only at the times
+an encoder asked for, at the size it needs: decoding dominates ingest, so nothing is decoded
+twice and nothing is converted that is not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class MediaError(ValueError):
+    """A file that cannot be used as a title's media; the message names the file."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    fps: float
+    width: int
+    height: int
+
+
+def _open(path: str | Path):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise MediaError(f"{path}: not a readable media file ({e})") from e
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Stream facts; raises MediaError for files without a video stream or with no duration."""
+    with _open(path) as c:
+        v = c.streams.video[0] if c.streams.video else None
+        a = c.streams.audio[0] if c.streams.audio else None
+        if v is None:
+            raise MediaError(f"{path}: no video stream")
+        duration = 0.0
+        if c.duration:
+            duration = c.duration / 1_000_000
+        elif v.duration and v.time_base:
+            duration = float(v.duration * v.time_base)
+        if duration <= 0:
+            raise MediaError(f"{path}: zero-length video")
+        fps = float(v.average_rate or v.guessed_rate or 25)
+        return MediaInfo(duration, True, a is not None, fps, v.codec_context.width,
+                         v.codec_context.height)
+
+
+def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: int = 224
+              ) -> np.ndarray:
+    """(len(times), crop, crop, 3) uint8 RGB: for each time, the last frame shown at or before it,
+    resized so its short side is ``short_side``, then centre-cropped. Variable frame rates are
+    fine: frames are matched by presentation time, not by index."""
+    import av
+
+    order = np.argsort(times)
+    out = np.zeros((len(times), crop, crop, 3), dtype=np.uint8)
+    filled = np.zeros(len(times), dtype=bool)
+    k = 0
+    last = None
+    with _open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                if frame.time is None:
+                    continue
+                while k < len(order) and times[order[k]] < frame.time and last is not None:
+                    out[order[k]] = _resize_crop(last, short_side, crop)
+                    filled[order[k]] = True
+                    k += 1
+                last = frame
+                if k >= len(order):
+                    break
+        except av.FFmpegError as e:
+            if last is None:
+                raise MediaError(f"{path}: cannot decode video ({e})") from e
+            # a truncated file: keep what decoded, the remaining times get the last frame
+    if last is None:
+        raise MediaError(f"{path}: no decodable video frames")
+    for i in order[k:]:
+        out[i] = _resize_crop(last, short_side, crop)
+    return out
+
+
+def _resize_crop(frame, short_side: int, crop: int) -> np.ndarray:
+    w, h = frame.width, frame.height
+    scale = short_side / min(w, h)
+    nw, nh = max(crop, round(w * scale)), max(crop, round(h * scale))
+    img = frame.to_ndarray(format="rgb24", width=nw, height=nh)
+    top, left = (nh - crop) // 2, (nw - crop) // 2
+    return img[top:top + crop, left:left + crop]
+
+
+def audio_mono(path: str | Path, rate: int = 16_000) -> np.ndarray:
+    """The first audio stream as float32 mono at ``rate`` Hz; empty when there is none."""
+    import av
+
+    with _open(path) as c:
+        if not c.streams.audio:
+            return np.zeros(0, dtype=np.float32)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = []
+        try:
+            for frame in c.decode(c.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except av.FFmpegError:
+            pass  # truncated audio: keep what decoded
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)

@@ -1,0 +1,194 @@
+"""Ingest of real media made by ffmpeg (Debian package, installed by `make test`): known cuts,
+aligned subtitles, speech from espeak-ng, odd sizes and codecs, every bad input, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mediafm.encoders import build
+from mediafm.ingest import IngestConfig, ingest, read_manifest
+from mediafm.media import MediaError, frames_at, probe
+from mediafm.shots import SceneDetectShots
+from mediafm.store import ShotStore
+from mediafm.subtitles import assign, load_cues
+
+FPS = 25
+
+
+def ffmpeg(*args, cwd):
+    assert shutil.which("ffmpeg"), "ffmpeg is needed: `make test` installs it (system-deps)"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], cwd=cwd, check=True)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("media")
+    # three shots, hard cuts at 2.0 s and 4.0 s, a 440 Hz tone
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration=2",
+           "-f", "lavfi", "-i", f"color=c=red:size=320x240:rate={FPS}:duration=2",
+           "-f", "lavfi", "-i", f"mandelbrot=size=320x240:rate={FPS}",
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
+           "-filter_complex", "[2:v]trim=duration=2,setpts=PTS-STARTPTS[m];"
+           "[0:v][1:v][m]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-map", "3:a",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "cuts.mp4",
+           cwd=d)
+    (d / "cuts.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nHello there.\n\n"
+                                "2\n00:00:03,000 --> 00:00:04,500\nWe meet <i>again</i>.\n")
+    # speech (espeak-ng), odd frame size, lossless ffv1 in Matroska, variable frame rate
+    assert shutil.which("espeak-ng"), "espeak-ng is needed: `make test` installs it"
+    subprocess.run(["espeak-ng", "-w", str(d / "speech.wav"),
+                    "The treasure is buried under the old oak tree."], check=True)
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x180:rate={FPS}:duration=2",
+           "-f", "lavfi", "-i", f"color=c=blue:size=320x180:rate={FPS}:duration=2",
+           "-i", "speech.wav", "-filter_complex",
+           "[0:v]scale=321:181,setsar=1[a];[1:v]scale=321:181,setsar=1[b];"
+           "[a][b]concat=n=2:v=1:a=0,select='not(eq(mod(n\\,3)\\,2))'[v]",
+           "-map", "[v]", "-map", "2:a", "-fps_mode", "vfr", "-c:v", "ffv1",
+           "-c:a", "pcm_s16le", "odd.mkv", cwd=d)
+    # WebVTT in Latin-1 with accents: the encoding must be detected
+    (d / "odd.vtt").write_bytes("WEBVTT\n\n00:00:00.200 --> 00:00:01.000\nLe trésor est caché "
+                                "sous le vieux chêne, près de la rivière.\n".encode("latin-1"))
+    # bad inputs
+    (d / "not_video.mp4").write_text("this is not a video\n" * 50)
+    (d / "empty.mp4").write_bytes(b"")
+    data = (d / "cuts.mp4").read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x120:rate={FPS}:duration=2",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "silent.mp4", cwd=d)
+    (d / "bad.srt").write_text("1\nthis is not\na subtitle file at all\n")
+    return d
+
+
+def test_cuts_within_two_frames(media):
+    shots = SceneDetectShots().detect(media / "cuts.mp4")
+    assert len(shots) == 3
+    for (_, end), truth in zip(shots[:2], (2.0, 4.0), strict=True):
+        assert abs(end - truth) <= 2 / FPS
+    assert shots[0][0] == 0.0 and abs(shots[-1][1] - 6.0) < 0.1
+    odd = SceneDetectShots().detect(media / "odd.mkv")  # variable frame rate, odd size
+    assert len(odd) == 2 and abs(odd[0][1] - 2.0) <= 2 / FPS
+
+
+def test_decoding_facts_and_frames(media):
+    info = probe(media / "odd.mkv")
+    assert (info.width, info.height, info.has_audio) == (321, 181, True)
+    frames = frames_at(media / "cuts.mp4", np.array([3.0, 1.0]))
+    assert frames.shape == (2, 224, 224, 3)
+    red = frames[0].reshape(-1, 3).mean(0)  # 3.0 s is inside the red shot
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60
+    for bad, match in (("not_video.mp4", "not a readable media file"),
+                       ("empty.mp4", "empty file"), ("nope.mp4", "no such file")):
+        with pytest.raises(MediaError, match=match):
+            probe(media / bad)
+
+
+def test_cue_alignment_and_encodings(media):
+    cues = load_cues(media / "cuts.srt")
+    assert [c.text for c in cues] == ["Hello there.", "We meet again."]
+    texts = assign(cues, [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, 7.0)])
+    assert texts == ["Hello there.", "We meet again.", "We meet again.", ""]
+    (vtt,) = load_cues(media / "odd.vtt")
+    assert "trésor" in vtt.text and "chêne" in vtt.text
+
+
+@pytest.fixture(scope="module")
+def ingested(media, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ingest")
+    manifest = out / "manifest.jsonl"
+    rows = [
+        {"title_id": "cuts", "video": str(media / "cuts.mp4"),
+         "subtitles": [str(media / "cuts.srt")], "synopsis": "A test film.",
+         "tags": ["test", "abstract"]},
+        {"title_id": "odd", "video": str(media / "odd.mkv"), "subtitles": str(media / "odd.vtt")},
+        {"title_id": "notvideo", "video": str(media / "not_video.mp4")},
+        {"title_id": "empty", "video": str(media / "empty.mp4")},
+        {"title_id": "truncated", "video": str(media / "truncated.mp4")},
+        {"title_id": "silent", "video": str(media / "silent.mp4")},
+        {"title_id": "missing", "video": str(media / "missing.mp4")},
+        {"title_id": "badsubs", "video": str(media / "cuts.mp4"),
+         "subtitles": str(media / "bad.srt")},
+        {"title_id": "nosubsfile", "video": str(media / "cuts.mp4"),
+         "subtitles": str(media / "none.srt")},
+        {"video": str(media / "cuts.mp4")},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    jobs, failures = read_manifest(manifest)
+    report = ingest(jobs, out / "store", IngestConfig(), failures, progress=False)
+    return out, report
+
+
+def test_ingest_builds_a_store(ingested):
+    out, report = ingested
+    store = ShotStore(out / "store")
+    assert set(store.titles.title_id) >= {"cuts", "odd"}
+    assert store.dims["video"] == 1280 and store.dims["text"] == 384
+    assert store.dims["metadata"] == 384
+    assert store.info.encoders["video"]["name"] == "efficientnet-lite0"
+    shots = pd.read_parquet(out / "store" / "shots")
+    cuts = shots[shots.title_id == "cuts"].sort_values("shot_index")
+    assert cuts.has_text.tolist() == [True, True, True]
+    for col in ("video", "audio", "text", "fused"):
+        assert np.isfinite(np.stack(shots[col].to_list())).all()
+    text = build("text").encode(["Hello there.", "We meet again."])
+    np.testing.assert_allclose(np.stack(cuts.text.iloc[:2].to_list()), text, atol=1e-4)
+    emb = store.title_embeddings()
+    assert np.abs(emb[store.title_row("cuts")]).sum() > 0  # synopsis + tags
+    assert np.abs(emb[store.title_row("odd")]).sum() == 0  # no metadata: zero [GLOBAL]
+
+
+def test_every_bad_input_is_reported_and_isolated(ingested):
+    out, report = ingested
+    errors = {f["title_id"]: f["error"] for f in report.failures}
+    assert "not a readable media file" in errors["notvideo"]
+    assert "empty file" in errors["empty"]
+    assert "no audio stream" in errors["silent"]
+    assert "no such file" in errors["missing"]
+    assert "malformed" in errors["badsubs"] or "no subtitle cues" in errors["badsubs"]
+    assert "no such subtitle file" in errors["nosubsfile"]
+    assert "missing title_id" in errors[None]
+    assert "not a readable media file" in errors["truncated"]  # mp4 cut before its index
+    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd"}
+    lines = (out / "store.failures.jsonl").read_text().splitlines()
+    assert len(lines) == len(report.failures)
+
+
+def test_rerun_skips_finished_titles(ingested, media):
+    out, first = ingested
+    jobs, failures = read_manifest(out / "manifest.jsonl")
+    t = time.perf_counter()
+    again = ingest(jobs, out / "store", IngestConfig(), failures, progress=False)
+    assert set(again.skipped) >= {"cuts", "odd"} and "cuts" not in again.done
+    assert time.perf_counter() - t < 60
+    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd"}
+
+
+@pytest.mark.slow
+def test_kill_mid_run_then_resume(media, tmp_path):
+    rows = [{"title_id": f"t{i}", "video": str(media / "cuts.mp4"),
+             "subtitles": [str(media / "cuts.srt")]} for i in range(6)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cmd = [sys.executable, "-m", "mediafm", "-q", "ingest", "m.jsonl", "--out", "store"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    staging = tmp_path / ".store.ingest"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(staging.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    finished = {p.stem for p in staging.glob("*.json")}
+    assert 2 <= len(finished) < 6
+    for key in finished:  # a staged title is whole: its shots file is there and readable
+        assert len(pd.read_parquet(staging / f"{key}.parquet")) == 3
+    assert not (tmp_path / "store").exists()
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(finished)} already done" in done.stdout
+    assert len(ShotStore(tmp_path / "store").titles) == 6
