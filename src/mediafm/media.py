@@ -97,6 +97,28 @@ def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: 
     return out
 
 
+def small_frames(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame as (n, height, width, 3) uint8 RGB (squashed, not cropped) and its time."""
+    import av
+
+    frames, times = [], []
+    with _open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                if frame.time is None:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+                times.append(frame.time)
+        except av.FFmpegError as e:
+            if not frames:
+                raise MediaError(f"{path}: cannot decode video ({e})") from e
+    if not frames:
+        raise MediaError(f"{path}: no decodable video frames")
+    return np.stack(frames), np.asarray(times, dtype=np.float64)
+
+
 def _resize_crop(frame, short_side: int, crop: int) -> np.ndarray:
     w, h = frame.width, frame.height
     scale = short_side / min(w, h)

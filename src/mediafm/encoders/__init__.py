@@ -32,7 +32,8 @@ REGISTRY: dict[str, dict[str, str]] = {
               "hf-clip": "mediafm.encoders.video:HFClip"},
     "audio": {"logmel": "mediafm.encoders.audio:LogMel",
               "hf-wav2vec2": "mediafm.encoders.audio:HFWav2Vec2"},
-    "text": {"minilm": "mediafm.encoders.text:SentenceTransformerText"},
+    "text": {"minilm": "mediafm.encoders.text:SentenceTransformerText",
+             "openai": "mediafm.encoders.text:OpenAIText"},
 }
 DEFAULTS = {"video": "efficientnet-lite0", "audio": "logmel", "text": "minilm"}
 
