@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0" || \
 		$(PY) -m pip install -q --disable-pip-version-check "torch>=2.9"
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	# aisfx (the default audio encoder) pins 2022 releases: install it without its deps
+	# (librosa comes with the ingest extra); without it, ingest falls back to log-mel.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps "aisfx==0.1.2" || \
+		echo "aisfx could not be installed: audio falls back to log-mel statistics"
 	touch $@
 
 # Debian packages: ffmpeg and espeak-ng make the test media, chromium renders the HTML report.

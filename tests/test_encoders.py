@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from mediafm.encoders import DEFAULTS, REGISTRY, build
+from mediafm.encoders import DEFAULTS, FALLBACKS, REGISTRY, build, default_name
 
 
 class StubOpenAI(http.server.BaseHTTPRequestHandler):
@@ -106,6 +106,13 @@ def test_defaults_are_offline_and_real():
     assert sims[0] @ sims[1] > sims[0] @ sims[2] + 0.2  # real semantics, not random weights
     with pytest.raises(ValueError, match="unknown video encoder"):
         build("video", "nope")
+
+
+def test_audio_default_is_aisfx_with_log_mel_fallback(monkeypatch):
+    assert default_name("audio") == "aisfx"  # `make install` installs it (--no-deps)
+    assert build("audio").dim == 512
+    monkeypatch.setitem(FALLBACKS, "aisfx", ("logmel", "a_module_that_is_not_installed"))
+    assert default_name("audio") == "logmel"
 
 
 def test_openai_errors_are_clear(openai_stub, monkeypatch):

@@ -141,6 +141,7 @@ def test_ingest_builds_a_store(ingested):
     assert store.dims["video"] == 1280 and store.dims["text"] == 384
     assert store.dims["metadata"] == 384
     assert store.info.encoders["video"]["name"] == "efficientnet-lite0"
+    assert store.info.encoders["audio"]["name"] == "aisfx" and store.dims["audio"] == 512
     shots = pd.read_parquet(out / "store" / "shots")
     cuts = shots[shots.title_id == "cuts"].sort_values("shot_index")
     assert cuts.has_text.tolist() == [True, True, True]

@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--video-encoder", default="efficientnet-lite0",
                    choices=["efficientnet-lite0", "hf-clip"])
     s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
-    s.add_argument("--audio-encoder", default="logmel", choices=["logmel", "hf-wav2vec2"])
+    s.add_argument("--audio-encoder", choices=["aisfx", "logmel", "hf-wav2vec2"],
+                   help="default: aisfx, or logmel where aisfx is not installed")
     s.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
     s.add_argument("--text-encoder", default="minilm", choices=["minilm", "openai"],
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")

@@ -45,7 +45,7 @@ class IngestConfig:
     threshold: float | None = None
     min_shot_s: float = 0.5
     video_encoder: str = "efficientnet-lite0"
-    audio_encoder: str = "logmel"
+    audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
     encoder_args: dict = field(default_factory=dict)  # {"video": {"path": ...}, ...}
     allow_no_audio: bool = False  # True: a title without audio gets zero audio vectors
@@ -155,10 +155,11 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders
     lap("decode video")
     video = enc.video.encode([frames[i * k:(i + 1) * k] for i in range(len(shots))])
     lap("video encoder")
-    wave = audio_mono(job.video, RATE) if info.has_audio else np.zeros(0, np.float32)
+    rate = getattr(enc.audio, "rate", RATE)  # 16 kHz unless the encoder needs another rate
+    wave = audio_mono(job.video, rate) if info.has_audio else np.zeros(0, np.float32)
     lap("decode audio")
     if info.has_audio:
-        audio = enc.audio.encode([wave[int(s * RATE):max(int(e * RATE), int(s * RATE) + 1)]
+        audio = enc.audio.encode([wave[int(s * rate):max(int(e * rate), int(s * rate) + 1)]
                                   for s, e in shots])
     else:
         audio = np.zeros((len(shots), enc.audio.dim), np.float32)

@@ -30,12 +30,25 @@ class Encoder(Protocol):
 REGISTRY: dict[str, dict[str, str]] = {
     "video": {"efficientnet-lite0": "mediafm.encoders.video:EfficientNetLite0",
               "hf-clip": "mediafm.encoders.video:HFClip"},
-    "audio": {"logmel": "mediafm.encoders.audio:LogMel",
+    "audio": {"aisfx": "mediafm.encoders.audio:AISFX",
+              "logmel": "mediafm.encoders.audio:LogMel",
               "hf-wav2vec2": "mediafm.encoders.audio:HFWav2Vec2"},
     "text": {"minilm": "mediafm.encoders.text:SentenceTransformerText",
              "openai": "mediafm.encoders.text:OpenAIText"},
 }
-DEFAULTS = {"video": "efficientnet-lite0", "audio": "logmel", "text": "minilm"}
+DEFAULTS = {"video": "efficientnet-lite0", "audio": "aisfx", "text": "minilm"}
+# The default when its package cannot be installed (aisfx: old pins, installed --no-deps).
+FALLBACKS = {"aisfx": ("logmel", "aisfx")}
+
+
+def default_name(modality: str) -> str:
+    """The modality's offline default, or its fallback when the default is not installed."""
+    from importlib.util import find_spec
+
+    name = DEFAULTS[modality]
+    if name in FALLBACKS and find_spec(FALLBACKS[name][1]) is None:
+        return FALLBACKS[name][0]
+    return name
 
 
 def build(modality: str, name: str | None = None, **kwargs) -> Encoder:
@@ -43,7 +56,7 @@ def build(modality: str, name: str | None = None, **kwargs) -> Encoder:
     choices = REGISTRY.get(modality)
     if choices is None:
         raise ValueError(f"unknown modality {modality!r}: {sorted(REGISTRY)}")
-    name = name or DEFAULTS[modality]
+    name = name or default_name(modality)
     if name not in choices:
         raise ValueError(f"unknown {modality} encoder {name!r}: {sorted(choices)}")
     module, cls = choices[name].split(":")

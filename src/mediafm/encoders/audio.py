@@ -75,3 +75,65 @@ class HFWav2Vec2:
             x = (x - x.mean()) / (x.std() + 1e-7)
             out[i] = self.model(x[None]).last_hidden_state[0].mean(0).numpy()
         return out
+
+
+class AISFX:
+    """aiSFX (ISMIR 2022): a CNN pretrained on sound-effects libraries, 512-d embeddings of
+    ~2.3 s spectrogram blocks, mean-pooled over the shot. Shipped with its weights by the PyPI
+    package ``aisfx`` (installed with ``--no-deps``: its pins are old; it needs librosa).
+
+    Preprocessing as the package's librosa path: 44.1 kHz mono, peak-normalised, 96-band HTK
+    mel spectrogram (2048 / 1024), log10(1 + 10^4 x), the paper's min-max normalisation, blocks
+    of 100 frames with 50% overlap; clips shorter than a block are zero-padded.
+
+    The checkpoint is a pickled (state dict, dataset table) tuple holding NumPy scalars. It is
+    loaded with ``weights_only=True`` and only those NumPy types allow-listed, and only from the
+    installed package's own file: no pickle code ever runs.
+    """
+
+    modality = "audio"
+    name = "aisfx"
+    dim = 512
+    rate = 44_100
+    BLOCK, N_MELS, MAX_LOG = 100, 96, 9.457798957824707
+
+    def __init__(self):
+        import aisfx.inference as inference
+        from aisfx.models.cnn2d import CrossNet, EmbeddingNet
+        from numpy._core.multiarray import scalar
+
+        allow = [(scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Int64DType]
+        with torch.serialization.safe_globals(allow):
+            weights, datasets = torch.load(inference.get_path_modelWeights(),
+                                           map_location="cpu", weights_only=True)
+        self.model = CrossNet(EmbeddingNet("max", 3, 1, 64), datasets, "cpu")
+        self.model.load_state_dict(weights, strict=True)
+        self.model.eval()
+        from importlib.metadata import version
+
+        self.version = f"aisfx-{version('aisfx')}/X-Sequential-CE"
+
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        import librosa
+
+        peak = np.max(np.abs(wave)) if len(wave) else 0.0
+        y = wave / (peak if peak > 0 else 1.0)
+        spec = librosa.feature.melspectrogram(y=y, sr=self.rate, n_mels=self.N_MELS, norm=1.0,
+                                              fmin=0.0, fmax=self.rate / 2, htk=True,
+                                              power=2.0, hop_length=1024, win_length=2048)
+        return (np.log10(spec * 10000.0 + 1) / self.MAX_LOG).T.astype(np.float32)  # (T, 96)
+
+    @torch.no_grad()
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for i, wave in enumerate(items):
+            wave = np.asarray(wave, np.float32)
+            if len(wave) < 2048:
+                wave = np.pad(wave, (0, 2048 - len(wave)))
+            spec = self.spectrogram(wave)
+            if len(spec) < self.BLOCK:
+                spec = np.pad(spec, ((0, self.BLOCK - len(spec)), (0, 0)))
+            starts = range(0, len(spec) - self.BLOCK + 1, self.BLOCK // 2)
+            blocks = np.stack([spec[s:s + self.BLOCK] for s in starts])
+            out[i] = self.model.get_embedding(torch.from_numpy(blocks)).mean(0).numpy()
+        return out
