@@ -22,6 +22,13 @@ def masked_cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     return (1.0 - cos).mean()
 
 
+def masked_cosine_sum(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                      ) -> torch.Tensor:
+    """Sum over masked positions of 1 - cos(pred, target): the loss's numerator, for shards."""
+    cos = F.cosine_similarity(pred[mask].float(), target[mask].float(), dim=-1)
+    return (1.0 - cos).sum()
+
+
 def neighbour_mean(shots: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor
                    ) -> torch.Tensor:
     """(B, L, D): at each position, the mean of the nearest unmasked real shot left and right."""

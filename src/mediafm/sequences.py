@@ -145,9 +145,12 @@ class WindowLoader:
                                             epoch, self.parts_in_memory, self.batch_size))
         return self._plan[1]
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
+    def entries(self, step: int) -> np.ndarray:
+        """(B, 3) (title row, start, length) windows of the run's batch ``step``."""
         epoch, i = divmod(step, self.steps_per_epoch)
-        entries = self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def load(self, entries: np.ndarray) -> dict[str, torch.Tensor]:
         seqs = []
         for row, start, length in entries:
             t = self.titles.iloc[row]
@@ -156,13 +159,26 @@ class WindowLoader:
             seqs.append(part[first: first + int(length)])
         return collate(seqs, self.title_emb[entries[:, 0]])
 
-    def iterate(self, start: int, stop: int, prefetch: int = 2):
-        """Yield batches start..stop-1, reading ahead on a background thread."""
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        return self.load(self.entries(step))
+
+    def iterate(self, start: int, stop: int, rank: int = 0, world: int = 1, prefetch: int = 2):
+        """Yield (the global batch's entries, this rank's shard loaded) for steps start..stop-1.
+
+        Rank ``r`` of ``world`` loads rows r, r + world, ... of each global batch, so the
+        global batch is the same for any number of processes. Reads ahead on a thread.
+        """
+        def job(s: int):
+            e = self.entries(s)
+            if len(e) < world:
+                raise ValueError(f"batch of {len(e)} windows cannot be split over {world} "
+                                 "processes: raise batch_size")
+            return e, self.load(e[rank::world])
+
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(self.batch, s) for s in range(start, min(start + prefetch,
-                                                                              stop))]
+            pending = [pool.submit(job, s) for s in range(start, min(start + prefetch, stop))]
             for s in range(start, stop):
-                batch = pending.pop(0).result()
+                result = pending.pop(0).result()
                 if s + prefetch < stop:
-                    pending.append(pool.submit(self.batch, s + prefetch))
-                yield batch
+                    pending.append(pool.submit(job, s + prefetch))
+                yield result

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mediafm import distributed
 from mediafm.model import MediaFM, MediaFMConfig, count_parameters, load_toml
-from mediafm.objective import MSMMetrics, masked_cosine_loss, neighbour_mean, window_mean
+from mediafm.objective import MSMMetrics, masked_cosine_sum, neighbour_mean, window_mean
 from mediafm.optim import build_optimizers, lr_lambda
 from mediafm.sequences import WindowLoader, collate, sample_mask, split_titles, window_starts
 from mediafm.store import ShotStore
@@ -105,10 +106,6 @@ def _model_config(store: ShotStore, model: dict) -> MediaFMConfig:
             raise ValueError(f"config {key}={model[key]} but the store {store.path} has {dim}")
     return MediaFMConfig.from_dict({**model, "fused_dim": store.dims["fused"],
                                     "title_dim": store.dims["metadata"]})
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ------------------------------------------------------------------------- validation
@@ -224,6 +221,8 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
 
     ``stop_after``: end this invocation after that many steps (the schedule stays that of the
     full run), e.g. for time-sliced jobs; ``resume=True`` continues from ``out/checkpoint.pt``.
+    Under torchrun each process takes every world-th window of the same global batch (DDP);
+    rank 0 alone evaluates, logs and writes checkpoints.
     """
     from tqdm.auto import tqdm
 
@@ -231,72 +230,88 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     run = Path(out)
     shot_store = ShotStore(store)
     cfg = _model_config(shot_store, model_config or {})
-    dev = torch.device(device) if device else default_device()
     if (run / "checkpoint.pt").exists() and not resume:
         raise FileExistsError(f"{run} already holds a run; pass --resume or choose another --out")
     if resume and not (run / "checkpoint.pt").exists():
         raise FileNotFoundError(f"{run}: nothing to resume (no checkpoint.pt)")
-    run.mkdir(parents=True, exist_ok=True)
+    ddp = distributed.init(device)
+    dev = ddp.device(device)
+    main = ddp.is_main
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tc.seed)
-    model = MediaFM(cfg).to(dev)
-    optimizers = build_optimizers(model, tc.lr, tc.muon_lr, tc.weight_decay)
+    core = MediaFM(cfg).to(dev)
+    optimizers = build_optimizers(core, tc.lr, tc.muon_lr, tc.weight_decay)
     schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
-    step = _load_checkpoint(run, model, optimizers, schedulers) if resume else 0
-    (run / "run.json").write_text(json.dumps(
-        {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
-         "parameters": count_parameters(model)}, indent=2))
+    step = _load_checkpoint(run, core, optimizers, schedulers) if resume else 0
+    model = core
+    if ddp.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            core, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if main:
+        (run / "run.json").write_text(json.dumps(
+            {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
+             "parameters": count_parameters(core), "world_size": ddp.world}, indent=2))
 
     train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]), tc.val_fraction,
                                         tc.max_val_titles)
     loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
                           tc.parts_in_memory)
     val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots, tc.batch_size,
-                                          tc.seed, cfg.mask_ratio))
-    log = MetricLog(run, step)
+                                          tc.seed, cfg.mask_ratio)) if main else []
+    log = MetricLog(run, step) if main else None
     end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
     last_eval: dict[str, float] = {}
     model.train()
-    bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step",
+               disable=not (progress and main))
     t0, shots_seen = time.perf_counter(), 0
     if val_batches and step == 0:  # the untrained model: the curve's starting point
-        log.write(0, "val", evaluate(model, val_batches, dev))
+        log.write(0, "val", evaluate(core, val_batches, dev))
     try:
-        for batch in loader.iterate(step, end):
+        for entries, batch in loader.iterate(step, end, ddp.rank, ddp.world):
+            # the mask is drawn for the global batch, then sliced: identical for any world size
+            lengths = torch.from_numpy(entries[:, 2])
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-            mask = sample_mask(batch["lengths"], batch["shots"].shape[1], cfg.mask_ratio, gen)
+            global_mask = sample_mask(lengths, int(lengths.max()), cfg.mask_ratio, gen)
+            mask = global_mask[ddp.rank::ddp.world, : batch["shots"].shape[1]].to(dev)
             shots = batch["shots"].to(dev, non_blocking=True)
-            _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev),
-                            mask.to(dev))
-            loss = masked_cosine_loss(pred, shots, mask.to(dev))
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev), mask)
+            # sum over this shard / masked shots of the whole batch; x world because DDP
+            # averages gradients over ranks: the gradient of the global mean, on every rank
+            loss = masked_cosine_sum(pred, shots, mask) * (ddp.world / int(global_mask.sum()))
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(core.parameters(), tc.grad_clip)
             for o in optimizers:
                 o.step()
                 o.zero_grad(set_to_none=True)
             for s in schedulers:
                 s.step()
             step += 1
-            shots_seen += int(batch["lengths"].sum())
+            batch_loss = float(ddp.mean(loss.detach()))
+            if not math.isfinite(batch_loss):
+                raise FloatingPointError(f"loss is {batch_loss} at step {step}")
+            shots_seen += int(lengths.sum())
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % tc.log_every == 0 or step == end:
+            bar.set_postfix(loss=f"{batch_loss:.4f}")
+            if main and (step % tc.log_every == 0 or step == end):
                 elapsed = time.perf_counter() - t0
-                log.write(step, "train", {"loss": loss.item(), "grad_norm": float(grad_norm),
+                log.write(step, "train", {"loss": batch_loss, "grad_norm": float(grad_norm),
                                           "lr": schedulers[-1].get_last_lr()[0],
                                           "shots_per_s": shots_seen / max(elapsed, 1e-9)})
             if val_batches and (step % tc.eval_every == 0 or step == tc.steps):
-                last_eval = evaluate(model, val_batches, dev)
+                last_eval = evaluate(core, val_batches, dev)
                 log.write(step, "val", last_eval)
                 bar.write(f"step {step}: val loss {last_eval['model/loss']:.4f} "
                           f"top1 {last_eval['model/top1']:.3f} (neighbour mean "
                           f"{last_eval['neighbour_mean/top1']:.3f})")
-            if step % tc.ckpt_every == 0 or step == end:
-                _save_checkpoint(run, step, model, optimizers, schedulers)
+            if main and (step % tc.ckpt_every == 0 or step == end):
+                _save_checkpoint(run, step, core, optimizers, schedulers)
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
+    distributed.shutdown(ddp)
     return last_eval
