@@ -114,3 +114,19 @@ def test_no_title_metadata():
                               max_shots=8)).eval()
     h, _ = m(torch.randn(2, 4, 8), torch.tensor([4, 2]), torch.zeros(2, 0))
     assert torch.isfinite(h).all()
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    m = MediaFM(CFG).train()
+    x, lengths = torch.randn(2, 7, 24), torch.tensor([7, 4])
+    grads = []
+    for flag in (False, True):
+        m.activation_checkpointing = flag
+        m.zero_grad()
+        m(x, lengths, torch.randn(2, 5, generator=torch.Generator().manual_seed(1)))[1].sum(
+            ).backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, msg=name)

@@ -97,3 +97,19 @@ def test_store_dims_conflict(store, tmp_path):
     with pytest.raises(ValueError, match="fused_dim=99 but the store"):
         train(store.path, tmp_path / "r", {**SMALL, "fused_dim": 99}, TrainConfig(steps=1),
               progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{"precision": "bf16"}, {"compile": True},
+                                     {"activation_checkpointing": True}])
+def test_gpu_path_options_run_on_cpu(store, tmp_path, options):
+    """bf16 autocast, torch.compile and activation checkpointing: the same loop, finite loss."""
+    tc = TrainConfig(steps=3, batch_size=4, eval_every=3, log_every=1, **options)
+    metrics = train(store.path, tmp_path / "r", SMALL, tc, progress=False, device="cpu")
+    assert 0 < metrics["model/loss"] < 2
+    assert len(records(tmp_path / "r", "train")) == 3
+
+
+def test_precision_is_checked():
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")

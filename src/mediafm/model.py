@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 N_SPECIAL = 2  # [CLS], [GLOBAL]
 
@@ -117,6 +118,9 @@ class MediaFM(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.hidden)
         self.output_proj = nn.Linear(cfg.hidden, cfg.fused_dim)
+        # recompute block activations in backward: memory for compute (a run-time switch,
+        # not part of the config: it does not change the function)
+        self.activation_checkpointing = False
         self.apply(self._init)
         for p in (self.cls_emb, self.global_emb, self.mask_emb):
             nn.init.normal_(p, std=0.02)
@@ -155,7 +159,10 @@ class MediaFM(nn.Module):
             keep = torch.arange(L + N_SPECIAL, device=shots.device) < (lengths + N_SPECIAL)[:, None]
             attn_mask = keep[:, None, None, :]  # (B, 1, 1, S): True = attend to this key
         for block in self.blocks:
-            x = block(x, attn_mask)
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(block, x, attn_mask, use_reentrant=False)
+            else:
+                x = block(x, attn_mask)
         h = self.norm(x)[:, N_SPECIAL:]  # (B, L, H)
         return h, self.output_proj(h)
 

@@ -51,6 +51,13 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 10
     parts_in_memory: int = 4
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: bool = False  # torch.compile the model
+    activation_checkpointing: bool = False  # recompute block activations in backward
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -246,10 +253,12 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
     step = _load_checkpoint(run, core, optimizers, schedulers) if resume else 0
-    model = core
+    core.activation_checkpointing = tc.activation_checkpointing
+    model = torch.compile(core, dynamic=True) if tc.compile else core  # lengths vary
     if ddp.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
-            core, device_ids=[dev.index] if dev.type == "cuda" else None)
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dev.type == "cuda")
     if main:
         (run / "run.json").write_text(json.dumps(
             {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
@@ -278,7 +287,8 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
             global_mask = sample_mask(lengths, int(lengths.max()), cfg.mask_ratio, gen)
             mask = global_mask[ddp.rank::ddp.world, : batch["shots"].shape[1]].to(dev)
             shots = batch["shots"].to(dev, non_blocking=True)
-            _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev), mask)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev), mask)
             # sum over this shard / masked shots of the whole batch; x world because DDP
             # averages gradients over ranks: the gradient of the global mean, on every rank
             loss = masked_cosine_sum(pred, shots, mask) * (ddp.world / int(global_mask.sum()))
