@@ -66,3 +66,23 @@ def test_loader_batches_are_pure_functions_of_step(store):
     title = store.titles.iloc[entry[0]].title_id
     want = store.title_vectors(title)[entry[1]:entry[1] + entry[2]]
     np.testing.assert_array_equal(batch["shots"][0, :entry[2]].numpy(), want)
+
+
+def test_large_store_generator_streams_titles(tmp_path):
+    import pyarrow.parquet as pq
+
+    from mediafm.store import ShotStore
+    from mediafm.synthetic import write_large_store
+
+    store = ShotStore(write_large_store(tmp_path / "big", 20_000, 32, shots_per_title=3000,
+                                        progress=False))
+    assert (store.info.n_shots, store.info.n_titles) == (20_000, 7)
+    assert store.titles["n_shots"].tolist() == [3000] * 6 + [2000]
+    for part in store.parts():  # parts hold whole titles and stay near their row budget
+        assert pq.ParquetFile(store.path / "shots" / part).metadata.num_rows <= 8192
+    x = store.title_vectors("title-0000003")
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    assert (x[1:] * x[:-1]).sum(1).mean() > 0.5  # neighbours correlated, like films
+    loader = WindowLoader(store, list(range(7)), 512, 4, seed=0, parts_in_memory=1)
+    _, batch = next(iter(loader.iterate(0, 1)))
+    assert batch["shots"].shape == (4, 512, 32)

@@ -75,6 +75,14 @@ def _synth(args: argparse.Namespace) -> None:
         print(f"{name}: {path}")
 
 
+def _synth_store(args: argparse.Namespace) -> None:
+    from mediafm.synthetic import write_large_store
+
+    out = write_large_store(args.out, args.shots, args.fused_dim, args.shots_per_title,
+                            args.seed, progress=not args.quiet)
+    print(f"wrote {out}")
+
+
 def _key_values(items: list[str], flag: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -199,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--titles", type=int, default=100)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_synth)
+
+    s = sub.add_parser("synth-store", help="a large fused-only store for scale tests")
+    s.add_argument("--out", required=True)
+    s.add_argument("--shots", type=int, default=1_000_000)
+    s.add_argument("--fused-dim", type=int, default=2304)
+    s.add_argument("--shots-per-title", type=int, default=1500)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_synth_store)
 
     s = sub.add_parser("train", help="pretrain MediaFM with masked shot modeling")
     s.add_argument("--store", required=True)

@@ -134,3 +134,59 @@ def write_catalog(out: str | Path, spec: CatalogSpec = CatalogSpec()) -> dict[st
     pq.write_table(pa.Table.from_pandas(titles, preserve_index=False), paths["titles"])
     pq.write_table(pa.Table.from_pandas(latent, preserve_index=False), paths["latent"])
     return paths
+
+
+def write_large_store(out: str | Path, n_shots: int, fused_dim: int = 2304,
+                      shots_per_title: int = 1500, seed: int = 0, progress: bool = True
+                      ) -> Path:
+    """A fused-only store of ``n_shots`` for scale tests, written title by title.
+
+    Vectors follow a unit-normed AR(1) walk per title (neighbours correlated, as in real
+    films). Memory stays at one part file's worth, whatever ``n_shots`` is; the store appears
+    atomically when complete.
+    """
+    import json
+    import tempfile
+
+    import pyarrow as pa
+    from tqdm.auto import tqdm
+
+    from mediafm.store import StoreInfo, _Parts, _replace_dir, _vector_array, _write_titles
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    rng = np.random.default_rng(seed)
+    try:
+        (tmp / "shots").mkdir()
+        parts = _Parts(tmp / "shots", part_rows=8192)
+        bar = tqdm(total=n_shots, desc="synth store", unit="shot", disable=not progress)
+        done, t = 0, 0
+        while done < n_shots:
+            n = min(shots_per_title, n_shots - done)
+            x = rng.standard_normal((n, fused_dim), dtype=np.float32)
+            for i in range(1, n):
+                x[i] = 0.8 * x[i - 1] + 0.6 * x[i]
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            start = np.cumsum(np.r_[0.0, rng.gamma(2.0, 1.5, n - 1)])
+            title_id = f"title-{t:07d}"
+            parts.add(title_id, pa.table({
+                "title_id": pa.array([title_id] * n), "shot_index": pa.array(np.arange(n),
+                                                                            pa.int32()),
+                "start_s": pa.array(start), "end_s": pa.array(start + 1.0),
+                "has_text": pa.nulls(n, pa.bool_()), "fused": _vector_array(x)}))
+            done, t = done + n, t + 1
+            bar.update(n)
+        bar.close()
+        parts.flush()
+        _write_titles(tmp, parts.locations, None, None, 0)
+        info = StoreInfo(dims={"fused": fused_dim, "metadata": 0}, modalities=(),
+                         n_titles=t, n_shots=n_shots, fused_modalities=())
+        (tmp / "store.json").write_text(json.dumps(info.to_json(), indent=2))
+        _replace_dir(tmp, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
