@@ -129,9 +129,14 @@ class Encoders:
             self.detector = SceneDetectShots(cfg.detector, cfg.threshold, cfg.min_shot_s)
 
 
-def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders
+STAGES = 7  # the lap() calls of ingest_title, for a per-title progress bar
+
+
+def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                  ) -> tuple[pd.DataFrame, dict, dict[str, float]]:
-    """(SHOTS rows, title record, seconds per stage) for one title; raises on bad input."""
+    """(SHOTS rows, title record, seconds per stage) for one title; raises on bad input.
+
+    ``on_stage(name)`` is called as each stage ends (progress display)."""
     t = {}
     clock = time.perf_counter()
 
@@ -140,6 +145,8 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders
         now = time.perf_counter()
         t[stage] = t.get(stage, 0.0) + now - clock
         clock = now
+        if on_stage is not None:
+            on_stage(stage)
 
     info = probe(job.video)
     if not info.has_audio and not cfg.allow_no_audio:
@@ -224,10 +231,11 @@ def _worker_init(cfg: IngestConfig) -> None:
     _WORKER = Encoders(cfg)
 
 
-def _run_one(job: TitleJob, cfg: IngestConfig, staging: Path, enc: Encoders | None = None):
+def _run_one(job: TitleJob, cfg: IngestConfig, staging: Path, enc: Encoders | None = None,
+             on_stage=None):
     enc = enc or _WORKER
     try:
-        frame, record, timings = ingest_title(job, cfg, enc)
+        frame, record, timings = ingest_title(job, cfg, enc, on_stage)
     except (MediaError, SubtitleError, ValueError, OSError) as e:
         return job.title_id, None, {"title_id": job.title_id, "source": job.video,
                                     "stage": "ingest", "error": str(e)}
@@ -295,8 +303,13 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig = IngestConf
     enc = None
     if todo and cfg.workers <= 1:
         enc = Encoders(cfg)
-        for job in todo:
-            collect(_run_one(job, cfg, staging, enc))
+        for job in todo:  # one bar per title, by stage, under the overall bar
+            inner = tqdm(total=STAGES, desc=job.title_id[:24], unit="stage", leave=False,
+                         position=1, disable=not progress)
+            collect(_run_one(job, cfg, staging, enc,
+                             lambda stage, bar=inner: (bar.set_postfix_str(stage),
+                                                       bar.update(1))))
+            inner.close()
     elif todo:
         with ProcessPoolExecutor(cfg.workers, initializer=_worker_init, initargs=(cfg,)) as pool:
             for fut in as_completed([pool.submit(_run_one, j, cfg, staging) for j in todo]):
