@@ -43,7 +43,7 @@ def _ingest(args: argparse.Namespace) -> int:
                        video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
                        text_encoder=args.text_encoder,
                        encoder_args=enc_args, allow_no_audio=args.allow_no_audio,
-                       workers=args.workers)
+                       workers=args.workers, engine=args.engine, ray_address=args.address)
     report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet)
     print(report.summary())
     if report.store is not None:
@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--title-id", help="single video: its id (default: the file name)")
     s.add_argument("--synopsis", help="single video: title synopsis")
     s.add_argument("--tag", action="append", default=[], help="single video: a tag")
-    s.add_argument("--workers", type=int, default=1, help="processes over titles")
+    s.add_argument("--workers", type=int, default=1,
+                   help="local: processes over titles; ray: actors (default: cluster CPUs)")
+    s.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: spread titles over a Ray cluster (extra: mediafm[ray])")
+    s.add_argument("--address", help="ray: cluster address (default: a local Ray instance)")
     s.add_argument("--frames-per-shot", type=int, default=4)
     s.add_argument("--detector", choices=["content", "adaptive", "transnetv2"],
                    default="content", help="PySceneDetect content/adaptive, or TransNetV2 "

@@ -49,7 +49,10 @@ class IngestConfig:
     text_encoder: str = "minilm"
     encoder_args: dict = field(default_factory=dict)  # {"video": {"path": ...}, ...}
     allow_no_audio: bool = False  # True: a title without audio gets zero audio vectors
-    workers: int = 1
+    workers: int = 1  # local: processes; ray: actors (default: the cluster's CPUs)
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None:
+    # start a local Ray instance for this run
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -117,7 +120,7 @@ class Encoders:
         from mediafm.encoders import build
         from mediafm.shots import SceneDetectShots, TransNetV2Shots
 
-        if cfg.workers > 1:
+        if cfg.workers > 1 or cfg.engine == "ray":
             torch.set_num_threads(1)  # one thread per worker process: no oversubscription
         args = cfg.encoder_args
         self.video = build("video", cfg.video_encoder, **args.get("video", {}))
@@ -243,6 +246,37 @@ def _run_one(job: TitleJob, cfg: IngestConfig, staging: Path, enc: Encoders | No
     return job.title_id, (record["duration_s"], timings), None
 
 
+class _RayWorker:
+    """A Ray actor holding the encoders, so models load once per actor, not once per title."""
+
+    def __init__(self, cfg: IngestConfig, staging: str):
+        self.cfg, self.staging, self.enc = cfg, Path(staging), Encoders(cfg)
+
+    def run(self, job: TitleJob):
+        return _run_one(job, self.cfg, self.staging, self.enc)
+
+
+def _run_on_ray(todo: list[TitleJob], cfg: IngestConfig, staging: Path, collect) -> None:
+    """Titles over a Ray cluster (an ActorPool): the same staging, atomicity and failure
+    records as the local engine. On a multi-node cluster the store's folder must be on a
+    filesystem every node sees."""
+    import ray
+    from ray.util import ActorPool
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False)
+    try:
+        n = cfg.workers if cfg.workers > 1 else max(1, int(ray.cluster_resources()["CPU"]))
+        actor = ray.remote(num_cpus=1)(_RayWorker)
+        pool = ActorPool([actor.remote(cfg, str(staging)) for _ in range(min(n, len(todo)))])
+        for result in pool.map_unordered(lambda a, job: a.run.remote(job), todo):
+            collect(result)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -301,7 +335,11 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig = IngestConf
         bar.set_postfix(title=title_id[:24])
 
     enc = None
-    if todo and cfg.workers <= 1:
+    if cfg.engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {cfg.engine!r}: local | ray")
+    if todo and cfg.engine == "ray":
+        _run_on_ray(todo, cfg, staging, collect)
+    elif todo and cfg.workers <= 1:
         enc = Encoders(cfg)
         for job in todo:  # one bar per title, by stage, under the overall bar
             inner = tqdm(total=STAGES, desc=job.title_id[:24], unit="stage", leave=False,
