@@ -2,7 +2,8 @@
 
 For each size, a fresh process opens the store and pulls batches of 512-shot windows through
 ``WindowLoader.iterate`` (the training path: plan, part cache, collate, read-ahead thread),
-reporting shots/s and the process's peak RSS. Memory must not grow with the corpus.
+reporting shots/s and peak RSS (the process plus its largest worker). Memory must not grow
+with the corpus. ``--workers`` compares the read-ahead thread (0) with DataLoader processes.
 
     python benchmarks/loader_throughput.py                       # 100k and 1M, fused 2304
     python benchmarks/loader_throughput.py --sizes 100000 --steps 50
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 
-def measure(store: str, steps: int, batch: int) -> dict:
+def measure(store: str, steps: int, batch: int, workers: int) -> dict:
     import resource
 
     from mediafm.sequences import WindowLoader
@@ -28,11 +29,13 @@ def measure(store: str, steps: int, batch: int) -> dict:
     loader = WindowLoader(s, list(range(len(s.titles))), 512, batch, seed=0)
     t = time.perf_counter()
     shots = 0
-    for _, b in loader.iterate(0, steps):
+    for _, b in loader.iterate(0, steps, workers=workers):
         shots += int(b["lengths"].sum())
     dt = time.perf_counter() - t
-    return {"shots": s.info.n_shots, "shots_per_s": shots / dt, "s_per_batch": dt / steps,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return {"shots": s.info.n_shots, "workers": workers, "shots_per_s": shots / dt,
+            "s_per_batch": dt / steps, "peak_rss_mib": peak}
 
 
 def main() -> None:
@@ -41,11 +44,13 @@ def main() -> None:
     p.add_argument("--fused-dim", type=int, default=2304)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                   help="DataLoader worker processes (0: one read-ahead thread)")
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
     p.add_argument("--measure", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.steps, args.batch)))
+        print(json.dumps(measure(args.measure, args.steps, args.batch, args.workers[0])))
         return
     from mediafm.synthetic import write_large_store
 
@@ -56,18 +61,19 @@ def main() -> None:
             t = time.perf_counter()
             write_large_store(store, n, args.fused_dim, progress=False)
             print(f"generated {store} in {time.perf_counter() - t:.0f} s")
-        out = subprocess.run([sys.executable, __file__, "--measure", str(store), "--steps",
-                              str(args.steps), "--batch", str(args.batch)], check=True,
-                             capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        for w in args.workers:
+            out = subprocess.run([sys.executable, __file__, "--measure", str(store), "--steps",
+                                  str(args.steps), "--batch", str(args.batch), "--workers",
+                                  str(w)], check=True, capture_output=True, text=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
     import platform
 
     print(f"machine: {platform.machine()}, fused dim {args.fused_dim}, batch {args.batch} x "
-          "512-shot windows, one loader thread")
-    print(f"{'shots':>10} {'shots/s':>10} {'s/batch':>8} {'peak RSS MiB':>13}")
+          "512-shot windows")
+    print(f"{'shots':>10} {'workers':>7} {'shots/s':>10} {'s/batch':>8} {'peak RSS MiB':>13}")
     for r in rows:
-        print(f"{r['shots']:>10} {r['shots_per_s']:>10.0f} {r['s_per_batch']:>8.3f} "
-              f"{r['peak_rss_mib']:>13.0f}")
+        print(f"{r['shots']:>10} {r['workers']:>7} {r['shots_per_s']:>10.0f} "
+              f"{r['s_per_batch']:>8.3f} {r['peak_rss_mib']:>13.0f}")
 
 
 if __name__ == "__main__":

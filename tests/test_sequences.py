@@ -86,3 +86,16 @@ def test_large_store_generator_streams_titles(tmp_path):
     loader = WindowLoader(store, list(range(7)), 512, 4, seed=0, parts_in_memory=1)
     _, batch = next(iter(loader.iterate(0, 1)))
     assert batch["shots"].shape == (4, 512, 32)
+
+
+def test_worker_processes_yield_the_same_batches(store):
+    loader = WindowLoader(store, list(range(len(store.titles))), 64, 4, seed=0)
+    threaded = list(loader.iterate(2, 7))
+    multi = list(loader.iterate(2, 7, workers=2))
+    assert len(multi) == 5
+    for (ea, a), (eb, b) in zip(threaded, multi, strict=True):
+        np.testing.assert_array_equal(ea, eb)
+        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title"], b["title"])
+    _, shard = loader.shard(0, rank=1, world=2)  # rank 1 of 2 gets rows 1, 3
+    assert torch.equal(shard["shots"][0, : int(shard["lengths"][0])],
+                       loader.batch(0)["shots"][1, : int(shard["lengths"][0])])

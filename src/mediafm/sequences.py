@@ -162,23 +162,48 @@ class WindowLoader:
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         return self.load(self.entries(step))
 
-    def iterate(self, start: int, stop: int, rank: int = 0, world: int = 1, prefetch: int = 2):
-        """Yield (the global batch's entries, this rank's shard loaded) for steps start..stop-1.
+    def shard(self, step: int, rank: int = 0, world: int = 1
+              ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        """(the global batch's entries, rank ``rank``'s rows r, r + world, ... loaded)."""
+        e = self.entries(step)
+        if len(e) < world:
+            raise ValueError(f"batch of {len(e)} windows cannot be split over {world} "
+                             "processes: raise batch_size")
+        return e, self.load(e[rank::world])
 
-        Rank ``r`` of ``world`` loads rows r, r + world, ... of each global batch, so the
-        global batch is the same for any number of processes. Reads ahead on a thread.
+    def iterate(self, start: int, stop: int, rank: int = 0, world: int = 1, prefetch: int = 2,
+                workers: int = 0, pin_memory: bool = False):
+        """Yield ``shard(step)`` for steps start..stop-1, in order.
+
+        The global batch is the same for any number of processes. ``workers=0`` reads ahead
+        on one thread; ``workers=N`` uses N torch DataLoader processes (tensors travel through
+        shared memory), for accelerators that consume more than one thread can read.
         """
-        def job(s: int):
-            e = self.entries(s)
-            if len(e) < world:
-                raise ValueError(f"batch of {len(e)} windows cannot be split over {world} "
-                                 "processes: raise batch_size")
-            return e, self.load(e[rank::world])
-
+        if workers > 0:
+            data = torch.utils.data.DataLoader(
+                _Steps(self, rank, world), sampler=range(start, stop), batch_size=None,
+                num_workers=workers, prefetch_factor=prefetch, pin_memory=pin_memory)
+            for entries, batch in data:
+                yield np.asarray(entries), batch
+            return
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(job, s) for s in range(start, min(start + prefetch, stop))]
+            pending = [pool.submit(self.shard, s, rank, world)
+                       for s in range(start, min(start + prefetch, stop))]
             for s in range(start, stop):
                 result = pending.pop(0).result()
                 if s + prefetch < stop:
-                    pending.append(pool.submit(job, s + prefetch))
+                    pending.append(pool.submit(self.shard, s + prefetch, rank, world))
                 yield result
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Step index -> this rank's shard of that step's batch (for DataLoader workers)."""
+
+    def __init__(self, loader: WindowLoader, rank: int, world: int):
+        self.loader, self.rank, self.world = loader, rank, world
+
+    def __getitem__(self, step: int):
+        return self.loader.shard(step, self.rank, self.world)
+
+    def __len__(self) -> int:  # steps are addressed directly; the sampler bounds them
+        raise TypeError("_Steps is indexed by step")

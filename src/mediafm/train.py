@@ -51,6 +51,7 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 10
     parts_in_memory: int = 4
+    loader_workers: int = 0  # 0: one read-ahead thread; N: N DataLoader worker processes
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model
     activation_checkpointing: bool = False  # recompute block activations in backward
@@ -280,7 +281,9 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     if val_batches and step == 0:  # the untrained model: the curve's starting point
         log.write(0, "val", evaluate(core, val_batches, dev))
     try:
-        for entries, batch in loader.iterate(step, end, ddp.rank, ddp.world):
+        for entries, batch in loader.iterate(step, end, ddp.rank, ddp.world,
+                                             workers=tc.loader_workers,
+                                             pin_memory=dev.type == "cuda"):
             # the mask is drawn for the global batch, then sliced: identical for any world size
             lengths = torch.from_numpy(entries[:, 2])
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
