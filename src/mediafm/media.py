@@ -60,38 +60,43 @@ def probe(path: str | Path) -> MediaInfo:
                          v.codec_context.height)
 
 
-def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: int = 224
-              ) -> np.ndarray:
-    """(len(times), crop, crop, 3) uint8 RGB: for each time, the last frame shown at or before it,
-    resized so its short side is ``short_side``, then centre-cropped. Variable frame rates are
-    fine: frames are matched by presentation time, not by index."""
+def _video_frames(path: str | Path):
+    """Decoded video frames with a presentation time, in order. A file that breaks off after
+    some frames (truncated) ends the stream there; one that yields none raises MediaError."""
     import av
 
-    order = np.argsort(times)
-    out = np.zeros((len(times), crop, crop, 3), dtype=np.uint8)
-    filled = np.zeros(len(times), dtype=bool)
-    k = 0
-    last = None
+    n = 0
     with _open(path) as c:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         try:
             for frame in c.decode(stream):
-                if frame.time is None:
-                    continue
-                while k < len(order) and times[order[k]] < frame.time and last is not None:
-                    out[order[k]] = _resize_crop(last, short_side, crop)
-                    filled[order[k]] = True
-                    k += 1
-                last = frame
-                if k >= len(order):
-                    break
+                if frame.time is not None:
+                    n += 1
+                    yield frame
         except av.FFmpegError as e:
-            if last is None:
+            if n == 0:
                 raise MediaError(f"{path}: cannot decode video ({e})") from e
-            # a truncated file: keep what decoded, the remaining times get the last frame
-    if last is None:
+    if n == 0:
         raise MediaError(f"{path}: no decodable video frames")
+
+
+def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: int = 224
+              ) -> np.ndarray:
+    """(len(times), crop, crop, 3) uint8 RGB: for each time, the last frame shown at or before it,
+    resized so its short side is ``short_side``, then centre-cropped. Variable frame rates are
+    fine: frames are matched by presentation time, not by index. Times past the last decodable
+    frame (a truncated file) get the last frame."""
+    order = np.argsort(times)
+    out = np.zeros((len(times), crop, crop, 3), dtype=np.uint8)
+    k, last = 0, None
+    for frame in _video_frames(path):
+        while k < len(order) and last is not None and times[order[k]] < frame.time:
+            out[order[k]] = _resize_crop(last, short_side, crop)
+            k += 1
+        last = frame
+        if k >= len(order):
+            break
     for i in order[k:]:
         out[i] = _resize_crop(last, short_side, crop)
     return out
@@ -99,23 +104,10 @@ def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: 
 
 def small_frames(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Every frame as (n, height, width, 3) uint8 RGB (squashed, not cropped) and its time."""
-    import av
-
     frames, times = [], []
-    with _open(path) as c:
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in c.decode(stream):
-                if frame.time is None:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
-                times.append(frame.time)
-        except av.FFmpegError as e:
-            if not frames:
-                raise MediaError(f"{path}: cannot decode video ({e})") from e
-    if not frames:
-        raise MediaError(f"{path}: no decodable video frames")
+    for frame in _video_frames(path):
+        frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+        times.append(frame.time)
     return np.stack(frames), np.asarray(times, dtype=np.float64)
 
 
