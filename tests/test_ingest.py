@@ -231,3 +231,23 @@ def test_ray_engine_gives_the_same_store(ingested, media, tmp_path):
         np.testing.assert_allclose(one.title_vectors(t), ray_store.title_vectors(t), atol=1e-5)
     again = ingest(some[:2], tmp_path / "store", cfg, progress=False)
     assert sorted(again.skipped) == ["cuts", "odd"] and not again.done
+
+
+@pytest.mark.slow
+def test_cli_single_video_and_exit_codes(media, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest", *map(str, args)],
+                              cwd=tmp_path, capture_output=True, text=True)
+
+    ok = cli(media / "cuts.mp4", "--subtitles", media / "cuts.srt", "--synopsis", "A film.",
+             "--tag", "test", "--out", "one")
+    assert ok.returncode == 0, ok.stderr
+    assert "1 ingested" in ok.stdout and "video s / s" in ok.stdout
+    store = ShotStore(tmp_path / "one")
+    assert store.titles.title_id.tolist() == ["cuts"] and store.info.n_shots == 3
+    (tmp_path / "m.csv").write_text(f"title_id,video\ngood,{media / 'cuts.mp4'}\n"
+                                    f"bad,{media / 'not_video.mp4'}\n")
+    some_failed = cli("m.csv", "--out", "two")
+    assert some_failed.returncode == 1
+    assert "failures: two.failures.jsonl (1)" in some_failed.stderr
+    assert ShotStore(tmp_path / "two").titles.title_id.tolist() == ["good"]

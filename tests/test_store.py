@@ -201,3 +201,15 @@ def test_modality_ablation_fuses_a_subset(tmp_path):
     assert ShotStore(tmp_path / "va").info.fused_modalities == ("video", "audio")
     with pytest.raises(StoreError, match="non-empty subset"):
         import_shots(src, tmp_path / "x", fuse_modalities=("smell",), progress=False)
+
+
+def test_all_null_text_needs_known_dims(tmp_path):
+    df = random_shots(n_titles=2, text_prob=0.0)  # a catalog without subtitles
+    with pytest.raises(StoreError, match="'text' is null in every row"):
+        import_shots(write_shots(df, tmp_path / "a.pq"), tmp_path / "a", progress=False)
+    fixed = SHOT_SCHEMA.set(SHOT_SCHEMA.get_field_index("text"),
+                            pa.field("text", pa.list_(pa.float32(), 3)))
+    store = import_shots(write_shots(df, tmp_path / "b.pq", fixed), tmp_path / "b",
+                         progress=False)
+    assert store.dims["text"] == 3
+    assert not pd.read_parquet(tmp_path / "b" / "shots")["has_text"].any()

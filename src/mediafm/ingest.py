@@ -189,6 +189,7 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                           "video": list(video), "audio": list(audio), "text": text_col,
                           "subtitle_text": texts})
     record = {"title_id": job.title_id, "video_path": job.video, "duration_s": info.duration_s,
+              "dims": {"video": enc.video.dim, "audio": enc.audio.dim, "text": enc.text.dim},
               "n_shots": len(shots), "has_audio": info.has_audio,
               "metadata": None if metadata is None else metadata.tolist(),
               "synopsis": job.synopsis, "tags": list(job.tags)}
@@ -209,10 +210,12 @@ def _stage(staging: Path, frame: pd.DataFrame, record: dict) -> None:
     import pyarrow.parquet as pq
 
     key = _key(record["title_id"])
-    vec = pa.list_(pa.float32())
+    dims = record["dims"]  # fixed-size lists: dims stay known even when no shot has text
     schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
-                        ("start_s", pa.float64()), ("end_s", pa.float64()), ("video", vec),
-                        ("audio", vec), ("text", vec), ("subtitle_text", pa.string())])
+                        ("start_s", pa.float64()), ("end_s", pa.float64()),
+                        *[(m, pa.list_(pa.float32(), dims[m])) for m in ("video", "audio",
+                                                                          "text")],
+                        ("subtitle_text", pa.string())])
     tmp = staging / f".{key}.parquet.tmp-{os.getpid()}"
     pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     os.replace(tmp, staging / f"{key}.parquet")

@@ -174,8 +174,15 @@ def _list_column(table: pa.Table, name: str, source: str, nullable: bool,
     if not nullable and not valid.all():
         raise StoreError(f"{where(int(np.argmin(valid)))}: {name} is null")
     lengths = col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+    if dim is None and pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
     if dim is None:
-        dim = int(lengths[valid][0]) if valid.any() else 0
+        if not valid.any():
+            if name == "metadata":
+                return np.zeros((len(col), 0), np.float32), valid, 0
+            raise StoreError(f"{source}: column {name!r} is null in every row, so its dims are "
+                             "unknown: store it as fixed_size_list<float32>[dim]")
+        dim = int(lengths[valid][0])
     bad = valid & (lengths != dim)
     if bad.any():
         i = int(np.argmax(bad))
