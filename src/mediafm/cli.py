@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -117,9 +118,10 @@ def _train(args: argparse.Namespace) -> None:
     model_cfg, train_cfg = load_run_config(args.config, args.set)
     metrics = train(args.store, args.out, model_cfg, train_cfg, resume=args.resume,
                     stop_after=args.stop_after, device=args.device, progress=not args.quiet)
-    if metrics:
-        print(json.dumps(metrics, indent=2))
-    print(f"model: {Path(args.out) / 'model'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        if metrics:
+            print(json.dumps(metrics, indent=2))
+        print(f"model: {Path(args.out) / 'model'}")
 
 
 def _embed(args: argparse.Namespace) -> None:
