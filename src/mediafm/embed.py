@@ -23,7 +23,7 @@ import torch
 
 from mediafm.model import MediaFM
 from mediafm.sequences import collate, window_starts
-from mediafm.store import ShotStore, StoreError
+from mediafm.store import ShotStore, StoreError, _vector_array
 
 OUTPUTS = ("hidden", "output")
 MODES = ("in-context", "clip-only")
@@ -97,10 +97,6 @@ def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
         yield ids, seqs, emb[[store.title_row(t) for t in ids]]
 
 
-def _embedding_column(x: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), x.shape[1])
-
-
 def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str | os.PathLike,
                 output: str = "hidden", batch_size: int = 16, progress: bool = True) -> Path:
     """Write one contextual embedding per shot: (title_id, shot_index, embedding) Parquet.
@@ -122,7 +118,7 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
                 "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
                 "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
                                        pa.int32()),
-                "embedding": _embedding_column(np.concatenate(embs)),
+                "embedding": _vector_array(np.concatenate(embs)),
             })
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
@@ -200,7 +196,7 @@ def write_clip_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     table = pa.table({"clip_id": pa.array(frame["clip_id"].tolist()),
-                      "embedding": _embedding_column(np.stack(frame["embedding"].to_list()))})
+                      "embedding": _vector_array(np.stack(frame["embedding"].to_list()))})
     pq.write_table(table, tmp)
     os.replace(tmp, out)
     return out

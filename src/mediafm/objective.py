@@ -15,18 +15,17 @@ import torch
 import torch.nn.functional as F
 
 
-def masked_cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
-                       ) -> torch.Tensor:
-    """Mean over masked positions of 1 - cos(pred, target). pred/target (B, L, D), mask (B, L)."""
-    cos = F.cosine_similarity(pred[mask].float(), target[mask].float(), dim=-1)
-    return (1.0 - cos).mean()
-
-
 def masked_cosine_sum(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
                       ) -> torch.Tensor:
     """Sum over masked positions of 1 - cos(pred, target): the loss's numerator, for shards."""
     cos = F.cosine_similarity(pred[mask].float(), target[mask].float(), dim=-1)
     return (1.0 - cos).sum()
+
+
+def masked_cosine_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                       ) -> torch.Tensor:
+    """Mean over masked positions of 1 - cos(pred, target). pred/target (B, L, D), mask (B, L)."""
+    return masked_cosine_sum(pred, target, mask) / mask.sum()
 
 
 def neighbour_mean(shots: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor
@@ -79,7 +78,7 @@ class MSMMetrics:
     def update(self, pred: torch.Tensor, shots: torch.Tensor, lengths: torch.Tensor,
                mask: torch.Tensor) -> None:
         n = int(mask.sum())
-        self.loss_sum += float(masked_cosine_loss(pred, shots, mask)) * n
+        self.loss_sum += float(masked_cosine_sum(pred, shots, mask))
         ranks = retrieval_ranks(pred, shots, lengths, mask)
         self.n += n
         self.top1 += int((ranks < 1).sum())

