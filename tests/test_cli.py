@@ -24,7 +24,7 @@ def mediafm(*args, cwd, check=True):
 
 def test_help_lists_every_stage(tmp_path):
     out = mediafm("--help", cwd=tmp_path).stdout
-    for cmd in ("import", "info", "synth", "train", "embed", "demo"):
+    for cmd in ("import", "info", "synth", "cache", "train", "embed", "demo"):
         assert cmd in out
 
 
@@ -35,6 +35,9 @@ def test_synth_import_train_embed(tmp_path):
             "--out", "store", cwd=tmp_path)
     info = json.loads(mediafm("info", "store", cwd=tmp_path).stdout)
     assert info["n_titles"] == 10 and info["dims"]["fused"] == 256
+    assert not info["fused_cache"]
+    mediafm("cache", "--store", "store", cwd=tmp_path)  # training and embedding then read it
+    assert json.loads(mediafm("info", "store", cwd=tmp_path).stdout)["fused_cache"]
     mediafm("train", "--store", "store", "--out", "run", "--set", "train.steps=6",
             "--set", "eval_every=3", "--set", "hidden=32", "--set", "heads=2",
             "--set", "layers=1", "--stop-after", "4", cwd=tmp_path)

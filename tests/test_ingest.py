@@ -4,6 +4,7 @@ aligned subtitles, speech from espeak-ng, odd sizes and codecs, every bad input,
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -251,3 +252,33 @@ def test_cli_single_video_and_exit_codes(media, tmp_path):
     assert some_failed.returncode == 1
     assert "failures: two.failures.jsonl (1)" in some_failed.stderr
     assert ShotStore(tmp_path / "two").titles.title_id.tolist() == ["good"]
+
+
+@pytest.mark.slow
+def test_ray_cluster_of_two_nodes_from_the_cli(ingested, media, tmp_path):
+    """``--engine ray --address`` joins an existing cluster, as on a real one: a head and a
+    second node (each its own raylet, one CPU each) started with ray.cluster_utils. The pool's
+    two one-CPU actors therefore run on different nodes; the store is the local engine's."""
+    from ray.cluster_utils import Cluster
+
+    out, _ = ingested
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        rel = {f: os.path.relpath(media / f, tmp_path)  # relative paths, as users write them
+               for f in ("cuts.mp4", "cuts.srt", "odd.mkv", "odd.vtt")}
+        (tmp_path / "m.csv").write_text(f"title_id,video,subtitles\n"
+                                        f"cuts,{rel['cuts.mp4']},{rel['cuts.srt']}\n"
+                                        f"odd,{rel['odd.mkv']},{rel['odd.vtt']}\n")
+        proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest", "m.csv",
+                               "--out", "store", "--engine", "ray", "--workers", "2",
+                               "--address", cluster.address], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 ingested" in proc.stdout
+    one, ray_store = ShotStore(out / "store"), ShotStore(tmp_path / "store")
+    for t in ("cuts", "odd"):
+        np.testing.assert_allclose(one.title_vectors(t), ray_store.title_vectors(t), atol=1e-5)

@@ -60,7 +60,7 @@ def test_loader_batches_are_pure_functions_of_step(store):
         assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title"], b["title"])
     batch = loader.batch(0)
     assert batch["shots"].shape[0] == 4 and batch["shots"].shape[2] == store.dims["fused"]
-    assert len(loader.cache.parts) <= 2  # bounded: parts_in_memory + 1
+    assert len(loader.reader.parts) <= 2  # bounded: parts_in_memory + 1
     # the windows hold real, contiguous shots of their title
     entry = loader.plan(0)[0]
     title = store.titles.iloc[entry[0]].title_id
@@ -91,6 +91,9 @@ def test_large_store_generator_streams_titles(tmp_path):
 def test_worker_processes_yield_the_same_batches(store):
     loader = WindowLoader(store, list(range(len(store.titles))), 64, 4, seed=0)
     threaded = list(loader.iterate(2, 7))
+    # read threads, started here before the workers fork: each worker makes its own
+    loader = WindowLoader(store, list(range(len(store.titles))), 64, 4, seed=0, read_threads=2)
+    assert len(list(loader.iterate(2, 4))) == 2
     multi = list(loader.iterate(2, 7, workers=2))
     assert len(multi) == 5
     for (ea, a), (eb, b) in zip(threaded, multi, strict=True):
@@ -99,3 +102,28 @@ def test_worker_processes_yield_the_same_batches(store):
     _, shard = loader.shard(0, rank=1, world=2)  # rank 1 of 2 gets rows 1, 3
     assert torch.equal(shard["shots"][0, : int(shard["lengths"][0])],
                        loader.batch(0)["shots"][1, : int(shard["lengths"][0])])
+
+
+def test_fused_cache_gives_the_same_batches(store, tmp_path):
+    """The memory-mapped cache is only a faster path: every batch is bitwise the same,
+    with one or several read threads, and when read into a recycled buffer."""
+    import shutil
+
+    from mediafm.store import CachedRows, ShotStore, write_fused_cache
+
+    copy = tmp_path / "store"
+    shutil.copytree(store.path, copy)
+    write_fused_cache(copy, progress=False)
+    cached = ShotStore(copy)
+    assert cached.has_fused_cache and isinstance(cached.row_reader(), CachedRows)
+    rows = list(range(len(store.titles)))
+    plain = WindowLoader(store, rows, 64, 4, seed=0)
+    fast = WindowLoader(cached, rows, 64, 4, seed=0, read_threads=3)
+    buf = torch.full((4, 64, store.dims["fused"]), float("nan"))
+    for step in range(plain.steps_per_epoch + 2):
+        a, b = plain.batch(step), fast.batch(step)
+        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["lengths"], b["lengths"])
+        c = fast.load(fast.entries(step), out=buf)  # padding is re-zeroed in a dirty buffer
+        assert torch.equal(a["shots"], c["shots"]) and c["shots"].data_ptr() == buf.data_ptr()
+    for part in store.parts():
+        np.testing.assert_array_equal(cached.part_vectors(part), store.part_vectors(part))

@@ -213,3 +213,41 @@ def test_all_null_text_needs_known_dims(tmp_path):
                          progress=False)
     assert store.dims["text"] == 3
     assert not pd.read_parquet(tmp_path / "b" / "shots")["has_text"].any()
+
+
+def test_fused_cache_is_checked_against_the_parts(store, tmp_path):
+    """A cache that no longer matches its Parquet part is ignored with a warning; a damaged
+    cache file is a clear error naming the file; re-importing drops the cache with the store."""
+    import shutil
+    import warnings
+
+    from mediafm.store import FUSED_CACHE, write_fused_cache
+
+    copy = tmp_path / "store"
+    shutil.copytree(store.path, copy)
+    cache = write_fused_cache(copy, progress=False)
+    assert sorted(p.name for p in cache.glob("*.arrow")) == [
+        p.replace(".parquet", ".arrow") for p in store.parts()]
+    assert not list(cache.parent.glob(".fused-*"))  # no temp dir left behind
+
+    part = store.parts()[0]
+    rows = ShotStore(copy).titles.query("part == @part")
+    want = store.title_vectors(rows.title_id.iloc[0])
+    out = np.empty_like(want)
+    ShotStore(copy).row_reader().read(part, int(rows.row_offset.iloc[0]), out)
+    np.testing.assert_array_equal(out, want)
+
+    damaged = cache / part.replace(".parquet", ".arrow")
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(StoreError, match=f"{damaged.name}.*rerun `mediafm cache`"):
+        ShotStore(copy).row_reader().read(part, 0, out[:1])
+
+    table = pq.read_table(copy / "shots" / part)
+    pq.write_table(table, copy / "shots" / part, compression="none")  # a part edited by hand
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reopened = ShotStore(copy)
+    assert not reopened.has_fused_cache and "stale" in str(caught[0].message)
+
+    import_shots(write_shots(random_shots(), tmp_path / "s.parquet"), copy, progress=False)
+    assert not (copy / FUSED_CACHE).exists() and not ShotStore(copy).has_fused_cache

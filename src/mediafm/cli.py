@@ -63,7 +63,14 @@ def _info(args: argparse.Namespace) -> None:
     n = store.titles["n_shots"]
     print(json.dumps({**store.info.to_json(), "shots_per_title": {
         "min": int(n.min()), "median": float(n.median()), "max": int(n.max())},
-        "parts": len(store.parts())}, indent=2))
+        "parts": len(store.parts()), "fused_cache": store.has_fused_cache}, indent=2))
+
+
+def _cache(args: argparse.Namespace) -> None:
+    from mediafm.store import write_fused_cache
+
+    out = write_fused_cache(args.store, progress=not args.quiet)
+    print(f"wrote {out}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -82,6 +89,8 @@ def _synth_store(args: argparse.Namespace) -> None:
     out = write_large_store(args.out, args.shots, args.fused_dim, args.shots_per_title,
                             args.seed, progress=not args.quiet)
     print(f"wrote {out}")
+    if args.cache:
+        _cache(argparse.Namespace(store=out, quiet=args.quiet))
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, str]:
@@ -220,7 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fused-dim", type=int, default=2304)
     s.add_argument("--shots-per-title", type=int, default=1500)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cache", action="store_true", help="also write the fused cache")
     s.set_defaults(func=_synth_store)
+
+    s = sub.add_parser("cache", help=(
+        "write the fused column as memory-mapped Arrow next to the Parquet parts: ~10x faster "
+        "training reads, for GPUs (costs one more copy of the fused vectors on disk)"))
+    s.add_argument("--store", required=True)
+    s.set_defaults(func=_cache)
 
     s = sub.add_parser("train", help="pretrain MediaFM with masked shot modeling")
     s.add_argument("--store", required=True)

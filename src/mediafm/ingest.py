@@ -17,7 +17,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +259,12 @@ class _RayWorker:
         return _run_one(job, self.cfg, self.staging, self.enc)
 
 
+def _absolute(job: TitleJob) -> TitleJob:
+    """The job with absolute paths: a Ray worker's directory is not the driver's."""
+    return replace(job, video=os.path.abspath(job.video),
+                   subtitles=tuple(os.path.abspath(s) for s in job.subtitles))
+
+
 def _run_on_ray(todo: list[TitleJob], cfg: IngestConfig, staging: Path, collect) -> None:
     """Titles over a Ray cluster (an ActorPool): the same staging, atomicity and failure
     records as the local engine. On a multi-node cluster the store's folder must be on a
@@ -312,7 +318,7 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig = IngestConf
     from mediafm.encoders import describe
     from mediafm.store import import_shots
 
-    out = Path(out)
+    out = Path(out).absolute()  # Ray workers do not run in this process's directory
     staging = out.parent / f".{out.name}.ingest"
     staging.mkdir(parents=True, exist_ok=True)
     failures = list(failures or [])
@@ -341,7 +347,7 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig = IngestConf
     if cfg.engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {cfg.engine!r}: local | ray")
     if todo and cfg.engine == "ray":
-        _run_on_ray(todo, cfg, staging, collect)
+        _run_on_ray([_absolute(j) for j in todo], cfg, staging, collect)
     elif todo and cfg.workers <= 1:
         enc = Encoders(cfg)
         for job in todo:  # one bar per title, by stage, under the overall bar

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import OrderedDict
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mediafm.store import ShotStore, fixed_list_to_numpy
+from mediafm.store import ShotStore
 
 
 def window_starts(n: int, max_shots: int, stride: int) -> list[int]:
@@ -97,36 +97,20 @@ def sample_mask(lengths: torch.Tensor, max_len: int, ratio: float,
 def collate(seqs: list[np.ndarray], titles: np.ndarray) -> dict[str, torch.Tensor]:
     """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title (B, Dt)."""
     lengths = [len(s) for s in seqs]
-    shots = np.zeros((len(seqs), max(lengths), seqs[0].shape[1]), dtype=np.float32)
+    shots = torch.empty((len(seqs), max(lengths), seqs[0].shape[1]), dtype=torch.float32)
+    out = shots.numpy()
     for i, s in enumerate(seqs):
-        shots[i, : len(s)] = s
-    return {"shots": torch.from_numpy(shots), "lengths": torch.tensor(lengths),
+        out[i, : len(s)] = s
+        out[i, len(s):] = 0
+    return {"shots": shots, "lengths": torch.tensor(lengths),
             "title": torch.from_numpy(np.ascontiguousarray(titles, dtype=np.float32))}
-
-
-class PartCache:
-    """The fused column of the most recently used parts (LRU, ``size`` parts at most)."""
-
-    def __init__(self, store: ShotStore, size: int, column: str = "fused"):
-        self.store, self.size, self.column = store, size, column
-        self.parts: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, part: str) -> np.ndarray:
-        if part in self.parts:
-            self.parts.move_to_end(part)
-        else:
-            self.parts[part] = fixed_list_to_numpy(self.store.read_part(part, [self.column])[
-                self.column])
-            while len(self.parts) > self.size:
-                self.parts.popitem(last=False)
-        return self.parts[part]
 
 
 class WindowLoader:
     """Batches of training windows; batch ``step`` is a pure function of (seed, step)."""
 
     def __init__(self, store: ShotStore, rows: list[int], max_shots: int, batch_size: int,
-                 seed: int, parts_in_memory: int = 4):
+                 seed: int, parts_in_memory: int = 4, read_threads: int = 1):
         if not rows:
             raise ValueError("no training titles")
         self.store, self.rows, self.max_shots = store, rows, max_shots
@@ -136,7 +120,11 @@ class WindowLoader:
         n_windows = sum(1 if n <= max_shots else math.ceil(n / max_shots)
                         for n in self.titles["n_shots"].iloc[rows])
         self.steps_per_epoch = max(1, n_windows // batch_size)
-        self.cache = PartCache(store, parts_in_memory + 1)
+        self.reader = store.row_reader(parts_in_memory)
+        self.read_threads = read_threads
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+        self._part = self.titles["part"].to_numpy()
+        self._offset = self.titles["row_offset"].to_numpy()
         self._plan: tuple[int, np.ndarray] | None = None
 
     def plan(self, epoch: int) -> np.ndarray:
@@ -150,26 +138,52 @@ class WindowLoader:
         epoch, i = divmod(step, self.steps_per_epoch)
         return self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
-    def load(self, entries: np.ndarray) -> dict[str, torch.Tensor]:
-        seqs = []
-        for row, start, length in entries:
-            t = self.titles.iloc[row]
-            part = self.cache.get(t.part)
-            first = int(t.row_offset) + int(start)
-            seqs.append(part[first: first + int(length)])
-        return collate(seqs, self.title_emb[entries[:, 0]])
+    def load(self, entries: np.ndarray, pin_memory: bool = False,
+             out: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Read windows straight into one padded batch (one copy of every byte).
+
+        ``pin_memory`` allocates the batch page-locked for a CUDA copy; torch recycles those
+        blocks, so steady-state batches neither page-fault nor re-pin. ``out`` is a buffer
+        of at least (B, L, D) to fill instead (for callers that recycle their own).
+        """
+        lengths = entries[:, 2]
+        shape = (len(entries), int(lengths.max()), self.store.dims["fused"])
+        if out is None:
+            out = torch.empty(shape, dtype=torch.float32, pin_memory=pin_memory)
+        shots = out[: shape[0], : shape[1]]
+        view = shots.numpy()
+
+        def read(i: int) -> None:
+            row, start, length = entries[i]
+            self.reader.read(self._part[row], int(self._offset[row] + start), view[i, :length])
+            view[i, length:] = 0
+
+        if self.read_threads > 1:
+            # windows are read concurrently (the copies release the GIL); the pool belongs to
+            # this process: a forked DataLoader worker inherits none of its threads
+            if self._pool is None or self._pool[0] != os.getpid():
+                self._pool = (os.getpid(), ThreadPoolExecutor(self.read_threads))
+            list(self._pool[1].map(read, range(len(entries))))
+        else:
+            for i in range(len(entries)):
+                read(i)
+        return {"shots": shots, "lengths": torch.from_numpy(lengths.copy()),
+                "title": torch.from_numpy(self.title_emb[entries[:, 0]])}
+
+    def __getstate__(self) -> dict:  # for spawned DataLoader workers: threads don't pickle
+        return {**self.__dict__, "_pool": None}
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         return self.load(self.entries(step))
 
-    def shard(self, step: int, rank: int = 0, world: int = 1
+    def shard(self, step: int, rank: int = 0, world: int = 1, pin_memory: bool = False
               ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
         """(the global batch's entries, rank ``rank``'s rows r, r + world, ... loaded)."""
         e = self.entries(step)
         if len(e) < world:
             raise ValueError(f"batch of {len(e)} windows cannot be split over {world} "
                              "processes: raise batch_size")
-        return e, self.load(e[rank::world])
+        return e, self.load(e[rank::world], pin_memory)
 
     def iterate(self, start: int, stop: int, rank: int = 0, world: int = 1, prefetch: int = 2,
                 workers: int = 0, pin_memory: bool = False):
@@ -187,12 +201,13 @@ class WindowLoader:
                 yield np.asarray(entries), batch
             return
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = [pool.submit(self.shard, s, rank, world)
+            pending = [pool.submit(self.shard, s, rank, world, pin_memory)
                        for s in range(start, min(start + prefetch, stop))]
             for s in range(start, stop):
                 result = pending.pop(0).result()
                 if s + prefetch < stop:
-                    pending.append(pool.submit(self.shard, s + prefetch, rank, world))
+                    pending.append(pool.submit(self.shard, s + prefetch, rank, world,
+                                               pin_memory))
                 yield result
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 import tomllib
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class TrainConfig:
     log_every: int = 10
     parts_in_memory: int = 4
     loader_workers: int = 0  # 0: one read-ahead thread; N: N DataLoader worker processes
+    loader_threads: int = 1  # threads reading the windows of one batch (fused cache: GPUs)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model
     activation_checkpointing: bool = False  # recompute block activations in backward
@@ -268,7 +270,10 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]), tc.val_fraction,
                                         tc.max_val_titles)
     loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
-                          tc.parts_in_memory)
+                          tc.parts_in_memory, tc.loader_threads)
+    if main and dev.type == "cuda" and not shot_store.has_fused_cache:
+        print(f"note: {store} has no fused cache; decoding Parquet may starve the GPU. "
+              f"`mediafm cache --store {store}` makes reads ~10x faster.", file=sys.stderr)
     val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots, tc.batch_size,
                                           tc.seed, cfg.mask_ratio)) if main else []
     log = MetricLog(run, step) if main else None
