@@ -223,6 +223,27 @@ def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> int:
 # ------------------------------------------------------------------------- the loop
 
 
+class _Waited:
+    """The batch iterator, adding up how long the training loop waits for it.
+
+    ``data_wait`` in the log is that time over the elapsed time: near 0 when the loader keeps
+    up, and the fraction of the run lost to reading when it does not.
+    """
+
+    def __init__(self, batches):
+        self.batches, self.seconds = iter(batches), 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        t = time.perf_counter()
+        try:
+            return next(self.batches)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
 def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict | None = None,
           train_config: TrainConfig | None = None, *, resume: bool = False,
           stop_after: int | None = None, device: str | None = None,
@@ -285,10 +306,10 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     t0, shots_seen = time.perf_counter(), 0
     if val_batches and step == 0:  # the untrained model: the curve's starting point
         log.write(0, "val", evaluate(core, val_batches, dev))
+    batches = _Waited(loader.iterate(step, end, ddp.rank, ddp.world, workers=tc.loader_workers,
+                                     pin_memory=dev.type == "cuda"))
     try:
-        for entries, batch in loader.iterate(step, end, ddp.rank, ddp.world,
-                                             workers=tc.loader_workers,
-                                             pin_memory=dev.type == "cuda"):
+        for entries, batch in batches:
             # the mask is drawn for the global batch, then sliced: identical for any world size
             lengths = torch.from_numpy(entries[:, 2])
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
@@ -318,7 +339,8 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
                 elapsed = time.perf_counter() - t0
                 log.write(step, "train", {"loss": batch_loss, "grad_norm": float(grad_norm),
                                           "lr": schedulers[-1].get_last_lr()[0],
-                                          "shots_per_s": shots_seen / max(elapsed, 1e-9)})
+                                          "shots_per_s": shots_seen / max(elapsed, 1e-9),
+                                          "data_wait": batches.seconds / max(elapsed, 1e-9)})
             if val_batches and (step % tc.eval_every == 0 or step == tc.steps):
                 last_eval = evaluate(core, val_batches, dev)
                 log.write(step, "val", last_eval)
