@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_synth_store)
 
     s = sub.add_parser("cache", help=(
-        "write the fused column as memory-mapped Arrow next to the Parquet parts: ~10x faster "
-        "training reads, for GPUs (costs one more copy of the fused vectors on disk)"))
+        "write the fused column as uncompressed Arrow next to the Parquet parts: faster "
+        "training reads, to keep GPUs fed (costs one more copy of the fused vectors on disk)"))
     s.add_argument("--store", required=True)
     s.set_defaults(func=_cache)
 

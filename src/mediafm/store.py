@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class ShotStore:
         cols = ["title_id", "n_shots", "part", "row_offset", "synopsis", "tags"]
         self.titles = pq.read_table(self.path / "titles.parquet", columns=cols).to_pandas()
         self._index = {t: i for i, t in enumerate(self.titles["title_id"])}
-        self._cache_parts = _valid_fused_cache(self.path) if fused_cache else None
+        self._fused_cache = fused_cache and _valid_fused_cache(self.path)
 
     @property
     def dims(self) -> dict[str, int]:
@@ -116,14 +117,14 @@ class ShotStore:
 
     @property
     def has_fused_cache(self) -> bool:
-        return self._cache_parts is not None
+        return self._fused_cache
 
     def part_vectors(self, part: str, column: str = "fused") -> np.ndarray:
         """(rows, dim) float32 vectors of one part file, in row order (a private copy).
 
         The fused column comes from the fused cache when there is one (no decoding).
         """
-        if column == "fused" and self._cache_parts is not None:
+        if column == "fused" and self._fused_cache:
             return np.array(_CachedPart(self.path / FUSED_CACHE / _cache_name(part)).view())
         return fixed_list_to_numpy(self.read_part(part, [column])[column])
 
@@ -135,7 +136,7 @@ class ShotStore:
         core), which is what keeps a GPU fed (benchmarks/README.md). Without it, whole parts
         are decoded and the last ``parts_in_memory + 1`` kept.
         """
-        if self._cache_parts is not None:
+        if self._fused_cache:
             return CachedRows(self.path / FUSED_CACHE)
         return ParquetRows(self, parts_in_memory + 1)
 
@@ -269,26 +270,24 @@ class CachedRows(RowReader):
             os.close(fd)
 
 
-def _valid_fused_cache(path: Path) -> list[str] | None:
-    """The parts of the fused cache if it matches the store's part files, else None.
+def _valid_fused_cache(path: Path) -> bool:
+    """Whether there is a fused cache and it matches the store's part files.
 
     A store is rewritten as a whole (import swaps the directory), so a cache can only go stale
     if files are edited by hand; the manifest's byte sizes catch that and the cache is ignored.
     """
     manifest = path / FUSED_CACHE / "manifest.json"
     if not manifest.is_file():
-        return None
+        return False
     recorded = json.loads(manifest.read_text())["parts"]
     on_disk = {f.name for f in (path / "shots").glob("*.parquet")}
     for part in sorted(on_disk | set(recorded)):
         f, meta = path / "shots" / part, recorded.get(part)
         if meta is None or not f.is_file() or f.stat().st_size != meta["parquet_bytes"]:
-            import warnings
-
             warnings.warn(f"{path / FUSED_CACHE}: stale (part {part} changed); ignoring it — "
                           "rerun `mediafm cache`", stacklevel=3)
-            return None
-    return sorted(recorded)
+            return False
+    return True
 
 
 def write_fused_cache(path: str | os.PathLike, progress: bool = True) -> Path:
