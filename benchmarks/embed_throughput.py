@@ -14,8 +14,9 @@ import time
 import numpy as np
 import torch
 
+from mediafm.config import load_toml
 from mediafm.embed import embed_sequences
-from mediafm.model import MediaFM, MediaFMConfig, load_toml
+from mediafm.model import MediaFM, MediaFMConfig
 
 
 def main() -> None:

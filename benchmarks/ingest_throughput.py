@@ -47,9 +47,9 @@ def make_title(workdir: Path, minutes: float) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    from mediafm.encoders import build
     from mediafm.ingest import IngestConfig, TitleJob, ingest
-    from mediafm.media import frames_at
+    from mediafm.ingest.encoders import build
+    from mediafm.ingest.media import frames_at
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0)

@@ -41,7 +41,7 @@ def measure(store: str, steps: int, batch: int, workers: int, source: str, threa
     if source == "recycled":  # what a GPU host's recycled pinned batches see, minus the H2D copy
         buf = torch.empty(batch, 512, s.dims["fused"])
         for step in range(steps):
-            shots += int(loader.load(loader.entries(step), out=buf)["lengths"].sum())
+            shots += int(loader.load(loader.batch_windows(step), out=buf)["lengths"].sum())
     else:
         for _, b in loader.iterate(0, steps, workers=workers):
             shots += int(b["lengths"].sum())

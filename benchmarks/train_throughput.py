@@ -21,7 +21,8 @@ import time
 import torch
 from torch import nn
 
-from mediafm.model import MediaFM, MediaFMConfig, load_toml
+from mediafm.config import load_toml
+from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.objective import masked_cosine_loss
 from mediafm.optim import build_optimizers
 from mediafm.sequences import sample_mask

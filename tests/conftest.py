@@ -43,7 +43,7 @@ def catalog(tmp_path_factory):
     """The built-in synthetic catalog, small: 24 titles, one of them longer than 512 shots."""
     out = tmp_path_factory.mktemp("catalog")
     spec = CatalogSpec(n_titles=24, mean_shots=90, long_fraction=0.05, video_dim=32,
-                       audio_dim=16, text_dim=16, metadata_dim=8, seed=3)
+                       audio_dim=16, text_dim=16, title_dim=8, seed=3)
     return write_catalog(out, spec)
 
 

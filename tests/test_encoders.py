@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from mediafm.encoders import DEFAULTS, FALLBACKS, REGISTRY, build, default_name
+from mediafm.ingest.encoders import DEFAULTS, FALLBACKS, REGISTRY, build, default_name
 
 
 class StubOpenAI(http.server.BaseHTTPRequestHandler):

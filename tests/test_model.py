@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mediafm.model import MediaFM, MediaFMConfig, load_toml
+from mediafm.config import load_toml
+from mediafm.model import MediaFM, MediaFMConfig
 
 CFG = MediaFMConfig(fused_dim=24, title_dim=5, hidden=32, layers=2, heads=4, dropout=0.0,
                     max_shots=16)
@@ -110,10 +111,17 @@ def test_load_is_strict(tmp_path):
 
 
 def test_no_title_metadata():
+    """title_dim=0: [GLOBAL] is the learned bias alone, whatever title tensor is passed."""
+    torch.manual_seed(0)
     m = MediaFM(MediaFMConfig(fused_dim=8, title_dim=0, hidden=16, layers=1, heads=2,
                               max_shots=8)).eval()
-    h, _ = m(torch.randn(2, 4, 8), torch.tensor([4, 2]), torch.zeros(2, 0))
-    assert torch.isfinite(h).all()
+    assert m.title_proj is None
+    x, lengths = torch.randn(2, 4, 8), torch.tensor([4, 2])
+    h, _ = m(x, lengths, torch.zeros(2, 0))
+    torch.testing.assert_close(m(x, lengths)[0], h, rtol=0, atol=0)
+    with torch.no_grad():
+        m.global_emb.add_(torch.randn(16))  # the learned [GLOBAL] token: seen by every shot
+    assert (m(x, lengths)[0][0] - h[0]).abs().amax(dim=-1).min() > 1e-4
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

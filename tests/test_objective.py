@@ -49,5 +49,9 @@ def test_retrieval_ranks():
     pred = x.clone()
     pred[0, 0] = x[0, 3]  # predicts another real shot exactly: true one ranks behind it
     pred[0, 2] = x[0, 5]  # most similar to a padded shot, which is not a candidate
+    cos = torch.nn.functional.cosine_similarity
+    want = [int(sum(cos(pred[0, i], x[0, j], dim=0) > cos(pred[0, i], x[0, i], dim=0)
+                    for j in range(4))) for i in (0, 2)]  # real shots only: 0..3
     ranks = retrieval_ranks(pred, x, lengths, mask)
-    assert ranks[0] >= 1 and ranks[1] <= 3
+    assert ranks.tolist() == want
+    assert ranks[0] >= 1  # shot 3 is an exact match, so it ranks ahead of the truth

@@ -57,7 +57,7 @@ def test_loader_batches_are_pure_functions_of_step(store):
     again = WindowLoader(store, rows, 64, 4, seed=0, parts_in_memory=1)
     for step in (0, 3, loader.steps_per_epoch + 1):
         a, b = loader.batch(step), again.batch(step)
-        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title"], b["title"])
+        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title_emb"], b["title_emb"])
     batch = loader.batch(0)
     assert batch["shots"].shape[0] == 4 and batch["shots"].shape[2] == store.dims["fused"]
     assert len(loader.reader.parts) <= 2  # bounded: parts_in_memory + 1
@@ -98,7 +98,7 @@ def test_worker_processes_yield_the_same_batches(store):
     assert len(multi) == 5
     for (ea, a), (eb, b) in zip(threaded, multi, strict=True):
         np.testing.assert_array_equal(ea, eb)
-        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title"], b["title"])
+        assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title_emb"], b["title_emb"])
     _, shard = loader.shard(0, rank=1, world=2)  # rank 1 of 2 gets rows 1, 3
     assert torch.equal(shard["shots"][0, : int(shard["lengths"][0])],
                        loader.batch(0)["shots"][1, : int(shard["lengths"][0])])
@@ -123,7 +123,7 @@ def test_fused_cache_gives_the_same_batches(store, tmp_path):
     for step in range(plain.steps_per_epoch + 2):
         a, b = plain.batch(step), fast.batch(step)
         assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["lengths"], b["lengths"])
-        c = fast.load(fast.entries(step), out=buf)  # padding is re-zeroed in a dirty buffer
+        c = fast.load(fast.batch_windows(step), out=buf)  # padding is re-zeroed in a dirty buffer
         assert torch.equal(a["shots"], c["shots"]) and c["shots"].data_ptr() == buf.data_ptr()
     for part in store.parts():
         np.testing.assert_array_equal(cached.part_vectors(part), store.part_vectors(part))

@@ -190,7 +190,7 @@ def test_refuses_to_overwrite_a_non_store_directory(tmp_path):
 def test_modality_ablation_fuses_a_subset(tmp_path):
     df = random_shots(n_titles=2, n_shots=4, dims=(6, 4, 3), text_prob=1.0)
     src = write_shots(df, tmp_path / "shots.parquet")
-    store = import_shots(src, tmp_path / "va", fuse_modalities=("audio", "video"),
+    store = import_shots(src, tmp_path / "va", fused_modalities=("audio", "video"),
                          progress=False)
     assert store.dims["fused"] == 10 and store.info.fused_modalities == ("video", "audio")
     row = df.iloc[0]
@@ -200,7 +200,7 @@ def test_modality_ablation_fuses_a_subset(tmp_path):
     np.testing.assert_allclose(store.title_vectors("t0")[0], want, atol=1e-6)
     assert ShotStore(tmp_path / "va").info.fused_modalities == ("video", "audio")
     with pytest.raises(StoreError, match="non-empty subset"):
-        import_shots(src, tmp_path / "x", fuse_modalities=("smell",), progress=False)
+        import_shots(src, tmp_path / "x", fused_modalities=("smell",), progress=False)
 
 
 def test_all_null_text_needs_known_dims(tmp_path):
@@ -228,7 +228,7 @@ def test_fused_cache_is_checked_against_the_parts(store, tmp_path):
     cache = write_fused_cache(copy, progress=False)
     assert sorted(p.name for p in cache.glob("*.arrow")) == [
         p.replace(".parquet", ".arrow") for p in store.parts()]
-    assert not list(cache.parent.glob(".fused-*"))  # no temp dir left behind
+    assert not [p for p in cache.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
     part = store.parts()[0]
     rows = ShotStore(copy).titles.query("part == @part")

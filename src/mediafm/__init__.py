@@ -8,7 +8,8 @@ from importlib import import_module
 _API = {
     "MediaFM": "mediafm.model", "MediaFMConfig": "mediafm.model",
     "ShotStore": "mediafm.store", "StoreError": "mediafm.store", "import_shots": "mediafm.store",
-    "TrainConfig": "mediafm.train", "load_run_config": "mediafm.train", "train": "mediafm.train",
+    "StoreWriter": "mediafm.store", "store_writer": "mediafm.store",
+    "TrainConfig": "mediafm.config", "load_run_config": "mediafm.config", "train": "mediafm.train",
     "embed_clips": "mediafm.embed", "embed_sequences": "mediafm.embed",
     "embed_store": "mediafm.embed",
 }

@@ -13,7 +13,7 @@ def _import(args: argparse.Namespace) -> None:
     from mediafm.store import import_shots
 
     fuse = tuple(m.strip() for m in args.fuse.split(",") if m.strip())
-    store = import_shots(args.shots, args.out, args.titles, fuse_modalities=fuse,
+    store = import_shots(args.shots, args.out, args.titles, fused_modalities=fuse,
                          progress=not args.quiet)
     print(f"wrote {store}")
 
@@ -93,27 +93,18 @@ def _synth_store(args: argparse.Namespace) -> None:
         _cache(argparse.Namespace(store=out, quiet=args.quiet))
 
 
-def _key_values(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ValueError(f"{flag} {item!r}: expected NAME=VALUE")
-        out[key] = value
-    return out
-
-
 def _probe(args: argparse.Namespace) -> None:
+    from mediafm.config import key_values
     from mediafm.model import MediaFM
     from mediafm.probes import read_labels, run_probes
 
     if not args.model and not args.embeddings:
         raise ValueError("give --model RUN and/or --embeddings NAME=FILE.parquet")
-    labels, tasks = read_labels(args.labels, _key_values(args.task, "--task"))
+    labels, tasks = read_labels(args.labels, key_values(args.task, "--task"))
     model = MediaFM.from_pretrained(args.model) if args.model else None
     metrics = Path(args.model) / "metrics.jsonl" if args.model else None
     results = run_probes(args.store, labels, tasks, args.out, model=model,
-                         embeddings=_key_values(args.embeddings, "--embeddings"),
+                         embeddings=key_values(args.embeddings, "--embeddings"),
                          seeds=tuple(range(args.seeds)), folds=args.folds,
                          training_metrics=metrics, progress=not args.quiet,
                          baselines=not args.no_baselines)
@@ -122,7 +113,8 @@ def _probe(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from mediafm.train import load_run_config, train
+    from mediafm.config import load_run_config
+    from mediafm.train import train
 
     model_cfg, train_cfg = load_run_config(args.config, args.set)
     metrics = train(args.store, args.out, model_cfg, train_cfg, resume=args.resume,
@@ -165,6 +157,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
+
     p = argparse.ArgumentParser(prog="mediafm", description=(
         "Contextual tri-modal shot embeddings for long-form media. Flow: import (or synth) -> "
         "train -> embed."))
@@ -199,13 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(extra: pip install 'mediafm[transnet]')")
     s.add_argument("--threshold", type=float, help="detector threshold (detector default)")
     s.add_argument("--min-shot", type=float, default=0.5, help="minimum shot length, seconds")
-    s.add_argument("--video-encoder", default="efficientnet-lite0",
-                   choices=["efficientnet-lite0", "hf-clip"])
+    s.add_argument("--video-encoder", default="efficientnet-lite0", choices=list(REGISTRY["video"]),
+                   help="color-stats: colour statistics, no model (fast, rough)")
     s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
-    s.add_argument("--audio-encoder", choices=["aisfx", "logmel", "hf-wav2vec2"],
+    s.add_argument("--audio-encoder", choices=list(REGISTRY["audio"]),
                    help="default: aisfx, or logmel where aisfx is not installed")
     s.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
-    s.add_argument("--text-encoder", default="minilm", choices=["minilm", "openai"],
+    s.add_argument("--text-encoder", default="minilm", choices=list(REGISTRY["text"]),
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
     s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")

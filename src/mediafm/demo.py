@@ -17,7 +17,7 @@ import pandas as pd
 
 def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
             probes: pd.DataFrame) -> Path:
-    from mediafm.probes.report import _md_table, ablation_table, plot_training_curve
+    from mediafm.probes.report import ablation_table, markdown_table, plot_training_curve
 
     metrics = pd.read_json(run / "metrics.jsonl", lines=True)
     plot_training_curve(metrics, out / "training_curve.png")
@@ -40,7 +40,7 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
               "## Linear probes: one encoder → all modalities → context", "",
               "Mean over seeds of title-grouped probes; relative change of each step. Full "
               "report: [probes/report.html](probes/report.html).", "",
-              *_md_table(ablation_table(probes)), "",
+              *markdown_table(ablation_table(probes)), "",
               "![probe results](probes/probe_results.png)", "",
               "## Timings (this machine)", "",
               "| stage | seconds |", "|---|---|"]
@@ -57,13 +57,14 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
 
 def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
              overrides: list[str] | None = None, progress: bool = True) -> Path:
+    from mediafm.config import load_run_config
     from mediafm.embed import embed_store
     from mediafm.model import MediaFM
     from mediafm.probes import read_labels, run_probes
     from mediafm.probes.catalog_labels import write_catalog_labels
     from mediafm.store import import_shots
     from mediafm.synthetic import CatalogSpec, write_catalog
-    from mediafm.train import load_run_config, train
+    from mediafm.train import train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

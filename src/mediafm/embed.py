@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from mediafm.atomic import atomic_file
 from mediafm.model import MediaFM
 from mediafm.sequences import collate, window_starts
-from mediafm.store import ShotStore, StoreError, _vector_array
+from mediafm.store import ShotStore, StoreError, vector_array
 
 OUTPUTS = ("hidden", "output")
 MODES = ("in-context", "clip-only")
@@ -39,12 +40,12 @@ def _best_window(n: int, starts: list[int], width: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def embed_sequences(model: MediaFM, seqs: list[np.ndarray], titles: np.ndarray,
+def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarray,
                     output: str = "hidden", batch_size: int = 16,
                     device: torch.device | str | None = None) -> list[np.ndarray]:
     """Contextual embeddings of whole sequences (any length): one (n_i, dim) array each.
 
-    seqs: fused vectors (n_i, fused_dim) per title; titles: (len(seqs), title_dim).
+    seqs: fused vectors (n_i, fused_dim) per title; title_emb: (len(seqs), title_dim).
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -52,20 +53,20 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], titles: np.ndarray,
     model.eval()
     width = model.config.max_shots
     stride = max(1, width // 2)
-    jobs = []  # (seq index, window index, start, length)
+    windows = []  # (seq index, window index, start, length)
     plans = []
     for i, s in enumerate(seqs):
         starts = window_starts(len(s), width, stride)
         plans.append(starts)
-        jobs += [(i, w, st, min(width, len(s))) for w, st in enumerate(starts)]
-    jobs.sort(key=lambda j: -j[3])  # similar lengths together: less padding
+        windows += [(i, w, st, min(width, len(s))) for w, st in enumerate(starts)]
+    windows.sort(key=lambda j: -j[3])  # similar lengths together: less padding
     results: dict[tuple[int, int], np.ndarray] = {}
-    for b in range(0, len(jobs), batch_size):
-        chunk = jobs[b:b + batch_size]
+    for b in range(0, len(windows), batch_size):
+        chunk = windows[b:b + batch_size]
         batch = collate([seqs[i][st:st + ln] for i, _, st, ln in chunk],
-                        titles[[i for i, *_ in chunk]])
+                        title_emb[[i for i, *_ in chunk]])
         h, pred = model(batch["shots"].to(device), batch["lengths"].to(device),
-                        batch["title"].to(device))
+                        batch["title_emb"].to(device))
         out = (h if output == "hidden" else pred).float().cpu().numpy()
         for k, (i, w, _, ln) in enumerate(chunk):
             results[(i, w)] = out[k, :ln]
@@ -106,34 +107,26 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
     from tqdm.auto import tqdm
 
     store = store if isinstance(store, ShotStore) else ShotStore(store)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    writer = None
     bar = tqdm(total=store.info.n_shots, desc="embed", unit="shot", disable=not progress)
-    try:
-        for ids, seqs, titles in _title_batches(store, None, model.config.max_shots):
-            embs = embed_sequences(model, seqs, titles, output, batch_size)
-            table = pa.table({
-                "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
-                "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
-                                       pa.int32()),
-                "embedding": _vector_array(np.concatenate(embs)),
-            })
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            bar.update(table.num_rows)
-        writer.close()
-        os.replace(tmp, out)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        bar.close()
-    return out
+    with atomic_file(out) as tmp, bar:
+        writer = None
+        try:
+            for ids, seqs, title_emb in _title_batches(store, None, model.config.max_shots):
+                embs = embed_sequences(model, seqs, title_emb, output, batch_size)
+                table = pa.table({
+                    "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
+                    "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
+                                           pa.int32()),
+                    "embedding": vector_array(np.concatenate(embs)),
+                })
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                bar.update(table.num_rows)
+        finally:
+            if writer is not None:
+                writer.close()
+    return Path(out)
 
 
 def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS") -> None:
@@ -172,9 +165,9 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
     result: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(clips), desc=f"embed clips ({mode})", unit="clip",
                disable=not progress)
-    for ids, seqs, titles in _title_batches(store, list(by_title), model.config.max_shots):
+    for ids, seqs, title_emb in _title_batches(store, list(by_title), model.config.max_shots):
         if mode == "in-context":
-            embs = embed_sequences(model, seqs, titles, output, batch_size)
+            embs = embed_sequences(model, seqs, title_emb, output, batch_size)
             for t, e in zip(ids, embs, strict=True):
                 for c in by_title[t].itertuples():
                     result[c.clip_id] = e[c.first_shot:c.last_shot + 1].mean(axis=0)
@@ -182,7 +175,7 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
             clip_rows = [(c, i) for i, t in enumerate(ids) for c in by_title[t].itertuples()]
             embs = embed_sequences(
                 model, [seqs[i][c.first_shot:c.last_shot + 1] for c, i in clip_rows],
-                titles[[i for _, i in clip_rows]], output, batch_size)
+                title_emb[[i for _, i in clip_rows]], output, batch_size)
             for (c, _), e in zip(clip_rows, embs, strict=True):
                 result[c.clip_id] = e.mean(axis=0)
         bar.update(sum(len(by_title[t]) for t in ids))
@@ -192,12 +185,9 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
 
 
 def write_clip_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     table = pa.table({"clip_id": pa.array(frame["clip_id"].tolist()),
-                      "embedding": _vector_array(np.stack(frame["embedding"].to_list()))})
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
-    return out
+                      "embedding": vector_array(np.stack(frame["embedding"].to_list()))})
+    with atomic_file(out) as tmp:
+        pq.write_table(table, tmp)
+    return Path(out)
 

@@ -13,9 +13,11 @@ MODALITIES = ("video", "audio", "text")
 
 
 def unit_norm(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows of ``x`` divided by their L2 norm (rows of zeros stay zero)."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    """Rows of ``x`` divided by their L2 norm (rows of zeros stay zero), in x's float dtype."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps).astype(x.dtype)
 
 
 def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray,

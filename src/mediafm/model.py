@@ -4,7 +4,7 @@ Token layout, per sequence of L shots::
 
     [CLS] [GLOBAL] shot_0 ... shot_{L-1} [PAD] ...      (S = L + 2 positions)
 
-[GLOBAL] is the title-level metadata embedding projected to the hidden size, so every shot
+[GLOBAL] is the title embedding (synopsis, tags, ...) projected to the hidden size, so every shot
 attends to title context. Masked shots have their projected input replaced by a learnable
 [MASK] embedding. The output projection maps hidden states back to the fused dimension to
 predict the original shot vectors.
@@ -16,9 +16,7 @@ import dataclasses
 import json
 import math
 import os
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -26,13 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from mediafm.atomic import atomic_dir
+from mediafm.config import from_dict
+
 N_SPECIAL = 2  # [CLS], [GLOBAL]
 
 
 @dataclass(frozen=True)
 class MediaFMConfig:
     fused_dim: int = 2304  # video 768 + audio 768 + text 768 in the original
-    title_dim: int = 768  # title metadata embedding; 0 = no metadata (learned [GLOBAL] only)
+    title_dim: int = 768  # title embedding (the [GLOBAL] input); 0 = none (learned [GLOBAL])
     hidden: int = 768
     layers: int = 12
     heads: int = 12
@@ -53,11 +54,7 @@ class MediaFMConfig:
     @classmethod
     def from_dict(cls, d: dict) -> MediaFMConfig:
         """Strict: an unknown key is an error, not silently ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown MediaFMConfig key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,12 +131,12 @@ class MediaFM(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, shots: torch.Tensor, lengths: torch.Tensor,
-                title: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Contextualise a batch of shot sequences.
 
         shots: (B, L, fused_dim); lengths: (B,) real shots per row (rest is padding);
-        title: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK].
+        title_emb: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK].
         Returns (hidden (B, L, hidden) after the final norm, prediction (B, L, fused_dim)).
         """
         cfg = self.config
@@ -149,10 +146,10 @@ class MediaFM(nn.Module):
         x = self.input_proj(shots)  # (B, L, H)
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
-        glob = self.global_emb.expand(B, -1)
-        if self.title_proj is not None and title is not None:
-            glob = glob + self.title_proj(title)
-        x = torch.cat([self.cls_emb.expand(B, 1, -1), glob[:, None], x], dim=1)  # (B, S, H)
+        global_token = self.global_emb.expand(B, -1)
+        if self.title_proj is not None and title_emb is not None:
+            global_token = global_token + self.title_proj(title_emb)
+        x = torch.cat([self.cls_emb.expand(B, 1, -1), global_token[:, None], x], dim=1)  # (B,S,H)
         x = self.drop(x + self.pos_emb[: L + N_SPECIAL])
         attn_mask = None
         if bool((lengths < L).any()):
@@ -169,24 +166,13 @@ class MediaFM(nn.Module):
     # ------------------------------------------------------------------ save / load
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """config.json + model.safetensors, written to a temp dir then moved into place."""
+        """config.json + model.safetensors, written to a temp dir then swapped into place."""
         from safetensors.torch import save_file
 
-        directory = Path(directory)
-        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
-        else:
-            os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+            save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike,
@@ -204,24 +190,6 @@ class MediaFM(nn.Module):
         state = load_file(directory / "model.safetensors", device=str(map_location))
         model.load_state_dict(state, strict=True)
         return model.eval()
-
-
-# ---------------------------------------------------------------------- named configs
-
-
-def load_toml(name_or_path: str) -> dict:
-    """A named config shipped with the package (``tiny``, ``base``) or a TOML file path."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} not found")
-        return tomllib.loads(path.read_text())
-    ref = resources.files("mediafm") / "configs" / f"{name_or_path}.toml"
-    if not ref.is_file():
-        names = sorted(p.name[:-5] for p in (resources.files("mediafm") / "configs").iterdir()
-                       if p.name.endswith(".toml"))
-        raise ValueError(f"unknown config {name_or_path!r}: use one of {names} or a .toml path")
-    return tomllib.loads(ref.read_text())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -94,8 +94,8 @@ def sample_mask(lengths: torch.Tensor, max_len: int, ratio: float,
     return ranks < k[:, None]
 
 
-def collate(seqs: list[np.ndarray], titles: np.ndarray) -> dict[str, torch.Tensor]:
-    """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title (B, Dt)."""
+def collate(seqs: list[np.ndarray], title_emb: np.ndarray) -> dict[str, torch.Tensor]:
+    """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title_emb (B, Dt)."""
     lengths = [len(s) for s in seqs]
     shots = torch.empty((len(seqs), max(lengths), seqs[0].shape[1]), dtype=torch.float32)
     out = shots.numpy()
@@ -103,7 +103,7 @@ def collate(seqs: list[np.ndarray], titles: np.ndarray) -> dict[str, torch.Tenso
         out[i, : len(s)] = s
         out[i, len(s):] = 0
     return {"shots": shots, "lengths": torch.tensor(lengths),
-            "title": torch.from_numpy(np.ascontiguousarray(titles, dtype=np.float32))}
+            "title_emb": torch.from_numpy(np.ascontiguousarray(title_emb, dtype=np.float32))}
 
 
 class WindowLoader:
@@ -133,12 +133,12 @@ class WindowLoader:
                                             epoch, self.parts_in_memory, self.batch_size))
         return self._plan[1]
 
-    def entries(self, step: int) -> np.ndarray:
+    def batch_windows(self, step: int) -> np.ndarray:
         """(B, 3) (title row, start, length) windows of the run's batch ``step``."""
         epoch, i = divmod(step, self.steps_per_epoch)
         return self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
-    def load(self, entries: np.ndarray, pin_memory: bool = False,
+    def load(self, windows: np.ndarray, pin_memory: bool = False,
              out: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Read windows straight into one padded batch (one copy of every byte).
 
@@ -146,15 +146,15 @@ class WindowLoader:
         blocks, so steady-state batches neither page-fault nor re-pin. ``out`` is a buffer
         of at least (B, L, D) to fill instead (for callers that recycle their own).
         """
-        lengths = entries[:, 2]
-        shape = (len(entries), int(lengths.max()), self.store.dims["fused"])
+        lengths = windows[:, 2]
+        shape = (len(windows), int(lengths.max()), self.store.dims["fused"])
         if out is None:
             out = torch.empty(shape, dtype=torch.float32, pin_memory=pin_memory)
         shots = out[: shape[0], : shape[1]]
         view = shots.numpy()
 
         def read(i: int) -> None:
-            row, start, length = entries[i]
+            row, start, length = windows[i]
             self.reader.read(self._part[row], int(self._offset[row] + start), view[i, :length])
             view[i, length:] = 0
 
@@ -163,23 +163,23 @@ class WindowLoader:
             # this process: a forked DataLoader worker inherits none of its threads
             if self._pool is None or self._pool[0] != os.getpid():
                 self._pool = (os.getpid(), ThreadPoolExecutor(self.read_threads))
-            list(self._pool[1].map(read, range(len(entries))))
+            list(self._pool[1].map(read, range(len(windows))))
         else:
-            for i in range(len(entries)):
+            for i in range(len(windows)):
                 read(i)
         return {"shots": shots, "lengths": torch.from_numpy(lengths.copy()),
-                "title": torch.from_numpy(self.title_emb[entries[:, 0]])}
+                "title_emb": torch.from_numpy(self.title_emb[windows[:, 0]])}
 
     def __getstate__(self) -> dict:  # for spawned DataLoader workers: threads don't pickle
         return {**self.__dict__, "_pool": None}
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        return self.load(self.entries(step))
+        return self.load(self.batch_windows(step))
 
     def shard(self, step: int, rank: int = 0, world: int = 1, pin_memory: bool = False
               ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-        """(the global batch's entries, rank ``rank``'s rows r, r + world, ... loaded)."""
-        e = self.entries(step)
+        """(the global batch's windows, rank ``rank``'s rows r, r + world, ... loaded)."""
+        e = self.batch_windows(step)
         if len(e) < world:
             raise ValueError(f"batch of {len(e)} windows cannot be split over {world} "
                              "processes: raise batch_size")
@@ -197,8 +197,8 @@ class WindowLoader:
             data = torch.utils.data.DataLoader(
                 _Steps(self, rank, world), sampler=range(start, stop), batch_size=None,
                 num_workers=workers, prefetch_factor=prefetch, pin_memory=pin_memory)
-            for entries, batch in data:
-                yield np.asarray(entries), batch
+            for windows, batch in data:
+                yield np.asarray(windows), batch
             return
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = [pool.submit(self.shard, s, rank, world, pin_memory)

@@ -2,7 +2,7 @@
 
 Generative story (all ours; chosen so that context is genuinely informative):
 
-- A title has 1-3 of 11 genres; its latent vector mixes its genres' vectors. Its metadata
+- A title has 1-3 of 11 genres; its latent vector mixes its genres' vectors. Its title
   embedding (the [GLOBAL] input) is a noisy linear view of that vector.
 - A title is a sequence of scenes (geometric lengths, mean ~9 shots). A scene has a tone, drawn
   with genre-dependent odds, and a latent vector mixing title, tone and scene-specific content.
@@ -28,6 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediafm.atomic import atomic_file
+from mediafm.fusion import unit_norm
+
 GENRES = ("action", "comedy", "drama", "horror", "romance", "thriller", "documentary",
           "animation", "sci-fi", "crime", "family")
 TONES = ("tense", "humorous", "romantic", "creepy", "scary", "heartwarming", "sad", "exciting",
@@ -42,14 +45,10 @@ class CatalogSpec:
     video_dim: int = 128
     audio_dim: int = 64
     text_dim: int = 64
-    metadata_dim: int = 64
+    title_dim: int = 64
     latent_dim: int = 32
     text_fraction: float = 0.6
     seed: int = 0
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -57,25 +56,25 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
     """(shots, titles, latent) DataFrames; shots in import schema, in title order."""
     rng = np.random.default_rng(spec.seed)
     k = spec.latent_dim
-    genre_vec = _unit(rng.normal(size=(len(GENRES), k)))
-    tone_vec = _unit(rng.normal(size=(len(TONES), k)))
+    genre_vec = unit_norm(rng.normal(size=(len(GENRES), k)))
+    tone_vec = unit_norm(rng.normal(size=(len(TONES), k)))
     tone_odds = rng.dirichlet(np.full(len(TONES), 0.3), size=len(GENRES))  # genre -> tone
     W = {m: rng.normal(size=(k, d)) / np.sqrt(k) for m, d in
          (("video", spec.video_dim), ("audio", spec.audio_dim), ("text", spec.text_dim),
-          ("metadata", spec.metadata_dim))}
+          ("title", spec.title_dim))}
 
     shots, titles, latent = [], [], []
     for t in range(spec.n_titles):
         title_id = f"title-{t:05d}"
         genres = sorted(rng.choice(len(GENRES), size=rng.integers(1, 4), replace=False))
-        tvec = _unit(genre_vec[genres].sum(0) + 0.5 * rng.normal(size=k))
+        tvec = unit_norm(genre_vec[genres].sum(0) + 0.5 * rng.normal(size=k))
         if rng.random() < spec.long_fraction:
             n = int(rng.integers(600, 900))
         else:
             n = int(np.clip(rng.lognormal(np.log(spec.mean_shots), 0.4), 40, 480))
         titles.append({
             "title_id": title_id,
-            "metadata": (tvec @ W["metadata"] + 0.1 * rng.normal(size=spec.metadata_dim)
+            "metadata": (tvec @ W["title"] + 0.1 * rng.normal(size=spec.title_dim)
                          ).astype(np.float32),
             "synopsis": f"A {' / '.join(GENRES[g] for g in genres)} story.",
             "tags": [GENRES[g] for g in genres],
@@ -85,8 +84,9 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
         while i < n:
             length = min(n - i, int(rng.geometric(1 / 9)) + 1)
             tone = int(rng.choice(len(TONES), p=tone_odds[rng.choice(genres)]))
-            zvec = _unit(0.6 * tvec + 0.8 * tone_vec[tone] + 0.8 * _unit(rng.normal(size=k)))
-            setups = 0.7 * _unit(rng.normal(size=(int(rng.integers(2, 4)), k)))
+            zvec = unit_norm(0.6 * tvec + 0.8 * tone_vec[tone]
+                             + 0.8 * unit_norm(rng.normal(size=k)))
+            setups = 0.7 * unit_norm(rng.normal(size=(int(rng.integers(2, 4)), k)))
             talk = rng.random() < 0.7
             setup = 0
             drift = np.zeros(k)
@@ -129,10 +129,12 @@ def write_catalog(out: str | Path, spec: CatalogSpec = CatalogSpec()) -> dict[st
     shot_schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
                              ("start_s", pa.float64()), ("end_s", pa.float64()),
                              ("video", vec), ("audio", vec), ("text", vec)])
-    pq.write_table(pa.Table.from_pandas(shots, schema=shot_schema, preserve_index=False),
-                   paths["shots"])
-    pq.write_table(pa.Table.from_pandas(titles, preserve_index=False), paths["titles"])
-    pq.write_table(pa.Table.from_pandas(latent, preserve_index=False), paths["latent"])
+    tables = {"shots": pa.Table.from_pandas(shots, schema=shot_schema, preserve_index=False),
+              "titles": pa.Table.from_pandas(titles, preserve_index=False),
+              "latent": pa.Table.from_pandas(latent, preserve_index=False)}
+    for name, table in tables.items():
+        with atomic_file(paths[name]) as tmp:
+            pq.write_table(table, tmp)
     return paths
 
 
@@ -145,48 +147,22 @@ def write_large_store(out: str | Path, n_shots: int, fused_dim: int = 2304,
     films). Memory stays at one part file's worth, whatever ``n_shots`` is; the store appears
     atomically when complete.
     """
-    import json
-    import tempfile
-
-    import pyarrow as pa
     from tqdm.auto import tqdm
 
-    from mediafm.store import StoreInfo, _Parts, _replace_dir, _vector_array, _write_titles
+    from mediafm.store import store_writer
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     rng = np.random.default_rng(seed)
-    try:
-        (tmp / "shots").mkdir()
-        parts = _Parts(tmp / "shots", part_rows=8192)
-        bar = tqdm(total=n_shots, desc="synth store", unit="shot", disable=not progress)
+    with store_writer(out) as writer, tqdm(total=n_shots, desc="synth store", unit="shot",
+                                           disable=not progress) as bar:
         done, t = 0, 0
         while done < n_shots:
             n = min(shots_per_title, n_shots - done)
             x = rng.standard_normal((n, fused_dim), dtype=np.float32)
             for i in range(1, n):
                 x[i] = 0.8 * x[i - 1] + 0.6 * x[i]
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
             start = np.cumsum(np.r_[0.0, rng.gamma(2.0, 1.5, n - 1)])
-            title_id = f"title-{t:07d}"
-            parts.add(title_id, pa.table({
-                "title_id": pa.array([title_id] * n), "shot_index": pa.array(np.arange(n),
-                                                                            pa.int32()),
-                "start_s": pa.array(start), "end_s": pa.array(start + 1.0),
-                "has_text": pa.nulls(n, pa.bool_()), "fused": _vector_array(x)}))
+            writer.add_title(f"title-{t:07d}", start, start + 1.0, unit_norm(x))
             done, t = done + n, t + 1
             bar.update(n)
-        bar.close()
-        parts.flush()
-        _write_titles(tmp, parts.locations, None, None, 0)
-        info = StoreInfo(dims={"fused": fused_dim, "metadata": 0}, modalities=(),
-                         n_titles=t, n_shots=n_shots, fused_modalities=())
-        (tmp / "store.json").write_text(json.dumps(info.to_json(), indent=2))
-        _replace_dir(tmp, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        writer.finish({"fused": fused_dim, "metadata": 0})
+    return Path(out)

@@ -20,94 +20,19 @@ import math
 import os
 import sys
 import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mediafm import distributed
-from mediafm.model import MediaFM, MediaFMConfig, count_parameters, load_toml
+from mediafm.atomic import atomic_file, write_text
+from mediafm.config import TrainConfig
+from mediafm.model import MediaFM, MediaFMConfig, count_parameters
 from mediafm.objective import MSMMetrics, masked_cosine_sum, neighbour_mean, window_mean
 from mediafm.optim import build_optimizers, lr_lambda
 from mediafm.sequences import WindowLoader, collate, sample_mask, split_titles, window_starts
 from mediafm.store import ShotStore
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 16  # windows (titles) per step
-    lr: float = 1e-3  # AdamW
-    muon_lr: float = 0.02  # Muon (Keller's default scale)
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    val_fraction: float = 0.1  # held-out titles
-    max_val_titles: int = 64
-    eval_every: int = 200
-    ckpt_every: int = 500
-    log_every: int = 10
-    parts_in_memory: int = 4
-    loader_workers: int = 0  # 0: one read-ahead thread; N: N DataLoader worker processes
-    loader_threads: int = 1  # threads reading the windows of one batch (fused cache: GPUs)
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: bool = False  # torch.compile the model
-    activation_checkpointing: bool = False  # recompute block activations in backward
-
-    def __post_init__(self) -> None:
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
-
-
-def _parse_value(text: str):
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def load_run_config(config: str = "tiny", overrides: list[str] | None = None
-                    ) -> tuple[dict, TrainConfig]:
-    """(model config dict, TrainConfig) from a named config or TOML plus ``key=value`` overrides.
-
-    Keys may be ``model.hidden`` / ``train.lr`` or bare names; unknown sections and keys are
-    errors. fused_dim / title_dim are left to the store unless set explicitly.
-    """
-    raw = load_toml(config)
-    unknown = sorted(set(raw) - {"model", "train"})
-    if unknown:
-        raise ValueError(f"config {config}: unknown section(s) {unknown}; use [model], [train]")
-    model, train = dict(raw.get("model", {})), dict(raw.get("train", {}))
-    model_keys = {f.name for f in dataclasses.fields(MediaFMConfig)}
-    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        section, _, name = key.rpartition(".")
-        if section not in ("", "model", "train"):
-            raise ValueError(f"--set {item!r}: unknown section {section!r}")
-        if section == "model" or (not section and name in model_keys):
-            target = model
-        elif section == "train" or (not section and name in train_keys):
-            target = train
-        else:
-            raise ValueError(f"--set {item!r}: unknown key {name!r}")
-        target[name] = _parse_value(value)
-    MediaFMConfig.from_dict({k: v for k, v in model.items()})  # validate keys early
-    return model, TrainConfig.from_dict(train)
 
 
 def _model_config(store: ShotStore, model: dict) -> MediaFMConfig:
@@ -146,7 +71,7 @@ def evaluate(model: MediaFM, batches: list[dict], device: torch.device) -> dict[
     metrics = {"model": MSMMetrics(), "neighbour_mean": MSMMetrics(),
                "window_mean": MSMMetrics()}
     for b in batches:
-        _, pred = model(b["shots"].to(device), b["lengths"].to(device), b["title"].to(device),
+        _, pred = model(b["shots"].to(device), b["lengths"].to(device), b["title_emb"].to(device),
                         b["mask"].to(device))
         args = (b["shots"], b["lengths"], b["mask"])
         metrics["model"].update(pred.float().cpu(), *args)
@@ -203,9 +128,8 @@ def _save_checkpoint(run: Path, step: int, model: MediaFM, optimizers, scheduler
              "optimizers": [o.state_dict() for o in optimizers],
              "schedulers": [s.state_dict() for s in schedulers],
              "rng": torch.get_rng_state()}
-    tmp = run / f".checkpoint.pt.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, run / "checkpoint.pt")
+    with atomic_file(run / "checkpoint.pt") as tmp:
+        torch.save(state, tmp)
     model.save_pretrained(run / "model")
 
 
@@ -284,7 +208,7 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
             model, device_ids=[dev.index] if dev.type == "cuda" else None)
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dev.type == "cuda")
     if main:
-        (run / "run.json").write_text(json.dumps(
+        write_text(run / "run.json", json.dumps(
             {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
              "parameters": count_parameters(core), "world_size": ddp.world}, indent=2))
 
@@ -309,15 +233,15 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     batches = _Waited(loader.iterate(step, end, ddp.rank, ddp.world, workers=tc.loader_workers,
                                      pin_memory=dev.type == "cuda"))
     try:
-        for entries, batch in batches:
+        for windows, batch in batches:
             # the mask is drawn for the global batch, then sliced: identical for any world size
-            lengths = torch.from_numpy(entries[:, 2])
+            lengths = torch.from_numpy(windows[:, 2])
             gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
             global_mask = sample_mask(lengths, int(lengths.max()), cfg.mask_ratio, gen)
             mask = global_mask[ddp.rank::ddp.world, : batch["shots"].shape[1]].to(dev)
             shots = batch["shots"].to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                _, pred = model(shots, batch["lengths"].to(dev), batch["title"].to(dev), mask)
+                _, pred = model(shots, batch["lengths"].to(dev), batch["title_emb"].to(dev), mask)
             # sum over this shard / masked shots of the whole batch; x world because DDP
             # averages gradients over ranks: the gradient of the global mean, on every rank
             loss = masked_cosine_sum(pred, shots, mask) * (ddp.world / int(global_mask.sum()))

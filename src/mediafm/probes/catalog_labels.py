@@ -1,4 +1,4 @@
-"""Labels for the five task kinds, generated from the built-in catalog's latent story.
+"""Labels for six tasks of the four task kinds, generated from the built-in catalog's story.
 
 Each label depends on what it depends on in real media, so each says whether context helps:
 

@@ -80,7 +80,7 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(list(dict.fromkeys(results["task"])))
 
 
-def _md_table(frame: pd.DataFrame) -> list[str]:
+def markdown_table(frame: pd.DataFrame) -> list[str]:
     cols = list(frame.columns)
     lines = ["| task | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for task, row in frame.iterrows():
@@ -110,7 +110,7 @@ def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe r
     md = [f"# {title}", "", *(notes or []), "", "## Results (mean ± std over seeds)", "",
           "| task | " + " | ".join(wide.columns) + " |", "|---" * (len(wide.columns) + 1) + "|"]
     md += [f"| {t} | " + " | ".join(row) + " |" for t, row in wide.iterrows()]
-    md += ["", "## Ablation: one encoder → all modalities → context", "", *_md_table(ablation),
+    md += ["", "## Ablation: one encoder → all modalities → context", "", *markdown_table(ablation),
            "", *[f"![{i}]({i})" for i in images], ""]
     (out / "REPORT.md").write_text("\n".join(md))
 

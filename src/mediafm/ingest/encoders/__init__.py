@@ -3,7 +3,8 @@
 An encoder turns a batch of per-shot inputs into a (batch, dim) float32 array:
 
 - video: (k, 224, 224, 3) uint8 frames sampled uniformly inside each shot -> mean-pooled;
-- audio: the shot's mono 16 kHz waveform -> pooled over time;
+- audio: the shot's mono waveform at the encoder's ``rate`` attribute (16 kHz when it has none;
+  aisfx asks for 44.1 kHz) -> pooled over time;
 - text: the shot's subtitle text (and the title's synopsis + tags) -> one vector.
 
 Backends import their heavy dependencies only when built, so ``mediafm --help`` and the
@@ -28,13 +29,14 @@ class Encoder(Protocol):
 
 
 REGISTRY: dict[str, dict[str, str]] = {
-    "video": {"efficientnet-lite0": "mediafm.encoders.video:EfficientNetLite0",
-              "hf-clip": "mediafm.encoders.video:HFClip"},
-    "audio": {"aisfx": "mediafm.encoders.audio:AISFX",
-              "logmel": "mediafm.encoders.audio:LogMel",
-              "hf-wav2vec2": "mediafm.encoders.audio:HFWav2Vec2"},
-    "text": {"minilm": "mediafm.encoders.text:SentenceTransformerText",
-             "openai": "mediafm.encoders.text:OpenAIText"},
+    "video": {"efficientnet-lite0": "mediafm.ingest.encoders.video:EfficientNetLite0",
+              "hf-clip": "mediafm.ingest.encoders.video:HFClip",
+              "color-stats": "mediafm.ingest.encoders.video:ColorStats"},
+    "audio": {"aisfx": "mediafm.ingest.encoders.audio:AISFX",
+              "logmel": "mediafm.ingest.encoders.audio:LogMel",
+              "hf-wav2vec2": "mediafm.ingest.encoders.audio:HFWav2Vec2"},
+    "text": {"minilm": "mediafm.ingest.encoders.text:SentenceTransformerText",
+             "openai": "mediafm.ingest.encoders.text:OpenAIText"},
 }
 DEFAULTS = {"video": "efficientnet-lite0", "audio": "aisfx", "text": "minilm"}
 # The default when its package cannot be installed (aisfx: old pins, installed --no-deps).

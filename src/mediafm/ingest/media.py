@@ -1,4 +1,4 @@
-"""Decoding with PyAV (FFmpeg): stream facts, frames at chosen times, mono 16 kHz audio.
+"""Decoding with PyAV (FFmpeg): stream facts, frames at chosen times, mono audio at any rate.
 
 Frames are decoded in one sequential pass per title and converted (scaled) only at the times
 an encoder asked for, at the size it needs: decoding dominates ingest, so nothing is decoded

@@ -1,4 +1,4 @@
-"""Audio encoders: a shot's mono 16 kHz waveform -> one vector."""
+"""Audio encoders: a shot's mono waveform (at the encoder's ``rate``) -> one vector."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class HFWav2Vec2:
     than the convolutional receptive field (400 samples) are zero-padded."""
 
     modality = "audio"
+    rate = 16_000
 
     def __init__(self, path: str, batch_size: int = 8):
         from transformers import Wav2Vec2Model

@@ -55,6 +55,34 @@ class EfficientNetLite0:
         return mean_per_shot(feats, counts)
 
 
+class ColorStats:
+    """Colour statistics, no learned weights: per frame a 4x4 grid of mean RGB (48) and a
+    16-bin histogram per channel (48), averaged over the shot's frames: 96-d.
+
+    A fast, dependency-free baseline for rough catalogs (and for tests of the orchestration,
+    where a pretrained model adds minutes and nothing else): it separates shots by palette,
+    brightness and layout, which is what a cut detector sees too, but knows no semantics.
+    """
+
+    modality = "video"
+    name = "color-stats"
+    version = "grid4-hist16"
+    dim = 96
+
+    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for i, frames in enumerate(items):
+            x = np.asarray(frames, np.float32) / 255.0  # (k, H, W, 3)
+            k, h, w, _ = x.shape
+            grid = x[:, : h - h % 4, : w - w % 4].reshape(k, 4, h // 4, 4, w // 4, 3)
+            means = grid.mean(axis=(2, 4)).reshape(k, 48)
+            hist = np.stack([np.stack([np.histogram(f[..., c], bins=16, range=(0, 1))[0]
+                                       for c in range(3)]).reshape(48) for f in x])
+            hist = hist / (h * w)
+            out[i] = np.concatenate([means, hist], axis=1).mean(0)
+        return out
+
+
 class HFClip:
     """A CLIP vision tower from Hugging Face transformers, loaded from a local directory (or
     the local cache): image embeddings (projection dim), mean-pooled over the shot's frames."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mediafm.media import MediaError, probe
+from mediafm.ingest.media import MediaError, probe
 
 
 class ShotDetector(Protocol):
@@ -76,7 +76,7 @@ class TransNetV2Shots:
     def detect(self, path: str | Path) -> list[tuple[float, float]]:
         import torch
 
-        from mediafm.media import small_frames
+        from mediafm.ingest.media import small_frames
 
         info = probe(path)
         frames, times = small_frames(path, width=48, height=27)

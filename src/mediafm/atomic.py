@@ -1,0 +1,77 @@
+"""Atomic outputs: a file or a directory appears whole, or not at all.
+
+Every output of mediafm (a store, its cache, a model, a checkpoint, an embedding file, a staged
+title, a report) is written under a temporary name beside its destination and renamed into
+place only when complete. A crash, a kill or a full disk therefore leaves the previous output
+intact (or nothing), never a half-written one; ``os.replace`` within one directory is atomic on
+POSIX filesystems.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temp_name(path: Path) -> str:
+    """The prefix of temporary siblings of ``path``: hidden, and named after it."""
+    return f".{path.name}.tmp-"
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=temp_name(path), dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``Path.write_text``, atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``path``; on success it replaces ``path``.
+
+    An existing ``path`` is moved aside only once the new one is complete, then removed. On an
+    exception the temporary directory is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_name(path), dir=path.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move the complete directory ``src`` to ``dst``, swapping out an existing ``dst``."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""The ingest manifest: one title per row (CSV or JSONL) -> ``TitleJob``s, bad rows as failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TitleJob:
+    """One title to ingest: its id, media, timed text and metadata (paths absolute or relative
+    to the working directory)."""
+
+    title_id: str
+    video: str
+    subtitles: tuple[str, ...] = ()
+    synopsis: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def _split_list(value) -> tuple[str, ...]:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return tuple(s.strip() for s in str(value).replace("|", ";").split(";") if s.strip())
+
+
+def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
+    """(jobs, failures) from a CSV or JSONL manifest; a bad row is a failure, not an abort.
+
+    Columns: title_id, video, optional subtitles (one path, or several separated by ';' in CSV,
+    a list in JSONL), synopsis, tags (';'-separated in CSV, a list in JSONL). Relative paths
+    are relative to the manifest's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        rows = []
+        for i, line in enumerate(path.read_text().splitlines()):
+            if not line.strip():
+                continue
+            try:
+                rows.append((i + 1, json.loads(line)))
+            except json.JSONDecodeError as e:
+                rows.append((i + 1, {"_error": f"invalid JSON ({e})"}))
+    else:
+        with path.open(newline="") as f:
+            rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
+    jobs, failures, seen = [], [], set()
+    for line, row in rows:
+        where = f"{path} line {line}"
+        tid, video = (row.get("title_id") or "").strip(), (row.get("video") or "").strip()
+        error = row.get("_error") or (None if tid else "missing title_id") or (
+            None if video else "missing video")
+        if not error and tid in seen:
+            error = f"title {tid!r} listed twice"
+        if error:
+            failures.append({"title_id": tid or None, "source": where, "stage": "manifest",
+                             "error": f"{where}: {error}"})
+            continue
+        seen.add(tid)
+        resolve = lambda p: str(p if Path(p).is_absolute() else path.parent / p)  # noqa: E731
+        jobs.append(TitleJob(tid, resolve(video),
+                             tuple(resolve(s) for s in _split_list(row.get("subtitles"))),
+                             row.get("synopsis") or None, _split_list(row.get("tags"))))
+    return jobs, failures

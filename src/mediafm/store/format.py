@@ -1,0 +1,96 @@
+"""The store format: layout, constants, ``store.json``, errors, and the vector column type.
+
+A store is a directory any Parquet reader (pandas, DuckDB, Spark, Ray) opens directly::
+
+    STORE/store.json               format, version, dims, modalities, counts, encoders
+    STORE/titles.parquet           title_id, n_shots, part, row_offset, metadata, synopsis, tags
+    STORE/shots/part-00000.parquet title_id, shot_index, start_s, end_s,
+                                   [video, audio, text], has_text, fused
+    STORE/cache/fused/             optional (``mediafm cache``): the fused column of each part
+                                   as uncompressed Arrow IPC, read by the training loader
+
+Every title lives whole in one part file, its shots contiguous and in order, and the title table
+records where (``part``, ``row_offset``). Readers therefore fetch one title, or stream part by
+part, without ever holding the corpus in memory. Vectors are ``fixed_size_list<float32>``.
+The title embedding (the [GLOBAL] input) is the ``metadata`` column of the title table and
+``dims["metadata"]`` in store.json: those names are the file schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mediafm.fusion import MODALITIES
+
+FORMAT = "mediafm-store"
+VERSION = 1
+ROW_GROUP = 1024  # rows per Parquet row group: the unit a title read touches
+PART_ROWS = 8192  # target rows per part file: the unit a streaming read holds in memory
+FUSED_CACHE = Path("cache") / "fused"
+
+
+class StoreError(ValueError):
+    """Bad input or a damaged store; the message names the file, title and row."""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What store.json records."""
+
+    dims: dict[str, int]  # video/audio/text (when kept), fused, metadata (the title embedding)
+    modalities: tuple[str, ...]  # the per-modality columns kept; () when imported as fused only
+    n_titles: int
+    n_shots: int
+    encoders: dict = field(default_factory=dict)
+    fused_modalities: tuple[str, ...] = MODALITIES  # what the fused vector is made of
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "dims": self.dims,
+                "modalities": list(self.modalities),
+                "fused_modalities": list(self.fused_modalities), "n_titles": self.n_titles,
+                "n_shots": self.n_shots, "encoders": self.encoders}
+
+    @classmethod
+    def from_json(cls, meta: dict, source: Path) -> StoreInfo:
+        """Parse store.json; the error names the file and what is missing or unsupported."""
+        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise StoreError(f"{source}: unsupported format {meta.get('format')!r} "
+                             f"version {meta.get('version')!r}")
+        missing = [k for k in ("dims", "modalities", "n_titles", "n_shots") if k not in meta]
+        if missing:
+            raise StoreError(f"{source}: missing key(s) {missing}")
+        return cls(dims=meta["dims"], modalities=tuple(meta["modalities"]),
+                   n_titles=meta["n_titles"], n_shots=meta["n_shots"],
+                   encoders=meta.get("encoders", {}),
+                   fused_modalities=tuple(meta.get("fused_modalities", meta["modalities"])))
+
+
+def vector_array(x: np.ndarray) -> pa.FixedSizeListArray:
+    """(rows, dim) float array -> the store's vector column type, fixed_size_list<float32>."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1), pa.float32()), x.shape[1])
+
+
+def fixed_list_to_numpy(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A column of equal-length float lists (no nulls) as a (rows, dim) float32 array."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    dim = col.type.list_size if pa.types.is_fixed_size_list(col.type) else None
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if dim is None:
+        dim = flat.size // max(len(col), 1)
+    return flat.reshape(len(col), dim)
+
+
+def vectors_or_zeros(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """A nullable vector column as (rows, dim) float32, zeros where null."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    out = np.zeros((len(col), dim), dtype=np.float32)
+    valid = ~col.is_null().to_numpy(zero_copy_only=False)
+    if dim and valid.any():
+        out[valid] = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    return out
