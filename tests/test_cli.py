@@ -74,15 +74,17 @@ def test_synth_import_train_embed(tmp_path):
                 mode, "--out", f"clips-{mode}.parquet", cwd=tmp_path)
     a = pd.read_parquet(tmp_path / "clips-in-context.parquet")
     b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
-    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 32
+    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 2 * 32  # [input ; context]
     assert not np.allclose(a.embedding[0], b.embedding[0])
     out = mediafm("probe", "--store", "store", "--model", "run", "--labels",
                   "cat/labels.parquet", "--embeddings", "mine=shots.parquet", "--seeds", "1",
                   "--folds", "3", "--out", "probe", cwd=tmp_path).stdout
     assert "report: probe/REPORT.md" in out
     results = pd.read_csv(tmp_path / "probe" / "results.csv")
-    assert {"video only", "fused, no context", "MediaFM in context", "mine"} <= set(
-        results.method)
+    assert {"video only", "fused, no context", "fused, moving average ±k", "fused, title mean",
+            "MediaFM in context", "MediaFM in context + title", "mine"} <= set(results.method)
+    k = results[results.method == "fused, moving average ±k"].choice
+    assert k.str.fullmatch(r"k=\d+").all()  # the k chosen by CV is reported
     assert set(results.task) == {"genre", "tone", "clip_worthy", "popularity", "ad_relevancy",
                                  "boundary"}
     assert (tmp_path / "probe" / "report.html").exists()

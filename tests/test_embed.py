@@ -32,7 +32,7 @@ def test_long_sequence_uses_most_central_window(model):
     rng = np.random.default_rng(0)
     seq = rng.normal(size=(40, model.config.fused_dim)).astype(np.float32)
     title = rng.normal(size=model.config.title_dim).astype(np.float32)
-    (got,) = embed_sequences(model, [seq], title[None], batch_size=3)
+    (got,) = embed_sequences(model, [seq], title[None], "hidden", batch_size=3)
     assert got.shape == (40, 32)
     starts = [0, 8, 16, 24]  # width 16, stride 8, last window flush with the end
     outs = {s: direct(model, seq[s:s + 16], title) for s in starts}
@@ -46,13 +46,15 @@ def test_batched_equals_one_by_one(model):
     seqs = [rng.normal(size=(n, model.config.fused_dim)).astype(np.float32)
             for n in (3, 16, 9, 30)]
     titles = rng.normal(size=(4, model.config.title_dim)).astype(np.float32)
-    together = embed_sequences(model, seqs, titles, batch_size=4)
-    for s, t, e in zip(seqs, titles, together, strict=True):
-        np.testing.assert_allclose(e, embed_sequences(model, [s], t[None])[0], atol=1e-5)
+    for output in ("hidden", "input+context"):
+        together = embed_sequences(model, seqs, titles, output, batch_size=4)
+        for s, t, e in zip(seqs, titles, together, strict=True):
+            np.testing.assert_allclose(e, embed_sequences(model, [s], t[None], output)[0],
+                                       atol=1e-5)
 
 
 def test_embed_store_writes_every_shot(model, store, tmp_path):
-    out = embed_store(model, store, tmp_path / "shots.parquet", progress=False)
+    out = embed_store(model, store, tmp_path / "shots.parquet", output="hidden", progress=False)
     table = pq.read_table(out)
     assert table.num_rows == store.info.n_shots
     frame = table.to_pandas()
@@ -61,7 +63,7 @@ def test_embed_store_writes_every_shot(model, store, tmp_path):
     assert rows.shot_index.tolist() == list(range(t.n_shots))
     emb = np.stack(rows.embedding.to_list())
     want = embed_sequences(model, [store.title_vectors(t.title_id)],
-                           store.title_embeddings()[[0]])[0]
+                           store.title_embeddings()[[0]], "hidden")[0]
     np.testing.assert_allclose(emb, want, atol=1e-5)
     out2 = embed_store(model, store, tmp_path / "o.parquet", output="output", progress=False)
     assert pq.read_schema(out2).field("embedding").type.list_size == store.dims["fused"]
@@ -74,9 +76,9 @@ def test_clip_modes(model, store):
                           "first_shot": [2, 10], "last_shot": [6, 10]})
     fused = store.title_vectors(t.title_id)
     title = store.title_embeddings()[1]
-    ctx = embed_clips(model, store, clips, "in-context", progress=False)
-    only = embed_clips(model, store, clips, "clip-only", progress=False)
-    full = embed_sequences(model, [fused], title[None])[0]
+    ctx = embed_clips(model, store, clips, "in-context", "hidden", progress=False)
+    only = embed_clips(model, store, clips, "clip-only", "hidden", progress=False)
+    full = embed_sequences(model, [fused], title[None], "hidden")[0]
     np.testing.assert_allclose(ctx.embedding[0], full[2:7].mean(0), atol=1e-5)
     np.testing.assert_allclose(only.embedding[0], direct(model, fused[2:7], title).mean(0),
                                atol=1e-5)
@@ -104,3 +106,37 @@ def test_duplicate_and_missing_clip_columns(model, store):
         embed_clips(model, store, dup, progress=False)
     with pytest.raises(StoreError, match="missing column"):
         embed_clips(model, store, dup.drop(columns=["last_shot"]), progress=False)
+
+
+def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
+    """``context``: shot i's hidden state when it is masked, in the pass that masks every
+    5th shot (mask ratio 0.2) starting at i % 5; ``input+context`` puts the shot's input
+    projection before it."""
+    rng = np.random.default_rng(2)
+    seq = rng.normal(size=(12, model.config.fused_dim)).astype(np.float32)
+    title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
+    (ctx,) = embed_sequences(model, [seq], title, "context")
+    (both,) = embed_sequences(model, [seq], title, "input+context")
+    x, t = torch.tensor(seq)[None], torch.from_numpy(title)
+    with torch.no_grad():
+        for i in range(12):
+            mask = (torch.arange(12) % 5 == i % 5)[None]
+            h, _ = model(x, torch.tensor([12]), t, mask)
+            np.testing.assert_allclose(ctx[i], h[0, i].numpy(), atol=1e-5)
+        proj = model.input_proj(x)[0].numpy()
+    np.testing.assert_allclose(both, np.hstack([proj, ctx]), atol=1e-5)
+    unmasked = embed_sequences(model, [seq], title, "hidden")[0]
+    assert not np.allclose(ctx, unmasked, atol=1e-3)  # masking changes what the shot sees
+
+
+def test_clip_with_title_context(model, store):
+    t = store.titles.iloc[2]
+    clips = pd.DataFrame({"clip_id": ["a"], "title_id": [t.title_id], "first_shot": [1],
+                          "last_shot": [3]})
+    got = embed_clips(model, store, clips, progress=False, with_title=True).embedding[0]
+    (per_shot,) = embed_sequences(model, [store.title_vectors(t.title_id)],
+                                  store.title_embeddings()[[2]])
+    np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), per_shot.mean(0)]),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="with_title needs"):
+        embed_clips(model, store, clips, "clip-only", progress=False, with_title=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from mediafm.config import load_toml
-from mediafm.model import MediaFM, MediaFMConfig
+from mediafm.model import MediaFM, MediaFMConfig, alibi_bias, rope_tables, rotate
 
 CFG = MediaFMConfig(fused_dim=24, title_dim=5, hidden=32, layers=2, heads=4, dropout=0.0,
                     max_shots=16)
@@ -71,9 +73,10 @@ def test_mask_replaces_input():
     torch.testing.assert_close(a, b)  # the masked shot's own input is invisible
 
 
-def test_padding_does_not_change_real_shots():
+@pytest.mark.parametrize("positions", ["learned", "rope", "alibi"])
+def test_padding_does_not_change_real_shots(positions):
     torch.manual_seed(0)
-    m = MediaFM(CFG).eval()
+    m = MediaFM(replace(CFG, positions=positions)).eval()
     short = torch.randn(1, 5, 24)
     title = torch.randn(1, 5)
     alone, _ = m(short, torch.tensor([5]), title)
@@ -83,12 +86,14 @@ def test_padding_does_not_change_real_shots():
     torch.testing.assert_close(out[0, :5], alone[0], atol=1e-5, rtol=1e-5)
 
 
-def test_save_load_round_trip_exact(tmp_path):
+@pytest.mark.parametrize("positions", ["learned", "rope", "alibi"])
+def test_save_load_round_trip_exact(tmp_path, positions):
     torch.manual_seed(0)
-    m = MediaFM(CFG)
+    cfg = replace(CFG, positions=positions)
+    m = MediaFM(cfg)
     m.save_pretrained(tmp_path / "model")
     loaded = MediaFM.from_pretrained(tmp_path / "model")
-    assert loaded.config == CFG
+    assert loaded.config == cfg
     for (k, a), (_, b) in zip(m.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     m.eval()
@@ -138,3 +143,29 @@ def test_activation_checkpointing_gives_the_same_gradients():
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
     for name, g in grads[0].items():
         torch.testing.assert_close(grads[1][name], g, msg=name)
+
+
+def test_rope_scores_depend_only_on_the_offset():
+    """q.k after rotation is the same for positions (p, p') and (p + d, p' + d)."""
+    torch.manual_seed(0)
+    cos, sin = rope_tables(64, 8)
+    q, k = torch.randn(8), torch.randn(8)
+
+    def score(p: int, p2: int) -> float:
+        return float(rotate(q, cos[p], sin[p]) @ rotate(k, cos[p2], sin[p2]))
+
+    for p, p2, d in ((3, 10, 5), (0, 1, 40), (20, 2, 11)):
+        assert score(p, p2) == pytest.approx(score(p + d, p2 + d), abs=1e-5)
+    assert score(3, 10) != pytest.approx(score(3, 11), abs=1e-3)
+
+
+def test_alibi_bias_is_distance_between_shots_only():
+    bias = alibi_bias(6, heads=4)  # (4, 8, 8): [CLS], [GLOBAL], 6 shots
+    assert bias.shape == (4, 8, 8)
+    assert torch.equal(bias[:, :2], torch.zeros(4, 2, 8))  # special tokens: no time
+    assert torch.equal(bias[:, :, :2], torch.zeros(4, 8, 2))
+    shots = bias[:, 2:, 2:]
+    torch.testing.assert_close(shots, shots.transpose(1, 2))  # symmetric
+    slopes = -shots[:, 0, 1]
+    assert (slopes > 0).all() and (slopes[:-1] > slopes[1:]).all()  # local to global heads
+    torch.testing.assert_close(shots[:, 0, 5], 5 * shots[:, 0, 1])

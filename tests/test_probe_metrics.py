@@ -52,3 +52,14 @@ def test_tau_within_groups():
     pred = np.array([10, 20, 30, 3, 2, 1])  # perfect in title 0, reversed in title 1
     assert mean_tau_within(g, truth, pred) == pytest.approx(0.0)
     assert mean_tau_within(g, truth, truth + 100 * g) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tau_within_matches_scipy_per_group(seed):
+    rng = np.random.default_rng(seed)
+    groups = rng.choice(["a", "b", "c", "d"], size=120)
+    truth = np.round(rng.random(120), 1)  # ties
+    pred = truth + rng.normal(scale=0.4, size=120)
+    want = np.mean([kendalltau(truth[groups == g], pred[groups == g]).statistic
+                    for g in np.unique(groups)])
+    assert mean_tau_within(groups, truth, pred) == pytest.approx(want)

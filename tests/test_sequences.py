@@ -127,3 +127,45 @@ def test_fused_cache_gives_the_same_batches(store, tmp_path):
         assert torch.equal(a["shots"], c["shots"]) and c["shots"].data_ptr() == buf.data_ptr()
     for part in store.parts():
         np.testing.assert_array_equal(cached.part_vectors(part), store.part_vectors(part))
+
+
+def test_span_masks_keep_the_count_and_come_in_runs():
+    lengths = torch.tensor([100, 37, 5])
+    gen = torch.Generator().manual_seed(0)
+    indep = sample_mask(lengths, 100, 0.2, gen)
+    spans = sample_mask(lengths, 100, 0.2, torch.Generator().manual_seed(0), span=4.0)
+    assert spans.sum(1).tolist() == indep.sum(1).tolist() == [20, 7, 1]
+    pad = torch.arange(100)[None] >= lengths[:, None]
+    assert not (spans & pad).any()
+
+    def runs(m):  # number of maximal runs of masked shots
+        return int((m[:, 1:] & ~m[:, :-1]).sum() + m[:, 0].sum())
+
+    assert runs(spans) < 0.6 * runs(indep)
+
+
+def test_crops_move_short_titles_off_position_zero(store):
+    rows = list(range(len(store.titles)))
+    plain = epoch_plan(store.titles, rows, 512, seed=1, epoch=0, parts_in_memory=2)
+    crops = epoch_plan(store.titles, rows, 512, seed=1, epoch=0, parts_in_memory=2, crop=1.0)
+    n = store.titles["n_shots"].to_numpy()
+    short = n[plain[:, 0]] <= 512
+    assert (plain[short, 1] == 0).all() and (plain[short, 2] == n[plain[short, 0]]).all()
+    c_short = n[crops[:, 0]] <= 512
+    assert (crops[c_short, 1] > 0).mean() > 0.5  # most crops start later
+    assert (crops[:, 1] + crops[:, 2] <= n[crops[:, 0]]).all()
+    assert (crops[c_short, 2] >= n[crops[c_short, 0]] // 2).all()
+
+
+def test_sequence_length_warm_up(store):
+    rows = list(range(len(store.titles)))
+    loader = WindowLoader(store, rows, 64, 4, seed=0, short_steps=3, short_max_shots=16)
+    plain = WindowLoader(store, rows, 64, 4, seed=0)
+    for step in range(5):
+        w, p = loader.batch_windows(step), plain.batch_windows(step)
+        np.testing.assert_array_equal(w[:, 0], p[:, 0])
+        if step < 3:  # cut to 16 shots, inside the planned window
+            assert (w[:, 2] == np.minimum(p[:, 2], 16)).all()
+            assert (w[:, 1] >= p[:, 1]).all() and (w[:, 1] + w[:, 2] <= p[:, 1] + p[:, 2]).all()
+        else:
+            np.testing.assert_array_equal(w, p)

@@ -10,7 +10,7 @@ import torch
 
 from mediafm.config import TrainConfig, load_run_config
 from mediafm.model import MediaFM
-from mediafm.store import import_shots
+from mediafm.store import ShotStore, import_shots
 from mediafm.synthetic import CatalogSpec, write_catalog
 from mediafm.train import train
 
@@ -48,6 +48,36 @@ def test_loss_falls_and_beats_baselines(trained):
     assert metrics["model/loss"] < metrics["window_mean/loss"]
     assert metrics["model/top5"] > metrics["neighbour_mean/top5"]
     assert metrics["model/top1"] > metrics["neighbour_mean/top1"]
+
+
+@pytest.mark.slow
+def test_the_model_written_is_the_best_by_validation_loss(trained, tmp_path):
+    """run.json names the step of the lowest validation loss, and model/ holds those weights:
+    evaluating them again gives that loss. The summary says whether context was learned."""
+    from mediafm.sequences import split_titles
+    from mediafm.train import evaluate, validation_batches
+
+    run, _ = trained
+    info = json.loads((run / "run.json").read_text())
+    val = records(run, "val")
+    best = min((r for r in val if r["step"] > 0), key=lambda r: r["model/loss"])
+    assert info["best"]["step"] == best["step"]
+    assert info["summary"].startswith("the model has learned context")
+    store = ShotStore(info["store"])
+    _, rows = split_titles(list(store.titles["title_id"]), 0.1, 64)
+    batches = list(validation_batches(store, rows, 128, 8, seed=0))
+    again = evaluate(MediaFM.from_pretrained(run), batches, torch.device("cpu"))
+    assert again["model/loss"] == pytest.approx(best["model/loss"], abs=1e-5)
+
+
+def test_summary_says_when_context_was_not_learned(store, tmp_path, capsys):
+    tc = TrainConfig(steps=2, batch_size=4, warmup_steps=1, eval_every=2, log_every=1)
+    train(store.path, tmp_path / "r", SMALL, tc, progress=False, device="cpu")
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["summary"].startswith("the model has not learned context")
+    assert "positions=rope" in info["summary"]  # with a hint
+    assert info["best"]["step"] == 2
+    assert "has not learned context" in capsys.readouterr().err
 
 
 @pytest.mark.slow

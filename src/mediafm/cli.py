@@ -74,11 +74,11 @@ def _cache(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from mediafm.probes.catalog_labels import write_catalog_labels
-    from mediafm.synthetic import CatalogSpec, write_catalog
+    from mediafm.probes.catalog_labels import write_labelled_catalog
+    from mediafm.synthetic import preset
 
-    paths = write_catalog(args.out, CatalogSpec(n_titles=args.titles, seed=args.seed))
-    paths["labels"] = write_catalog_labels(paths, Path(args.out) / "labels.parquet")
+    paths = write_labelled_catalog(args.out, preset(args.preset, n_titles=args.titles,
+                                                    seed=args.seed))
     for name, path in paths.items():
         print(f"{name}: {path}")
 
@@ -139,7 +139,7 @@ def _embed(args: argparse.Namespace) -> None:
     if args.clips:
         clips = pd.read_parquet(args.clips)
         frame = embed_clips(model, store, clips, args.mode, args.output, args.batch_size,
-                            progress=not args.quiet)
+                            progress=not args.quiet, with_title=args.with_title)
         out = write_clip_embeddings(frame, args.out)
         print(f"wrote {len(frame)} clip embeddings ({args.mode}) to {out}")
     else:
@@ -152,7 +152,7 @@ def _demo(args: argparse.Namespace) -> None:
     from mediafm.demo import run_demo
 
     report = run_demo(args.out, n_titles=args.titles, overrides=args.set,
-                      progress=not args.quiet)
+                      progress=not args.quiet, preset=args.preset, seed=args.seed)
     print(f"report: {report}")
 
 
@@ -211,8 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("store")
     s.set_defaults(func=_info)
 
-    s = sub.add_parser("synth", help="write the built-in synthetic catalog as Parquet")
+    presets = ["clean", "noisy"]  # mediafm.synthetic.PRESETS, without importing it
+    s = sub.add_parser("synth", help="write a built-in synthetic catalog (+ probe labels)")
     s.add_argument("--out", required=True)
+    s.add_argument("--preset", choices=presets, default="clean",
+                   help="clean: a shot shows its scene clearly; noisy: one shot alone is "
+                   "ambiguous, the scene and the title carry the labels")
     s.add_argument("--titles", type=int, default=100)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_synth)
@@ -249,8 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output Parquet file")
     s.add_argument("--clips", help="CLIPS.parquet: clip_id, title_id, first_shot, last_shot")
     s.add_argument("--mode", choices=["in-context", "clip-only"], default="in-context")
-    s.add_argument("--output", choices=["hidden", "output"], default="hidden",
-                   help="final hidden state (default) or the output projection")
+    readouts = ["input+context", "context", "hidden", "input+hidden", "output"]
+    s.add_argument("--output", choices=readouts, default=readouts[0], help=(
+        "the readout: input+context (default) = [the shot's input projection ; the hidden state "
+        "when the shot is masked, i.e. what its context says]; context; hidden (the final "
+        "hidden state, the spec's); input+hidden; output (the output projection)"))
+    s.add_argument("--with-title", action="store_true",
+                   help="clips in context: the title's mean embedding beside the clip's")
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--device")
     s.set_defaults(func=_embed)
@@ -274,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="synthetic catalog -> import -> train tiny -> embed -> report")
     s.add_argument("--out", default="demo_out")
+    s.add_argument("--preset", choices=presets, default="clean", help="the catalog (see synth)")
     s.add_argument("--titles", type=int, default=100)
+    s.add_argument("--seed", type=int, default=0, help="the catalog's seed")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tiny-config value")
     s.set_defaults(func=_demo)

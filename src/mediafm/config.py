@@ -86,10 +86,23 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model
     activation_checkpointing: bool = False  # recompute block activations in backward
+    # the recipe levers of the context-quality ablation (benchmarks/context_quality.py); the
+    # defaults are the spec's plain masked shot modeling
+    crop: float = 0.0  # P(a title that fits the window is trained on a random sub-window)
+    mask_span: float = 1.0  # mean length of masked runs of shots (1: independent shots)
+    mask_keep: float = 0.0  # share of the selected shots that keep their input (BERT's 10%)
+    unmasked_loss: float = 0.0  # loss weight of the unmasked shots (0: masked only, the spec)
+    short_steps: float = 0.0  # share of steps on windows cut to short_max_shots (warm-up)
+    short_max_shots: int = 128
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        for name in ("crop", "mask_keep", "short_steps"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.mask_span < 1.0 or self.unmasked_loss < 0.0:
+            raise ValueError("mask_span must be >= 1 and unmasked_loss >= 0")
 
 
 SECTIONS = ("model", "train")

@@ -26,7 +26,9 @@ from mediafm.model import MediaFM
 from mediafm.sequences import collate, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
 
-OUTPUTS = ("hidden", "output")
+READOUTS = ("hidden", "output", "input+hidden", "context", "input+context")
+DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
+OUTPUTS = READOUTS  # the name of the ``output`` argument and of ``--output``
 MODES = ("in-context", "clip-only")
 
 
@@ -41,14 +43,14 @@ def _best_window(n: int, starts: list[int], width: int) -> np.ndarray:
 
 @torch.no_grad()
 def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarray,
-                    output: str = "hidden", batch_size: int = 16,
+                    output: str = DEFAULT_READOUT, batch_size: int = 16,
                     device: torch.device | str | None = None) -> list[np.ndarray]:
     """Contextual embeddings of whole sequences (any length): one (n_i, dim) array each.
 
     seqs: fused vectors (n_i, fused_dim) per title; title_emb: (len(seqs), title_dim).
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if output not in READOUTS:
+        raise ValueError(f"output must be one of {READOUTS}, got {output!r}")
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
     width = model.config.max_shots
@@ -65,9 +67,8 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         chunk = windows[b:b + batch_size]
         batch = collate([seqs[i][st:st + ln] for i, _, st, ln in chunk],
                         title_emb[[i for i, *_ in chunk]])
-        h, pred = model(batch["shots"].to(device), batch["lengths"].to(device),
-                        batch["title_emb"].to(device))
-        out = (h if output == "hidden" else pred).float().cpu().numpy()
+        out = readout(model, batch["shots"].to(device), batch["lengths"].to(device),
+                      batch["title_emb"].to(device), output).float().cpu().numpy()
         for k, (i, w, _, ln) in enumerate(chunk):
             results[(i, w)] = out[k, :ln]
     embeddings = []
@@ -80,6 +81,39 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         emb = np.stack([results[(i, w)][p - starts[w]] for p, w in enumerate(best)])
         embeddings.append(emb)
     return embeddings
+
+
+def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
+            title_emb: torch.Tensor, output: str) -> torch.Tensor:
+    """(B, L, dim) per-shot embeddings of a padded batch, by readout:
+
+    - ``hidden``: the final hidden state (the spec's contextual embedding);
+    - ``output``: the output projection, in fused dims;
+    - ``context``: for every shot, the hidden state when that shot is masked: what the title
+      around it says, the quantity masked shot modeling trains (ours). Shots are masked in
+      ``round(1 / mask_ratio)`` passes, every k-th shot at a time, so each pass sees the mask
+      density of training;
+    - ``input+hidden`` / ``input+context``: the input projection of the shot's own fused
+      vector beside it (what the shot shows, and what its context says).
+    """
+    h, pred = model(shots, lengths, title_emb)
+    if output in ("hidden", "output", "input+hidden"):
+        out = {"hidden": h, "output": pred}.get(output)
+        return out if out is not None else torch.cat([model.input_proj(shots), h], dim=-1)
+    passes = max(2, round(1 / model.config.mask_ratio))
+    L = shots.shape[1]
+    real = torch.arange(L, device=shots.device)[None] < lengths[:, None]
+    ctx = torch.zeros_like(h)
+    for r in range(passes):
+        mask = real & (torch.arange(L, device=shots.device) % passes == r)[None]
+        h_masked, _ = model(shots, lengths, title_emb, mask)
+        ctx = torch.where(mask[..., None], h_masked, ctx)
+    return ctx if output == "context" else torch.cat([model.input_proj(shots), ctx], dim=-1)
+
+
+def readout_blocks(model: MediaFM, output: str) -> tuple[int, ...]:
+    """Column counts of the readout's blocks: (hidden, hidden) for [input proj ; ...]."""
+    return (model.config.hidden,) * 2 if output.startswith("input+") else ()
 
 
 def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
@@ -99,7 +133,8 @@ def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
 
 
 def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str | os.PathLike,
-                output: str = "hidden", batch_size: int = 16, progress: bool = True) -> Path:
+                output: str = DEFAULT_READOUT, batch_size: int = 16, progress: bool = True
+                ) -> Path:
     """Write one contextual embedding per shot: (title_id, shot_index, embedding) Parquet.
 
     Written incrementally (memory is one group of titles) to a temp file renamed at the end.
@@ -152,13 +187,19 @@ def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS")
 
 
 def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.DataFrame,
-                mode: str = "in-context", output: str = "hidden", batch_size: int = 16,
-                progress: bool = True) -> pd.DataFrame:
-    """(clip_id, embedding) with the embedding = mean of the clip's contextual shots."""
+                mode: str = "in-context", output: str = DEFAULT_READOUT, batch_size: int = 16,
+                progress: bool = True, with_title: bool = False) -> pd.DataFrame:
+    """(clip_id, embedding) with the embedding = mean of the clip's contextual shots.
+
+    ``with_title`` (in context only): the mean of the whole title's shots beside it, so the
+    clip embedding carries its title's context too: [clip mean ; title mean].
+    """
     from tqdm.auto import tqdm
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if with_title and mode != "in-context":
+        raise ValueError("with_title needs mode='in-context' (clip-only sees no title)")
     store = store if isinstance(store, ShotStore) else ShotStore(store)
     validate_clips(clips, store)
     by_title = {t: g for t, g in clips.groupby("title_id", sort=False)}
@@ -169,8 +210,10 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
         if mode == "in-context":
             embs = embed_sequences(model, seqs, title_emb, output, batch_size)
             for t, e in zip(ids, embs, strict=True):
+                title = [e.mean(axis=0)] if with_title else []
                 for c in by_title[t].itertuples():
-                    result[c.clip_id] = e[c.first_shot:c.last_shot + 1].mean(axis=0)
+                    result[c.clip_id] = np.concatenate(
+                        [e[c.first_shot:c.last_shot + 1].mean(axis=0), *title])
         else:
             clip_rows = [(c, i) for i, t in enumerate(ids) for c in by_title[t].itertuples()]
             embs = embed_sequences(

@@ -28,6 +28,7 @@ from mediafm.atomic import atomic_dir
 from mediafm.config import from_dict
 
 N_SPECIAL = 2  # [CLS], [GLOBAL]
+POSITIONS = ("learned", "rope", "alibi")
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,18 @@ class MediaFMConfig:
     dropout: float = 0.1
     max_shots: int = 512
     mask_ratio: float = 0.2
+    # learned: absolute embeddings (BERT); rope / alibi: relative (ours: a title that fits in
+    # one window always starts at position 0, and absolute embeddings let a small model
+    # memorise (title, position) instead of learning scene structure)
+    positions: str = "learned"
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.positions == "rope" and (self.hidden // self.heads) % 2:
+            raise ValueError("rope needs an even head dimension (hidden / heads)")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         for name in ("fused_dim", "hidden", "layers", "heads", "max_shots"):
@@ -76,6 +85,36 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
     return table
 
 
+def rope_tables(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin), each (n, dim): rotary position angles for token positions 0..n-1.
+
+    Rotating queries and keys by their positions makes q.k depend on the offset between two
+    shots, not where they sit in the window (RoFormer)."""
+    freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    angles = torch.arange(n, dtype=torch.float32)[:, None] * freq[None]  # (n, dim / 2)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, H, S, Dh) rotated by the angles of its positions (rotate-half form)."""
+    a, b = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-b, a], dim=-1) * sin
+
+
+def alibi_bias(n_shots: int, heads: int) -> torch.Tensor:
+    """(heads, S, S) additive attention bias -slope_h * |i - j| between shots (ALiBi, made
+    symmetric for a bidirectional encoder); 0 to and from [CLS] and [GLOBAL], which are not
+    in the sequence's time. Slopes 2^(-8 (h+1) / heads): from near-local to near-global."""
+    slopes = 2.0 ** (-8.0 * torch.arange(1, heads + 1, dtype=torch.float32) / heads)
+    pos = torch.arange(n_shots + N_SPECIAL, dtype=torch.float32)
+    dist = (pos[:, None] - pos[None]).abs()
+    special = pos < N_SPECIAL
+    dist[special] = 0.0
+    dist[:, special] = 0.0
+    return -slopes[:, None, None] * dist
+
+
 class Block(nn.Module):
     """Pre-norm Transformer block (ours: pre-norm trains more stably than BERT's post-norm)."""
 
@@ -91,10 +130,13 @@ class Block(nn.Module):
         self.fc2 = nn.Linear(inner, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, S, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, S, 3, self.heads, D // self.heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, S, Dh)
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, S, D)))
@@ -110,7 +152,16 @@ class MediaFM(nn.Module):
         self.cls_emb = nn.Parameter(torch.zeros(cfg.hidden))
         self.global_emb = nn.Parameter(torch.zeros(cfg.hidden))  # [GLOBAL] bias
         self.mask_emb = nn.Parameter(torch.zeros(cfg.hidden))
-        self.pos_emb = nn.Parameter(torch.zeros(cfg.max_shots + N_SPECIAL, cfg.hidden))
+        n_pos = cfg.max_shots + N_SPECIAL
+        if cfg.positions == "learned":
+            self.pos_emb = nn.Parameter(torch.zeros(n_pos, cfg.hidden))
+        elif cfg.positions == "rope":  # buffers: part of the function, not of the weights
+            cos, sin = rope_tables(n_pos, cfg.hidden // cfg.heads)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        else:
+            self.register_buffer("alibi", alibi_bias(cfg.max_shots, cfg.heads),
+                                 persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.hidden)
@@ -121,8 +172,9 @@ class MediaFM(nn.Module):
         self.apply(self._init)
         for p in (self.cls_emb, self.global_emb, self.mask_emb):
             nn.init.normal_(p, std=0.02)
-        with torch.no_grad():  # learned, but starting from sinusoids (ours): see sinusoids()
-            self.pos_emb.copy_(0.02 * sinusoids(cfg.max_shots + N_SPECIAL, cfg.hidden))
+        if cfg.positions == "learned":
+            with torch.no_grad():  # learned, but starting from sinusoids (ours): see sinusoids()
+                self.pos_emb.copy_(0.02 * sinusoids(n_pos, cfg.hidden))
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -150,16 +202,25 @@ class MediaFM(nn.Module):
         if self.title_proj is not None and title_emb is not None:
             global_token = global_token + self.title_proj(title_emb)
         x = torch.cat([self.cls_emb.expand(B, 1, -1), global_token[:, None], x], dim=1)  # (B,S,H)
-        x = self.drop(x + self.pos_emb[: L + N_SPECIAL])
+        S = L + N_SPECIAL
+        if cfg.positions == "learned":
+            x = x + self.pos_emb[:S]
+        x = self.drop(x)
+        rope = None
+        if cfg.positions == "rope":
+            rope = (self.rope_cos[:S].to(x.dtype), self.rope_sin[:S].to(x.dtype))
         attn_mask = None
         if bool((lengths < L).any()):
-            keep = torch.arange(L + N_SPECIAL, device=shots.device) < (lengths + N_SPECIAL)[:, None]
+            keep = torch.arange(S, device=shots.device) < (lengths + N_SPECIAL)[:, None]
             attn_mask = keep[:, None, None, :]  # (B, 1, 1, S): True = attend to this key
+        if cfg.positions == "alibi":
+            bias = self.alibi[:, :S, :S].to(x.dtype)[None]  # (1, H, S, S)
+            attn_mask = bias if attn_mask is None else bias.masked_fill(~attn_mask, -torch.inf)
         for block in self.blocks:
             if self.activation_checkpointing and self.training:
-                x = checkpoint(block, x, attn_mask, use_reentrant=False)
+                x = checkpoint(block, x, attn_mask, rope, use_reentrant=False)
             else:
-                x = block(x, attn_mask)
+                x = block(x, attn_mask, rope)
         h = self.norm(x)[:, N_SPECIAL:]  # (B, L, H)
         return h, self.output_proj(h)
 

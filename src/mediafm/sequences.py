@@ -30,9 +30,17 @@ def window_starts(n: int, max_shots: int, stride: int) -> list[int]:
     return [*starts, n - max_shots]
 
 
-def random_windows(n: int, max_shots: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Training windows of one title: the whole title, or ceil(n / max) random windows."""
+def random_windows(n: int, max_shots: int, rng: np.random.Generator, crop: float = 0.0
+                   ) -> list[tuple[int, int]]:
+    """Training windows of one title: the whole title, or ceil(n / max) random windows.
+
+    ``crop``: the probability that a title that fits is replaced by a random sub-window of at
+    least half its length, so its shots do not always sit at the same positions (ours).
+    """
     if n <= max_shots:
+        if crop > 0 and n > 1 and rng.random() < crop:
+            length = int(rng.integers(max(1, n // 2), n + 1))
+            return [(int(rng.integers(0, n - length + 1)), length)]
         return [(0, n)]
     k = math.ceil(n / max_shots)
     return [(int(s), max_shots) for s in rng.integers(0, n - max_shots + 1, size=k)]
@@ -55,7 +63,7 @@ def split_titles(title_ids: list[str], val_fraction: float, max_val: int | None 
 
 
 def epoch_plan(titles: pd.DataFrame, rows: list[int], max_shots: int, seed: int, epoch: int,
-               parts_in_memory: int, batch_size: int = 1) -> np.ndarray:
+               parts_in_memory: int, batch_size: int = 1, crop: float = 0.0) -> np.ndarray:
     """(N, 3) int64 array of (title row, start, length) windows for one epoch.
 
     Within a chunk of parts, windows are shuffled, then sorted by length inside groups of 16
@@ -71,7 +79,7 @@ def epoch_plan(titles: pd.DataFrame, rows: list[int], max_shots: int, seed: int,
         chunk_titles = sub[sub["part"].isin(parts[c:c + parts_in_memory])]
         chunk = [(row, s, ln) for row, n in zip(chunk_titles["row"], chunk_titles["n_shots"],
                                                 strict=True)
-                 for s, ln in random_windows(int(n), max_shots, rng)]
+                 for s, ln in random_windows(int(n), max_shots, rng, crop)]
         rng.shuffle(chunk)
         group = 16 * batch_size
         for g in range(0, len(chunk), group):
@@ -83,10 +91,21 @@ def epoch_plan(titles: pd.DataFrame, rows: list[int], max_shots: int, seed: int,
 
 
 def sample_mask(lengths: torch.Tensor, max_len: int, ratio: float,
-                generator: torch.Generator) -> torch.Tensor:
-    """(B, L) bool: exactly max(1, round(ratio * length)) random real shots per row."""
+                generator: torch.Generator, span: float = 1.0) -> torch.Tensor:
+    """(B, L) bool: exactly max(1, round(ratio * length)) real shots masked per row.
+
+    ``span`` > 1 masks runs of consecutive shots (lengths geometric with that mean, the last
+    run cut to the count), so a masked shot's neighbours are often masked too and the model
+    has to read the scene, not copy the next shot (ours; SpanBERT's idea). 1: independent.
+    """
     B = lengths.shape[0]
     scores = torch.rand(B, max_len, generator=generator)
+    if span > 1:  # every shot of a run gets the run's score; position breaks ties in order
+        starts = torch.rand(B, max_len, generator=generator) < 1.0 / span
+        starts[:, 0] = True
+        run = starts.long().cumsum(dim=1) - 1  # (B, L) run index of each shot
+        pos = torch.arange(max_len, dtype=torch.float64)
+        scores = scores.double().gather(1, run) + pos * 1e-9
     pad = torch.arange(max_len)[None] >= lengths[:, None]
     scores = scores.masked_fill(pad, 2.0)  # padding sorts last, never masked
     ranks = scores.argsort(dim=1).argsort(dim=1)
@@ -110,11 +129,15 @@ class WindowLoader:
     """Batches of training windows; batch ``step`` is a pure function of (seed, step)."""
 
     def __init__(self, store: ShotStore, rows: list[int], max_shots: int, batch_size: int,
-                 seed: int, parts_in_memory: int = 4, read_threads: int = 1):
+                 seed: int, parts_in_memory: int = 4, read_threads: int = 1, crop: float = 0.0,
+                 short_steps: int = 0, short_max_shots: int = 128):
+        """``crop``: see ``random_windows``. ``short_steps``: the first steps' windows are cut
+        to ``short_max_shots`` at a random offset (BERT's sequence-length warm-up)."""
         if not rows:
             raise ValueError("no training titles")
         self.store, self.rows, self.max_shots = store, rows, max_shots
         self.batch_size, self.seed, self.parts_in_memory = batch_size, seed, parts_in_memory
+        self.crop, self.short_steps, self.short_max_shots = crop, short_steps, short_max_shots
         self.titles = store.titles
         self.title_emb = store.title_embeddings()
         n_windows = sum(1 if n <= max_shots else math.ceil(n / max_shots)
@@ -130,13 +153,22 @@ class WindowLoader:
     def plan(self, epoch: int) -> np.ndarray:
         if self._plan is None or self._plan[0] != epoch:
             self._plan = (epoch, epoch_plan(self.titles, self.rows, self.max_shots, self.seed,
-                                            epoch, self.parts_in_memory, self.batch_size))
+                                            epoch, self.parts_in_memory, self.batch_size,
+                                            self.crop))
         return self._plan[1]
 
     def batch_windows(self, step: int) -> np.ndarray:
         """(B, 3) (title row, start, length) windows of the run's batch ``step``."""
         epoch, i = divmod(step, self.steps_per_epoch)
-        return self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+        windows = self.plan(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+        if step < self.short_steps:
+            windows = windows.copy()
+            long = windows[:, 2] > self.short_max_shots
+            rng = np.random.default_rng([self.seed, step, 7])
+            extra = windows[long, 2] - self.short_max_shots
+            windows[long, 1] += (rng.random(int(long.sum())) * (extra + 1)).astype(np.int64)
+            windows[long, 2] = self.short_max_shots
+        return windows
 
     def load(self, windows: np.ndarray, pin_memory: bool = False,
              out: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -1,28 +1,40 @@
-"""A built-in synthetic catalog with narrative structure, for the demo and the tests.
+"""Built-in synthetic catalogs with narrative structure, for the demo, tests and benchmarks.
 
 Generative story (all ours; chosen so that context is genuinely informative):
 
 - A title has 1-3 of 11 genres; its latent vector mixes its genres' vectors. Its title
   embedding (the [GLOBAL] input) is a noisy linear view of that vector.
 - A title is a sequence of scenes (geometric lengths, mean ~9 shots). A scene has a tone, drawn
-  with genre-dependent odds, and a latent vector mixing title, tone and scene-specific content.
+  with genre-dependent odds, an intensity, and a latent vector mixing title, tone, intensity
+  and scene-specific content.
 - Inside a scene the camera cuts between 2-3 set-ups (shot / reverse shot): consecutive shots
   usually differ in set-up, so shot i resembles shot i-2 more than its direct neighbours. A
   model that reads context beats "average the two neighbours".
 - The action moves on: a slow random walk shared by the scene's shots, so a shot is best
   predicted from the nearby shots of its own set-up, on both sides.
+- Every shot adds its own noise (framing, lighting, actors): ``shot_noise`` sets how loud it is
+  against the scene's latent (norm 1).
 - Modalities see the shot latent with different strength: video strongly (per shot), audio
-  moderately (mostly scene-level ambience), text weakly and only for ~60% of shots (dialogue
-  scenes talk more). Shots without text get text = null, as real silent shots do.
+  partly scene-level ambience (``audio_scene``), text weakly and only for ~60% of shots
+  (dialogue scenes talk more). Shots without text get text = null, as real silent shots do.
 - About ``long_fraction`` of titles are longer than 512 shots (feature-length films).
 
+Presets (``PRESETS``, ``mediafm synth --preset``):
+
+- ``clean``: a shot shows its scene clearly (per-shot noise 0.15 of the scene signal); tone
+  is readable from one shot. The demo's catalog.
+- ``noisy``: per-shot noise larger than the scene signal (1.5), audio mostly per-shot, scene
+  intensity (what makes a clip worth showing) in the latent, and short labelled clips (1-3
+  shots of a ~9-shot scene): one shot alone is ambiguous; the scene carries tone and
+  clip-worthiness, the title the genre, as in real footage.
+
 ``make_catalog`` returns the SHOTS and TITLES tables of ``mediafm import`` plus a LATENT table
-(scene, tone, set-up per shot) that the probe suite uses for labels.
+(scene, tone, intensity, set-up per shot) that the probe suite uses for labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +60,25 @@ class CatalogSpec:
     title_dim: int = 64
     latent_dim: int = 32
     text_fraction: float = 0.6
+    shot_noise: float = 0.15  # per-shot latent noise, against a scene latent of norm 1
+    audio_scene: float = 0.8  # audio's share of the scene latent (the rest: the shot's)
+    intensity: float = 0.0  # how strongly a scene's intensity shows in its latent
+    clip_shots: tuple[int, int] = (3, 8)  # shortest and longest labelled clip, in shots
     seed: int = 0
+
+
+PRESETS = {
+    "clean": CatalogSpec(),
+    "noisy": CatalogSpec(mean_shots=150, long_fraction=0.05, shot_noise=1.5, audio_scene=0.4,
+                         intensity=0.5, clip_shots=(1, 3)),
+}
+
+
+def preset(name: str, **overrides) -> CatalogSpec:
+    """A named catalog preset, with fields overridden (``n_titles``, ``seed``, ...)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown catalog preset {name!r}: use one of {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
 
 
 def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -58,6 +88,7 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
     k = spec.latent_dim
     genre_vec = unit_norm(rng.normal(size=(len(GENRES), k)))
     tone_vec = unit_norm(rng.normal(size=(len(TONES), k)))
+    intensity_vec = unit_norm(rng.normal(size=k))
     tone_odds = rng.dirichlet(np.full(len(TONES), 0.3), size=len(GENRES))  # genre -> tone
     W = {m: rng.normal(size=(k, d)) / np.sqrt(k) for m, d in
          (("video", spec.video_dim), ("audio", spec.audio_dim), ("text", spec.text_dim),
@@ -84,7 +115,8 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
         while i < n:
             length = min(n - i, int(rng.geometric(1 / 9)) + 1)
             tone = int(rng.choice(len(TONES), p=tone_odds[rng.choice(genres)]))
-            zvec = unit_norm(0.6 * tvec + 0.8 * tone_vec[tone]
+            intensity = spec.intensity * float(rng.normal())
+            zvec = unit_norm(0.6 * tvec + 0.8 * tone_vec[tone] + intensity * intensity_vec
                              + 0.8 * unit_norm(rng.normal(size=k)))
             setups = 0.7 * unit_norm(rng.normal(size=(int(rng.integers(2, 4)), k)))
             talk = rng.random() < 0.7
@@ -94,11 +126,11 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
                 if j and rng.random() < 0.85:  # cut to another set-up
                     setup = (setup + int(rng.integers(1, len(setups)))) % len(setups)
                 drift += 0.25 * rng.normal(size=k) / np.sqrt(k)  # the action moves on
-                u = zvec + setups[setup] + drift + 0.15 * rng.normal(size=k) / np.sqrt(k)
+                u = zvec + setups[setup] + drift + spec.shot_noise * rng.normal(size=k) / np.sqrt(k)
                 dur = float(rng.gamma(2.0, 1.5)) + 0.3
                 video = u @ W["video"] + 0.1 * rng.normal(size=spec.video_dim)
-                audio = (0.8 * zvec + 0.2 * u) @ W["audio"] + 0.15 * rng.normal(
-                    size=spec.audio_dim)
+                audio = (spec.audio_scene * zvec + (1 - spec.audio_scene) * u) @ W["audio"] \
+                    + 0.15 * rng.normal(size=spec.audio_dim)
                 has_text = rng.random() < (spec.text_fraction + 0.2 if talk else 0.2)
                 text = ((u + 0.5 * setups[setup]) @ W["text"]
                         + 0.3 * rng.normal(size=spec.text_dim)) if has_text else None
@@ -108,7 +140,7 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
                     "audio": audio.astype(np.float32),
                     "text": None if text is None else text.astype(np.float32)})
                 latent.append({"title_id": title_id, "shot_index": i, "scene": scene,
-                               "tone": TONES[tone], "setup": setup,
+                               "tone": TONES[tone], "intensity": intensity, "setup": setup,
                                "position": i / max(n - 1, 1)})
                 t_s += dur
                 i += 1

@@ -123,17 +123,19 @@ class MetricLog:
 # ------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(run: Path, step: int, model: MediaFM, optimizers, schedulers) -> None:
+def _save_checkpoint(run: Path, step: int, model: MediaFM, optimizers, schedulers,
+                     best: dict) -> None:
     state = {"step": step, "model": model.state_dict(),
              "optimizers": [o.state_dict() for o in optimizers],
              "schedulers": [s.state_dict() for s in schedulers],
-             "rng": torch.get_rng_state()}
+             "rng": torch.get_rng_state(), "best": json.dumps(best)}
     with atomic_file(run / "checkpoint.pt") as tmp:
         torch.save(state, tmp)
-    model.save_pretrained(run / "model")
+    if not best:  # no validation: the product is the latest model
+        model.save_pretrained(run / "model")
 
 
-def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> int:
+def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> tuple[int, dict]:
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"], strict=True)
     for o, s in zip(optimizers, state["optimizers"], strict=True):
@@ -141,7 +143,24 @@ def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> int:
     for sch, s in zip(schedulers, state["schedulers"], strict=True):
         sch.load_state_dict(s)
     torch.set_rng_state(state["rng"])
-    return int(state["step"])
+    return int(state["step"]), json.loads(state.get("best", "{}"))
+
+
+def context_verdict(val: dict[str, float]) -> str:
+    """One plain sentence: has the model beaten the no-learning baselines on held-out titles?
+
+    The masked-shot loss of a model that learnt nothing but the title average equals the window
+    mean's; one that learnt only "look at the next shot" equals the neighbour mean's.
+    """
+    model, nb, wm = val["model/loss"], val["neighbour_mean/loss"], val["window_mean/loss"]
+    if model < min(nb, wm) - 0.005:
+        return (f"the model has learned context: validation loss {model:.4f} beats the "
+                f"neighbour mean ({nb:.4f}) and the window mean ({wm:.4f})")
+    worse = " and ".join(f"the {name} ({v:.4f})" for name, v in
+                         (("neighbour mean", nb), ("window mean", wm)) if model >= v - 0.005)
+    return (f"the model has not learned context: validation loss {model:.4f} does not beat "
+            f"{worse}. Try relative positions (--set positions=rope), random crops (--set "
+            "crop=0.5), more steps or more titles; a smaller max_shots trains faster")
 
 
 # ------------------------------------------------------------------------- the loop
@@ -168,16 +187,33 @@ class _Waited:
             self.seconds += time.perf_counter() - t
 
 
+def draw_masks(lengths: torch.Tensor, max_len: int, mask_ratio: float, tc: TrainConfig,
+               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(selected, keep), each (B, L) bool, for the global batch of ``step``.
+
+    ``selected``: the shots the masked-shot loss is on; those of them not in ``keep`` have
+    their input replaced by [MASK]. A pure function of (seed, step): the same for any world size.
+    """
+    gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+    selected = sample_mask(lengths, max_len, mask_ratio, gen, tc.mask_span)
+    keep = torch.zeros_like(selected)
+    if tc.mask_keep > 0:
+        keep = selected & (torch.rand(selected.shape, generator=gen) < tc.mask_keep)
+    return selected, keep
+
+
 def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict | None = None,
           train_config: TrainConfig | None = None, *, resume: bool = False,
           stop_after: int | None = None, device: str | None = None,
           progress: bool = True) -> dict:
     """Pretrain MediaFM on ``store``; write the run to ``out``; return the last eval metrics.
 
-    ``stop_after``: end this invocation after that many steps (the schedule stays that of the
-    full run), e.g. for time-sliced jobs; ``resume=True`` continues from ``out/checkpoint.pt``.
-    Under torchrun each process takes every world-th window of the same global batch (DDP);
-    rank 0 alone evaluates, logs and writes checkpoints.
+    ``out/model`` holds the weights of the best validation loss (``run.json`` says which
+    step), or the latest when no titles are held out. ``stop_after``: end this invocation
+    after that many steps (the schedule stays that of the full run), e.g. for time-sliced
+    jobs; ``resume=True`` continues from ``out/checkpoint.pt``. Under torchrun each process
+    takes every world-th window of the same global batch (DDP); rank 0 alone evaluates, logs
+    and writes checkpoints.
     """
     from tqdm.auto import tqdm
 
@@ -200,22 +236,23 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     optimizers = build_optimizers(core, tc.lr, tc.muon_lr, tc.weight_decay)
     schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
-    step = _load_checkpoint(run, core, optimizers, schedulers) if resume else 0
+    step, best = _load_checkpoint(run, core, optimizers, schedulers) if resume else (0, {})
     core.activation_checkpointing = tc.activation_checkpointing
     model = torch.compile(core, dynamic=True) if tc.compile else core  # lengths vary
     if ddp.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None)
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dev.type == "cuda")
+    meta = {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
+            "parameters": count_parameters(core), "world_size": ddp.world}
     if main:
-        write_text(run / "run.json", json.dumps(
-            {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
-             "parameters": count_parameters(core), "world_size": ddp.world}, indent=2))
+        write_text(run / "run.json", json.dumps(meta, indent=2))
 
     train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]), tc.val_fraction,
                                         tc.max_val_titles)
     loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
-                          tc.parts_in_memory, tc.loader_threads)
+                          tc.parts_in_memory, tc.loader_threads, tc.crop,
+                          round(tc.short_steps * tc.steps), tc.short_max_shots)
     if main and dev.type == "cuda" and not shot_store.has_fused_cache:
         print(f"note: {store} has no fused cache; decoding Parquet may starve the GPU. "
               f"`mediafm cache --store {store}` makes reads ~10x faster.", file=sys.stderr)
@@ -234,17 +271,25 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
                                      pin_memory=dev.type == "cuda"))
     try:
         for windows, batch in batches:
-            # the mask is drawn for the global batch, then sliced: identical for any world size
             lengths = torch.from_numpy(windows[:, 2])
-            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-            global_mask = sample_mask(lengths, int(lengths.max()), cfg.mask_ratio, gen)
-            mask = global_mask[ddp.rank::ddp.world, : batch["shots"].shape[1]].to(dev)
+            L = int(lengths.max())
+            selected, keep = draw_masks(lengths, L, cfg.mask_ratio, tc, step)
+            real = torch.arange(L)[None] < lengths[:, None]
+            # global counts: each rank's loss is its share of the global batch's mean; x world
+            # because DDP averages gradients over ranks
+            denom = int(selected.sum()) + tc.unmasked_loss * int((real & ~selected).sum())
+            local = slice(ddp.rank, None, ddp.world)
+            width = batch["shots"].shape[1]
+            sel = selected[local, :width].to(dev)
             shots = batch["shots"].to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                _, pred = model(shots, batch["lengths"].to(dev), batch["title_emb"].to(dev), mask)
-            # sum over this shard / masked shots of the whole batch; x world because DDP
-            # averages gradients over ranks: the gradient of the global mean, on every rank
-            loss = masked_cosine_sum(pred, shots, mask) * (ddp.world / int(global_mask.sum()))
+                _, pred = model(shots, batch["lengths"].to(dev), batch["title_emb"].to(dev),
+                                sel & ~keep[local, :width].to(dev))
+            total = masked_cosine_sum(pred, shots, sel)
+            if tc.unmasked_loss > 0:
+                rest = real[local, :width].to(dev) & ~sel
+                total = total + tc.unmasked_loss * masked_cosine_sum(pred, shots, rest)
+            loss = total * (ddp.world / denom)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(core.parameters(), tc.grad_clip)
             for o in optimizers:
@@ -268,14 +313,25 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
             if val_batches and (step % tc.eval_every == 0 or step == tc.steps):
                 last_eval = evaluate(core, val_batches, dev)
                 log.write(step, "val", last_eval)
-                bar.write(f"step {step}: val loss {last_eval['model/loss']:.4f} "
-                          f"top1 {last_eval['model/top1']:.3f} (neighbour mean "
-                          f"{last_eval['neighbour_mean/top1']:.3f})")
+                if not best or last_eval["model/loss"] < best["val"]["model/loss"]:
+                    best = {"step": step, "val": last_eval}
+                    core.save_pretrained(run / "model")
+                bar.write(f"step {step}: val loss {last_eval['model/loss']:.4f} (neighbour "
+                          f"mean {last_eval['neighbour_mean/loss']:.4f}, window mean "
+                          f"{last_eval['window_mean/loss']:.4f}; best at step {best['step']})")
             if main and (step % tc.ckpt_every == 0 or step == end):
-                _save_checkpoint(run, step, core, optimizers, schedulers)
+                _save_checkpoint(run, step, core, optimizers, schedulers, best)
     finally:
         bar.close()
         if log is not None:
             log.close()
+    if main and best:
+        verdict = context_verdict(best["val"])
+        write_text(run / "run.json", json.dumps(
+            {**meta, "best": {"step": best["step"], **best["val"]}, "summary": verdict},
+            indent=2))
+        if step == tc.steps:
+            print(f"model: the best validation loss, step {best['step']}; {verdict}",
+                  file=sys.stderr)
     distributed.shutdown(ddp)
     return last_eval

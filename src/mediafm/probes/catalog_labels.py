@@ -8,8 +8,9 @@ Each label depends on what it depends on in real media, so each says whether con
   under set-up and action noise; the scene's other shots, outside a short clip, pin it down:
   context helps.
 - ``clip_worthy`` (binary, AP; 1 positive : 3 negatives, 8 positives per title): high for
-  clips late in the story arc (the climax) in exciting scenes. Position in the story is not in
-  any shot's content, only in where the clip sits in the title: context is essential.
+  clips late in the story arc (the climax) in exciting, intense scenes. Position in the story
+  is not in any shot's content, only in where the clip sits in the title; a scene's intensity
+  (the ``noisy`` preset) shows only across its shots: context is essential.
 - ``popularity`` (ranking within title, Kendall's tau): the same latent appeal plus noise,
   ranked among the clips of one title: context helps for the same reason.
 - ``ad_relevancy`` (multilabel, macro AP): clips that end at a scene break (an ad slot); the
@@ -35,7 +36,8 @@ TASKS = [Task("genre", "multilabel", "macro_ap"), Task("tone", "multilabel", "mi
 
 
 def make_labels(latent: pd.DataFrame, titles: pd.DataFrame, seed: int = 0,
-                clips_per_title: int = 32, boundary_shots: int = 40) -> pd.DataFrame:
+                clips_per_title: int = 32, boundary_shots: int = 40,
+                clip_shots: tuple[int, int] = (3, 8)) -> pd.DataFrame:
     """LABELS rows for every title of the catalog (see module docstring)."""
     rng = np.random.default_rng(seed)
     genres = dict(zip(titles["title_id"], titles["genres"], strict=True))
@@ -44,19 +46,22 @@ def make_labels(latent: pd.DataFrame, titles: pd.DataFrame, seed: int = 0,
         shots = shots.sort_values("shot_index")
         scene = shots["scene"].to_numpy()
         tone = shots["tone"].to_numpy()
+        intensity = (shots["intensity"].to_numpy() if "intensity" in shots
+                     else np.zeros(len(shots)))
         n = len(shots)
         starts = np.flatnonzero(np.r_[True, scene[1:] != scene[:-1]])
         ends = np.r_[starts[1:], n] - 1
-        # clips inside one scene, 3-8 shots; appeal = story arc x excitement + noise
+        # clips inside one scene, clip_shots long; appeal = story arc + excitement + noise
         cands = []
         for _ in range(clips_per_title * 3):
             k = int(rng.integers(len(starts)))
             lo, hi = starts[k], ends[k]
-            length = int(min(rng.integers(3, 9), hi - lo + 1))
+            length = int(min(rng.integers(clip_shots[0], clip_shots[1] + 1), hi - lo + 1))
             first = int(rng.integers(lo, hi - length + 2))
             pos = (first + length / 2) / n
             arc = np.exp(-((pos - 0.8) / 0.12) ** 2)
-            appeal = arc + 0.6 * (tone[first] in EXCITING) + 0.2 * rng.normal()
+            appeal = (arc + 0.6 * (tone[first] in EXCITING) + intensity[first]
+                      + 0.2 * rng.normal())
             cands.append((first, first + length - 1, appeal))
         cands = sorted(set(cands), key=lambda c: -c[2])
         n_pos = min(8, len(cands) // 4)
@@ -87,7 +92,19 @@ def make_labels(latent: pd.DataFrame, titles: pd.DataFrame, seed: int = 0,
     return frame[["clip_id", "title_id", "first_shot", "last_shot", *[t.name for t in TASKS]]]
 
 
-def write_catalog_labels(paths: dict, out: str | Path) -> Path:
+def write_catalog_labels(paths: dict, out: str | Path,
+                         clip_shots: tuple[int, int] = (3, 8)) -> Path:
     """labels.parquet (tasks declared in its metadata) for a catalog written by write_catalog."""
-    labels = make_labels(pd.read_parquet(paths["latent"]), pd.read_parquet(paths["titles"]))
+    labels = make_labels(pd.read_parquet(paths["latent"]), pd.read_parquet(paths["titles"]),
+                         clip_shots=clip_shots)
     return write_labels(labels, TASKS, out)
+
+
+def write_labelled_catalog(out: str | Path, spec) -> dict[str, Path]:
+    """A synthetic catalog (``mediafm.synthetic.CatalogSpec``) and its labels.parquet under
+    ``out``: shots, titles, latent, labels."""
+    from mediafm.synthetic import write_catalog
+
+    paths = write_catalog(out, spec)
+    paths["labels"] = write_catalog_labels(paths, Path(out) / "labels.parquet", spec.clip_shots)
+    return paths

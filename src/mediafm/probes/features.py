@@ -1,26 +1,53 @@
 """Clip features for every method the suite compares, all pooled the same way (shot mean).
 
-Baselines read the store: one modality alone (the "single-encoder" baselines), or the fused
-vector (three modalities concatenated, no context). MediaFM methods embed the clip's shots
-clip-only or in context (hidden state, and the output projection as an ablation).
+Baselines read the store:
+
+- one modality alone (the "single-encoder" baselines), and the fused vector (three modalities
+  concatenated, no context), probed with per-modality block weights;
+- the naive context baselines a model must beat to show it reads context: the fused vector
+  averaged over +-k neighbouring shots (k chosen by inner CV, like the regularisation), and
+  the whole-title mean of the fused vector.
+
+MediaFM methods embed the clip's shots clip-only or in context, through a readout
+(``embed.READOUTS``), and in context with the title's mean beside the clip's; the spec's readout
+(the final hidden state) is reported too. The naive counterpart of "+ title" is the moving
+average with the title mean beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
+from mediafm.probes.linear import Features
 from mediafm.store import ShotStore
 
-BASELINES = {"video only": "video", "audio only": "audio", "text only": "text",
-             "fused, no context": "fused"}
-MEDIAFM = {"MediaFM clip-only": ("clip-only", "hidden"),
-           "MediaFM in context": ("in-context", "hidden"),
-           "MediaFM in context (output proj.)": ("in-context", "output")}
+MODALITY_BASELINES = {"video only": "video", "audio only": "audio", "text only": "text"}
+FUSED = "fused, no context"
+MOVING_AVERAGE = "fused, moving average ±k"
+TITLE_MEAN = "fused, title mean"
+AVERAGE_AND_TITLE = "fused, moving average ±k + title mean"
+WINDOWS = (1, 2, 4, 8)  # the +-k grid of the moving-average baseline
+BASELINES = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
+CLIP_ONLY, IN_CONTEXT = "MediaFM clip-only", "MediaFM in context"
+WITH_TITLE, HIDDEN = "MediaFM in context + title", "MediaFM in context (hidden state)"
 
 
-def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str) -> np.ndarray:
-    """(n_clips, dim): mean of a store column over each clip's shots.
+def moving_average(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, d): row i is the mean of rows i-k .. i+k of ``x`` (fewer at the title's ends)."""
+    c = np.concatenate([np.zeros((1, x.shape[1]), np.float64), np.cumsum(x, axis=0)])
+    i = np.arange(len(x))
+    lo, hi = np.maximum(i - k, 0), np.minimum(i + k + 1, len(x))
+    return ((c[hi] - c[lo]) / (hi - lo)[:, None]).astype(np.float32)
+
+
+def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str,
+                          transform: Callable[[np.ndarray], np.ndarray] | None = None
+                          ) -> np.ndarray:
+    """(n_clips, dim): mean of a store column (optionally transformed per title) over each
+    clip's shots.
 
     For ``text`` the mean runs over shots that have text only (zeros when none has): a clip's
     dialogue, not diluted by its silent shots.
@@ -28,6 +55,8 @@ def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str) ->
     out = np.zeros((len(clips), store.dims[column]), dtype=np.float32)
     rows_by_title = {t: g for t, g in clips.reset_index(drop=True).groupby("title_id")}
     for title_id, vectors in store.iter_titles(column, list(rows_by_title)):
+        if transform is not None:
+            vectors = transform(vectors)
         for row in rows_by_title[title_id].itertuples():
             seg = vectors[row.first_shot:row.last_shot + 1]
             if column == "text":  # the store holds zeros where a shot has no text
@@ -37,21 +66,66 @@ def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str) ->
     return out
 
 
-def method_features(store: ShotStore, clips: pd.DataFrame, model=None, baselines: bool = True,
-                    progress: bool = False) -> dict[str, np.ndarray]:
-    """Features of every available method: baselines from the store, MediaFM if a model."""
-    from mediafm.embed import embed_clips
+def fused_blocks(store: ShotStore) -> tuple[int, ...]:
+    """The fused vector's modality blocks (column counts), or () for a fused-only store."""
+    if not store.info.modalities:
+        return ()
+    return tuple(store.dims[m] for m in store.info.fused_modalities)
 
-    feats = {name: pooled_store_features(store, clips, col) for name, col in BASELINES.items()
-             if baselines and (col == "fused" or col in store.info.modalities)}
-    if model is not None:
-        for name, (mode, output) in MEDIAFM.items():
-            frame = embed_clips(model, store, clips, mode, output, progress=progress)
-            feats[name] = np.stack(frame["embedding"].to_list())
+
+def baseline_features(store: ShotStore, clips: pd.DataFrame) -> dict[str, Features]:
+    """Every baseline the store allows: single modalities, fused, and the naive context."""
+    feats = {name: Features.of(pooled_store_features(store, clips, col))
+             for name, col in MODALITY_BASELINES.items() if col in store.info.modalities}
+    blocks = fused_blocks(store)
+    feats[FUSED] = Features.of(pooled_store_features(store, clips, "fused"), blocks)
+    feats[MOVING_AVERAGE] = Features(
+        {f"k={k}": pooled_store_features(store, clips, "fused",
+                                         lambda x, k=k: moving_average(x, k))
+         for k in WINDOWS}, blocks)
+    title = pooled_store_features(store, clips, "fused",
+                                  lambda x: np.broadcast_to(x.mean(0), x.shape))
+    feats[TITLE_MEAN] = Features.of(title, blocks)
+    feats[AVERAGE_AND_TITLE] = Features(
+        {k: np.hstack([x, title]) for k, x in feats[MOVING_AVERAGE].options.items()},
+        blocks * 2)
     return feats
 
 
-def precomputed_features(path: str, clips: pd.DataFrame) -> np.ndarray:
+def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str = "",
+                     progress: bool = False) -> dict[str, Features]:
+    """MediaFM clip-only, in context, in context + title (one embedding pass), and in context
+    through the spec's readout, the final hidden state."""
+    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks
+
+    readout = readout or DEFAULT_READOUT
+
+    def embed(mode: str, output: str, with_title: bool = False) -> np.ndarray:
+        frame = embed_clips(model, store, clips, mode, output, progress=progress,
+                            with_title=with_title)
+        return np.stack(frame["embedding"].to_list())
+
+    blocks = readout_blocks(model, readout)
+    both = embed("in-context", readout, with_title=True)
+    dim = both.shape[1] // 2
+    feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
+             IN_CONTEXT: Features.of(both[:, :dim], blocks),
+             WITH_TITLE: Features.of(both, (blocks or (dim,)) * 2)}
+    if readout != "hidden":
+        feats[HIDDEN] = Features.of(embed("in-context", "hidden"))
+    return feats
+
+
+def method_features(store: ShotStore, clips: pd.DataFrame, model=None, baselines: bool = True,
+                    progress: bool = False, readout: str = "") -> dict[str, Features]:
+    """Features of every available method: baselines from the store, MediaFM if a model."""
+    feats = baseline_features(store, clips) if baselines else {}
+    if model is not None:
+        feats |= mediafm_features(store, clips, model, readout, progress)
+    return feats
+
+
+def precomputed_features(path: str, clips: pd.DataFrame) -> Features:
     """Clip features from a Parquet file of clip embeddings (clip_id, embedding) or shot
     embeddings (title_id, shot_index, embedding), pooled over each clip's shots."""
     frame = pd.read_parquet(path)
@@ -60,7 +134,8 @@ def precomputed_features(path: str, clips: pd.DataFrame) -> np.ndarray:
         missing = [c for c in clips["clip_id"] if c not in by_id]
         if missing:
             raise ValueError(f"{path}: no embedding for clip {missing[0]!r}")
-        return np.stack([np.asarray(by_id[c], np.float32) for c in clips["clip_id"]])
+        return Features.of(np.stack([np.asarray(by_id[c], np.float32)
+                                     for c in clips["clip_id"]]))
     if not {"title_id", "shot_index", "embedding"} <= set(frame.columns):
         raise ValueError(f"{path}: needs clip_id, embedding or title_id, shot_index, embedding")
     index = {(t, int(s)): i for i, (t, s) in enumerate(zip(frame["title_id"],
@@ -73,4 +148,4 @@ def precomputed_features(path: str, clips: pd.DataFrame) -> np.ndarray:
             raise ValueError(f"{path}: clip {row.clip_id!r} needs shots of {row.title_id!r} "
                              "that the file does not have")
         out[k] = emb[idx].mean(axis=0)
-    return out
+    return Features.of(out)

@@ -42,10 +42,17 @@ def score(metric: str, y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> f
 
 
 class Ridge:
-    """Ridge regression for several alphas from one eigendecomposition (features standardised)."""
+    """Ridge regression for several alphas from one eigendecomposition.
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray):
+    Features are standardised, then each column multiplied by ``weights`` (per-block weights:
+    a smaller weight regularises that block more, so a probe over [video | audio | text] can
+    lean on the block that carries the label instead of one alpha for all 256+ columns).
+    """
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None):
         self.mean, self.std = X.mean(0), X.std(0) + 1e-6
+        if weights is not None:
+            self.std = self.std / weights
         Z = (X - self.mean) / self.std
         self.y_mean = Y.mean(0)
         evals, self.V = np.linalg.eigh(Z.T @ Z)
@@ -61,24 +68,119 @@ def _as_2d(y: np.ndarray) -> np.ndarray:
     return y.astype(np.float64).reshape(len(y), -1)
 
 
-def fit_predict(X: np.ndarray, y: np.ndarray, groups: np.ndarray, X_test: np.ndarray,
-                metric: str, inner_folds: int = 3, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Choose alpha by grouped CV on (X, y) only, refit on all of it, predict X_test."""
-    best_alpha, best = ALPHAS[len(ALPHAS) // 2], -np.inf
+@dataclass(frozen=True)
+class Features:
+    """One method's clip features for the probe.
+
+    ``options``: candidate feature matrices the probe chooses among by inner CV, exactly as it
+    chooses alpha (e.g. moving averages over +-1, +-2, +-4 shots); one entry for most methods.
+    ``blocks``: column counts of blocks (e.g. video, audio, text) whose relative weights the
+    probe also chooses; () for one block. Without block weights, one alpha regularises a
+    label-free 128-d video block as much as the 64-d audio block that carries the label, and
+    the fused vector probes worse than audio alone (it contains audio): measured on the clean
+    catalog, tone 0.952 fused vs 0.963 audio with one weight, 0.963 with block weights.
+    """
+
+    options: dict[str, np.ndarray]
+    blocks: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, X: np.ndarray, blocks: tuple[int, ...] = ()) -> Features:
+        return cls({"": X}, blocks)
+
+    def subset(self, rows: np.ndarray) -> Features:
+        return Features({k: v[rows] for k, v in self.options.items()}, self.blocks)
+
+    def column_weights(self, block_weights: tuple[float, ...]) -> np.ndarray | None:
+        if not self.blocks:
+            return None
+        return np.repeat(np.asarray(block_weights, np.float64), self.blocks)
+
+
+BLOCK_WEIGHTS = (1.0, 0.3, 0.1, 0.03)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the inner CV chose for one fit."""
+
+    option: str
+    block_weights: tuple[float, ...]
+    alpha: float
+
+
+class _InnerFold:
+    """One inner fold, standardised once; predictions for any block weights and every alpha
+    from one eigendecomposition of the weighted Gram matrix."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, fit: np.ndarray, held: np.ndarray):
+        mean, std = X[fit].mean(0), X[fit].std(0) + 1e-6
+        Z = (X[fit] - mean) / std
+        self.held = (X[held] - mean) / std
+        self.y_mean = Y[fit].mean(0)
+        self.gram = Z.T @ Z
+        self.zty = Z.T @ (Y[fit] - self.y_mean)
+
+    def predict(self, w: np.ndarray | None) -> dict[float, np.ndarray]:
+        gram, zty, held = self.gram, self.zty, self.held
+        if w is not None:
+            gram, zty, held = gram * np.outer(w, w), zty * w[:, None], held * w
+        evals, V = np.linalg.eigh(gram)
+        evals = np.clip(evals, 0, None)
+        hv, vty = held @ V, V.T @ zty
+        return {a: hv @ (vty / (evals + a)[:, None]) + self.y_mean for a in ALPHAS}
+
+
+def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
+           inner_folds: int = 3, seed: int = 0) -> Choice:
+    """(option, block weights, alpha) by grouped CV on (features, y).
+
+    A greedy sweep, not a grid: the best option with equal block weights, then each block's
+    weight in turn (the others fixed), every candidate scored with every alpha. Evaluations
+    grow with options + blocks x weights, not their product.
+    """
+    n_blocks = len(feats.blocks)
+    choice = Choice(next(iter(feats.options)), (1.0,) * n_blocks, ALPHAS[len(ALPHAS) // 2])
     folds = grouped_folds(groups, inner_folds, seed + 7919)
-    if len(folds) >= 2:
-        preds = {a: np.zeros_like(_as_2d(y)) for a in ALPHAS}
-        for test in folds:
-            train = np.setdiff1d(np.arange(len(y)), test)
-            model = Ridge(X[train], _as_2d(y[train]))
-            for a in ALPHAS:
-                preds[a][test] = model.predict(X[test], a)
+    if len(folds) < 2:
+        return choice
+    Y = _as_2d(y)
+    cache: dict[str, list[_InnerFold]] = {}
+    best = -np.inf
+
+    def evaluate(option: str, weights: tuple[float, ...]) -> None:
+        nonlocal choice, best
+        if option not in cache:
+            X = feats.options[option]
+            cache[option] = [_InnerFold(X, Y, np.setdiff1d(np.arange(len(y)), f), f)
+                             for f in folds]
+        preds = {a: np.zeros_like(Y) for a in ALPHAS}
+        for fold, held in zip(cache[option], folds, strict=True):
+            for a, p in fold.predict(feats.column_weights(weights)).items():
+                preds[a][held] = p
         for a in ALPHAS:
             s = score(metric, y, preds[a].reshape(y.shape), groups)
             if np.isfinite(s) and s > best:
-                best_alpha, best = a, s
-    pred = Ridge(X, _as_2d(y)).predict(X_test, best_alpha)
-    return pred.reshape((len(X_test), *y.shape[1:])), best_alpha
+                choice, best = Choice(option, weights, a), s
+
+    for option in feats.options:
+        evaluate(option, choice.block_weights)
+    for b in range(n_blocks if n_blocks > 1 else 0):
+        start = choice
+        for w in BLOCK_WEIGHTS[1:]:
+            weights = tuple(w if i == b else x for i, x in enumerate(start.block_weights))
+            evaluate(start.option, weights)
+    return choice
+
+
+def fit_predict(feats: Features, y: np.ndarray, groups: np.ndarray, train: np.ndarray,
+                test: np.ndarray, metric: str, inner_folds: int = 3, seed: int = 0
+                ) -> tuple[np.ndarray, Choice]:
+    """Choose by grouped CV on the ``train`` rows only, refit on all of them, predict ``test``."""
+    c = choose(feats.subset(train), y[train], groups[train], metric, inner_folds, seed)
+    X = feats.options[c.option]
+    model = Ridge(X[train], _as_2d(y[train]), feats.column_weights(c.block_weights))
+    return model.predict(X[test], c.alpha).reshape((len(test), *y.shape[1:])), c
 
 
 @dataclass(frozen=True)
@@ -86,29 +188,35 @@ class ProbeResult:
     mean: float
     std: float
     per_seed: tuple[float, ...]
-    alphas: tuple[float, ...]
+    choices: tuple[Choice, ...]  # one per outer fit
     extra: dict[str, tuple[float, float]]  # other metrics on the same predictions: (mean, std)
 
+    def chosen_option(self) -> str:
+        """The option the inner CV chose most often ("" for single-option features)."""
+        from collections import Counter
 
-def probe(X: np.ndarray, y: np.ndarray, groups: np.ndarray, metric: str, n_folds: int = 5,
-          seeds: tuple[int, ...] = (0, 1, 2), extra_metrics: tuple[str, ...] = ()
-          ) -> ProbeResult:
+        return Counter(c.option for c in self.choices).most_common(1)[0][0]
+
+
+def probe(X: np.ndarray | Features, y: np.ndarray, groups: np.ndarray, metric: str,
+          n_folds: int = 5, seeds: tuple[int, ...] = (0, 1, 2),
+          extra_metrics: tuple[str, ...] = ()) -> ProbeResult:
     """Out-of-fold metric of a linear probe, grouped by title, for several seeds.
 
-    ``metric`` selects the regularisation; ``extra_metrics`` are reported on the same
-    predictions (e.g. micro AP beside macro AP for a multilabel task).
+    ``metric`` selects the regularisation (and the feature option and block weights);
+    ``extra_metrics`` are reported on the same predictions (e.g. micro AP beside macro AP).
     """
-    results, alphas, extra = [], [], {m: [] for m in extra_metrics}
+    feats = X if isinstance(X, Features) else Features.of(X)
+    results, choices, extra = [], [], {m: [] for m in extra_metrics}
     for seed in seeds:
         pred = np.zeros(y.shape, dtype=np.float64)
         for test in grouped_folds(groups, n_folds, seed):
             train = np.setdiff1d(np.arange(len(y)), test)
-            pred[test], alpha = fit_predict(X[train], y[train], groups[train], X[test], metric,
-                                            seed=seed)
-            alphas.append(alpha)
+            pred[test], choice = fit_predict(feats, y, groups, train, test, metric, seed=seed)
+            choices.append(choice)
         results.append(score(metric, y, pred, groups))
         for m in extra_metrics:
             extra[m].append(score(m, y, pred, groups))
     return ProbeResult(float(np.mean(results)), float(np.std(results)), tuple(results),
-                       tuple(alphas),
+                       tuple(choices),
                        {m: (float(np.mean(v)), float(np.std(v))) for m, v in extra.items()})

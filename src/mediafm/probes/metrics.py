@@ -52,7 +52,39 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def mean_tau_within(groups: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> float:
-    """Mean over groups (titles) of Kendall's tau between truth and prediction."""
-    taus = [kendall_tau_b(truth[groups == g], pred[groups == g]) for g in np.unique(groups)]
-    taus = [t for t in taus if not np.isnan(t)]
-    return float(np.mean(taus)) if taus else float("nan")
+    """Mean over groups (titles) of Kendall's tau-b between truth and prediction.
+
+    All within-group pairs at once (the probe calls this for every candidate regularisation):
+    per group, tau-b = sum(sign dx * sign dy) / sqrt((pairs - ties x) (pairs - ties y)).
+    """
+    truth, pred = np.asarray(truth, np.float64), np.asarray(pred, np.float64)
+    i, j, pg, n_groups = _pairs_within(np.unique(groups, return_inverse=True)[1])
+    dx, dy = np.sign(truth[i] - truth[j]), np.sign(pred[i] - pred[j])
+    n0 = np.bincount(pg, minlength=n_groups).astype(np.float64)
+    tx = np.bincount(pg, weights=dx == 0, minlength=n_groups)
+    ty = np.bincount(pg, weights=dy == 0, minlength=n_groups)
+    num = np.bincount(pg, weights=dx * dy, minlength=n_groups)
+    denom = np.sqrt((n0 - tx) * (n0 - ty))
+    ok = denom > 0
+    return float(np.mean(num[ok] / denom[ok])) if ok.any() else float("nan")
+
+
+_PAIRS: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
+
+
+def _pairs_within(code: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(i, j, group of the pair, number of groups): every pair i < j of rows in one group.
+
+    Cached by the grouping: the probe scores many predictions of the same rows."""
+    key = code.tobytes()
+    if key not in _PAIRS:
+        if len(_PAIRS) > 64:
+            _PAIRS.clear()
+        n_groups = int(code.max()) + 1 if len(code) else 0
+        members = [np.flatnonzero(code == g) for g in range(n_groups)]
+        tri = [np.triu_indices(len(m), k=1) for m in members]
+        i = np.concatenate([m[a] for m, (a, _) in zip(members, tri, strict=True)] or [[]])
+        j = np.concatenate([m[b] for m, (_, b) in zip(members, tri, strict=True)] or [[]])
+        pg = np.concatenate([np.full(len(a), g) for g, (a, _) in enumerate(tri)] or [[]])
+        _PAIRS[key] = (i.astype(np.int64), j.astype(np.int64), pg.astype(np.int64), n_groups)
+    return _PAIRS[key]

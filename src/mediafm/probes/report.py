@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediafm.probes.features import BASELINES, IN_CONTEXT, MOVING_AVERAGE, WITH_TITLE
+
 # The ablation ladder of MEDIAFM.md §4: one encoder -> all modalities -> context.
 LADDER = ("video only", "fused, no context", "MediaFM clip-only", "MediaFM in context")
 METRIC_NAMES = {"ap": "AP", "macro_ap": "macro AP", "micro_ap": "micro AP",
@@ -80,13 +82,44 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(list(dict.fromkeys(results["task"])))
 
 
+def context_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per task, MediaFM in context against the best baseline, the naive context ones (moving
+    average, title mean) included: the comparison that says whether the model reads context."""
+    wide = results.pivot(index="task", columns="method", values="mean")
+    base = [m for m in BASELINES if m in wide.columns]
+    if not base or IN_CONTEXT not in wide.columns:
+        return pd.DataFrame()
+    k = results[results["method"] == MOVING_AVERAGE].set_index("task").get("choice")
+    out = pd.DataFrame({"best baseline": wide[base].idxmax(axis=1),
+                        "best baseline score": wide[base].max(axis=1)})
+    if k is not None:
+        out[f"{MOVING_AVERAGE}: k"] = k.reindex(out.index).str.replace("k=", "", regex=False)
+    for m in [c for c in wide.columns if c.startswith(IN_CONTEXT)]:
+        out[m] = wide[m]
+    best_model = wide[[c for c in wide.columns if c in (IN_CONTEXT, WITH_TITLE)]].max(axis=1)
+    out["MediaFM vs best baseline"] = ((best_model - out["best baseline score"])
+                                       / out["best baseline score"].abs() * 100)
+    return out.reindex(list(dict.fromkeys(results["task"])))
+
+
+def _cell(column: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    if "→" in column or " vs " in column:
+        return f"{value:+.1f}%"
+    return f"{value:.3f}"
+
+
 def markdown_table(frame: pd.DataFrame) -> list[str]:
     cols = list(frame.columns)
     lines = ["| task | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for task, row in frame.iterrows():
-        cells = [f"{v:+.1f}%" if "→" in c else f"{v:.3f}" for c, v in row.items()]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines.append(f"| {task} | " + " | ".join(_cell(c, v) for c, v in row.items()) + " |")
     return lines
+
+
+def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.apply(lambda col: [_cell(col.name, v) for v in col])
 
 
 def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe report",
@@ -106,12 +139,16 @@ def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe r
     wide = table.pivot(index="task", columns="method", values="score").reindex(
         list(dict.fromkeys(results["task"])))[list(dict.fromkeys(results["method"]))]
     ablation = ablation_table(results)
+    context = context_table(results)
 
     md = [f"# {title}", "", *(notes or []), "", "## Results (mean ± std over seeds)", "",
           "| task | " + " | ".join(wide.columns) + " |", "|---" * (len(wide.columns) + 1) + "|"]
     md += [f"| {t} | " + " | ".join(row) + " |" for t, row in wide.iterrows()]
-    md += ["", "## Ablation: one encoder → all modalities → context", "", *markdown_table(ablation),
-           "", *[f"![{i}]({i})" for i in images], ""]
+    md += ["", "## Ablation: one encoder → all modalities → context", "", *markdown_table(ablation)]
+    if len(context):
+        md += ["", "## Context against the naive context baselines", "",
+               *markdown_table(context)]
+    md += ["", *[f"![{i}]({i})" for i in images], ""]
     (out / "REPORT.md").write_text("\n".join(md))
 
     def img(name: str) -> str:
@@ -129,8 +166,10 @@ def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe r
             img("probe_results.png"), "<h2>Results (mean ± std over seeds)</h2>",
             wide.to_html(classes="results", border=0),
             "<h2>Ablation: one encoder → all modalities → context</h2>",
-            ablation.apply(lambda col: [f"{v:+.1f}%" if "→" in col.name else f"{v:.3f}"
-                                        for v in col]).to_html(classes="ablation", border=0),
+            _formatted(ablation).to_html(classes="ablation", border=0),
+            *(["<h2>Context against the naive context baselines</h2>",
+               _formatted(context).to_html(classes="context", border=0)] if len(context)
+              else []),
             *[img(i) for i in images[1:]], "</body></html>"]
     (out / "report.html").write_text("\n".join(page))
     return out / "REPORT.md"

@@ -44,11 +44,11 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
         for method, X in feats.items():
             extra = tuple(m for m in ("macro_ap", "micro_ap") if m != task.metric
                           ) if task.kind == "multilabel" else ()
-            r = probe(X[idx], y, groups_all[idx], task.metric, n_folds, seeds, extra)
+            r = probe(X.subset(idx), y, groups_all[idx], task.metric, n_folds, seeds, extra)
             rows.append({"task": task.name, "kind": task.kind, "metric": task.metric,
                          "method": method, "mean": r.mean, "std": r.std, "n_clips": len(idx),
                          "n_titles": len(set(groups_all[idx])), "n_labels": len(names) or 1,
-                         "per_seed": list(r.per_seed),
+                         "per_seed": list(r.per_seed), "choice": r.chosen_option(),
                          **{f"{m}_mean": v[0] for m, v in r.extra.items()},
                          **{f"{m}_std": v[1] for m, v in r.extra.items()}})
             bar.update(1)
@@ -56,7 +56,8 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
     results = pd.DataFrame(rows)
     notes = [f"{labels['title_id'].nunique()} titles, {len(labels)} labelled clips; "
              f"{len(seeds)} seeds × {folds} title-grouped folds (10 for ranking); ridge probes on "
-             f"standardised features, regularisation chosen by grouped CV on training titles "
-             f"only; {time.perf_counter() - t0:.0f} s."]
+             "standardised features; regularisation, per-block weights (modalities; input "
+             "projection vs hidden state) and the moving average's k chosen by grouped CV on "
+             f"training titles only; {time.perf_counter() - t0:.0f} s."]
     write_report(results, Path(out), training_metrics=training_metrics, notes=notes)
     return results

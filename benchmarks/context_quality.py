@@ -1,0 +1,229 @@
+"""Does context win? Catalog presets x seeds x training recipes -> the probe table.
+
+For every (preset, seed): a synthetic catalog (``mediafm.synthetic.PRESETS``), its store and
+labels, and the probe scores of every baseline (single modalities, fused, the moving average
+over +-k shots with k chosen by inner CV, the title mean). For every recipe: ``mediafm train
+--config tiny`` with the recipe's overrides, then the probe scores of MediaFM clip-only and in
+context (each readout). Results go to a JSON file (one record per preset, seed, method, task),
+appended as runs finish, so an interrupted benchmark resumes; the table is printed from it.
+
+    python benchmarks/context_quality.py                      # every preset, seed, recipe
+    python benchmarks/context_quality.py --presets noisy --seeds 0 --recipes default,rope
+    python benchmarks/context_quality.py --table              # print the table of the JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+# name -> --set overrides on top of the tiny config; the levers of the context issue
+RECIPES: dict[str, list[str]] = {
+    "spec (learned positions)": ["positions=learned", "crop=0", "mask_ratio=0.2"],
+    "max_shots 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "max_shots=128"],
+    "warm-up 75% at 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "short_steps=0.75"],
+    "rope": ["positions=rope", "crop=0", "mask_ratio=0.2"],
+    "alibi": ["positions=alibi", "crop=0", "mask_ratio=0.2"],
+    "rope + crop": ["positions=rope", "crop=0.5", "mask_ratio=0.2"],
+    "alibi + crop": ["positions=alibi", "crop=0.5", "mask_ratio=0.2"],
+    "rope + crop + span 3": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_span=3"],
+    "rope + crop + keep 10%": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_keep=0.1"],
+    "rope + crop + unmasked x0.2": ["positions=rope", "crop=0.5", "mask_ratio=0.2",
+                                    "unmasked_loss=0.2"],
+    "rope + crop + dropout 0.1": ["positions=rope", "crop=0.5", "mask_ratio=0.2",
+                                  "dropout=0.1"],
+    "rope + crop + hidden 256": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "hidden=256"],
+    "alibi + crop + mask 0.4": ["positions=alibi", "crop=0.5", "mask_ratio=0.4"],
+    "tiny default (rope + crop + mask 0.4)": [],
+}
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [x.split(":", 1)[1].strip() for x in info.read_text().splitlines()
+                 if x.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "date": date.today().isoformat()}
+
+
+def prepare(work: Path, preset: str, seed: int, titles: int):
+    """The catalog, store and labels of (preset, seed), built once."""
+    from mediafm.probes import read_labels
+    from mediafm.probes.catalog_labels import write_catalog_labels
+    from mediafm.store import ShotStore, import_shots
+    from mediafm.synthetic import preset as catalog_preset
+    from mediafm.synthetic import write_catalog
+
+    d = work / f"{preset}-{seed}"
+    if not (d / "store" / "store.json").exists():
+        spec = catalog_preset(preset, seed=seed, n_titles=titles)
+        paths = write_catalog(d / "catalog", spec)
+        import_shots(paths["shots"], d / "store", paths["titles"], progress=False)
+        write_catalog_labels(paths, d / "catalog" / "labels.parquet", spec.clip_shots)
+    labels, tasks = read_labels(d / "catalog" / "labels.parquet")
+    return d, ShotStore(d / "store"), labels, tasks
+
+
+def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds) -> list[dict]:
+    from mediafm.probes.features import method_features
+    from mediafm.probes.linear import probe
+    from mediafm.probes.tasks import targets
+
+    feats = method_features(store, labels, model, baselines)
+    groups = labels["title_id"].to_numpy()
+    rows = []
+    for task in tasks:
+        idx, y, _ = targets(labels, task)
+        folds = 10 if task.kind == "ranking" else 5
+        for method, X in feats.items():
+            r = probe(X.subset(idx), y, groups[idx], task.metric, folds, probe_seeds)
+            rows.append({"task": task.name, "metric": task.metric, "method": method,
+                         "score": r.mean, "std": r.std, "choice": r.chosen_option()})
+    return rows
+
+
+def run(args) -> None:
+    from mediafm.config import load_run_config
+    from mediafm.model import MediaFM
+    from mediafm.train import train
+
+    out = Path(args.json)
+    records = json.loads(out.read_text()) if out.exists() else []
+    done = {(r["preset"], r["seed"], r["recipe"]) for r in records}
+    work = Path(args.workdir)
+    info = machine()
+
+    def save(new: list[dict]) -> None:
+        records.extend(new)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1))
+        os.replace(tmp, out)
+
+    for preset in args.presets:
+        for seed in args.seeds:
+            d, store, labels, tasks = prepare(work, preset, seed, args.titles)
+            common = {"preset": preset, "seed": seed, "n_shots": store.info.n_shots, **info}
+            if (preset, seed, "baselines") not in done:
+                t = time.perf_counter()
+                rows = probe_rows(store, labels, tasks, None, True, args.probe_seeds)
+                print(f"{preset} seed {seed}: baselines probed in {time.perf_counter() - t:.0f} s")
+                save([{**common, "recipe": "baselines", **r} for r in rows])
+            for recipe in args.recipes:
+                if (preset, seed, recipe) in done:
+                    continue
+                run_dir = d / "runs" / recipe.replace(" ", "_").replace("%", "pc")
+                shutil.rmtree(run_dir, ignore_errors=True)
+                model_cfg, train_cfg = load_run_config("tiny", [*RECIPES[recipe],
+                                                                f"seed={seed}", *args.set])
+                t = time.perf_counter()
+                val = train(store.path, run_dir, model_cfg, train_cfg, progress=False,
+                            device="cpu")
+                train_s = time.perf_counter() - t
+                run_info = json.loads((run_dir / "run.json").read_text())
+                model = MediaFM.from_pretrained(run_dir)
+                rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds)
+                best = run_info.get("best", {})
+                print(f"{preset} seed {seed} {recipe}: trained in {train_s:.0f} s; "
+                      f"{run_info.get('summary', '')}")
+                save([{**common, "recipe": recipe, "train_s": train_s,
+                       "best_step": best.get("step"), "val_loss": best.get("model/loss"),
+                       "final_val_loss": val.get("model/loss"),
+                       "window_mean_loss": val.get("window_mean/loss"),
+                       "neighbour_mean_loss": val.get("neighbour_mean/loss"), **r}
+                      for r in rows])
+    print(table(records))
+
+
+METHODS = ("MediaFM in context", "MediaFM in context + title", "MediaFM clip-only",
+           "MediaFM in context (hidden state)")
+
+
+def _cell(scores: pd.Series, spread: bool) -> str:
+    text = f"{scores.mean():.3f}"
+    return text + (f" ±{(scores.max() - scores.min()) / 2:.3f}" if spread else "")
+
+
+def table(records: list[dict]) -> str:
+    """Markdown per preset: every baseline, then each recipe's MediaFM methods, per task.
+
+    Scores are means over catalog seeds; "±" is half the range over seeds when there are
+    several. The best baseline of each task is marked with *.
+    """
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return "(no results)"
+    lines = []
+    for preset, p in frame.groupby("preset", sort=False):
+        seeds = sorted(p["seed"].unique())
+        multi = len(seeds) > 1
+        tasks = list(dict.fromkeys(p["task"]))
+        lines += [f"### preset `{preset}` (catalog seeds {', '.join(map(str, seeds))}; "
+                  f"{int(p['n_shots'].mean()):,} shots a catalog)", ""]
+        base = p[p["recipe"] == "baselines"]
+        means = base.groupby(["method", "task"])["score"].mean().unstack()
+        best = means.idxmax(axis=0)
+        lines += ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+        for method in dict.fromkeys(base["method"]):
+            cells = [_cell(base[(base.method == method) & (base.task == t)]["score"], multi)
+                     + ("*" if best[t] == method else "") for t in tasks]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for recipe, r in p[p["recipe"] != "baselines"].groupby("recipe", sort=False):
+            for method in METHODS:
+                sub = r[r["method"] == method]
+                if len(sub):
+                    cells = [_cell(sub[sub.task == t]["score"], multi) for t in tasks]
+                    lines.append(f"| {recipe}: {method.replace('MediaFM ', '')} | "
+                                 + " | ".join(cells) + " |")
+        runs = p[p["recipe"] != "baselines"].drop_duplicates(["recipe", "seed"])
+        if len(runs):
+            lines += ["", "| recipe | seed | best val loss (step) | window mean | neighbour mean "
+                      "| train s |", "|---|---|---|---|---|---|"]
+            lines += [f"| {r.recipe} | {r.seed} | {r.val_loss:.4f} ({r.best_step:.0f}) | "
+                      f"{r.window_mean_loss:.4f} | {r.neighbour_mean_loss:.4f} | "
+                      f"{r.train_s:.0f} |" for r in runs.itertuples()]
+        lines.append("")
+    m = frame.iloc[0]
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+                 f"({m['threads']} threads), {m['date']}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default="clean,noisy", type=lambda s: s.split(","))
+    p.add_argument("--seeds", default="0,1", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument("--recipes", default=",".join(RECIPES),
+                   type=lambda s: [r for r in s.split(",") if r])
+    p.add_argument("--titles", type=int, default=100)
+    p.add_argument("--probe-seeds", default="0,1,2",
+                   type=lambda s: tuple(int(x) for x in s.split(",")))
+    p.add_argument("--set", action="append", default=[], help="extra overrides for every run")
+    p.add_argument("--workdir", default="/tmp/mediafm-context")
+    p.add_argument("--json", default="benchmarks/results/context_quality.json")
+    p.add_argument("--table", action="store_true", help="only print the table of --json")
+    args = p.parse_args()
+    unknown = [r for r in args.recipes if r not in RECIPES]
+    if unknown:
+        p.error(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
+    if args.table:
+        print(table(json.loads(Path(args.json).read_text())))
+        return
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
