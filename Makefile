@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps demo test lint bench clean
+.PHONY: install system-deps demo test lint fuzz bench bench-gpu bench-quality clean
 
 install: $(VENV)/.installed
 
@@ -37,11 +37,36 @@ demo: install
 test: install system-deps
 	$(PY) -m pytest -q
 
+# Property-based tests of the parsers with many more examples than CI runs (~10 min).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install
+# CPU benchmarks (~10 min on 2 cores): interleaved repeats, medians with ranges; each writes
+# benchmarks/results/NAME.json and benchmarks/README.md's tables are regenerated from those.
+bench: install system-deps
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/loader_throughput.py
+	$(PY) benchmarks/embed_throughput.py
+	$(PY) benchmarks/ingest_throughput.py --minutes 2
+	$(PY) benchmarks/readme.py
+
+# On a machine with a CUDA GPU: base at 512 shots with bf16 and compile, embedding, and the
+# loader feeding the GPU from the fused cache (host-to-device copy included).
+bench-gpu: install
+	$(PY) benchmarks/train_throughput.py --config base --batch 32 --device cuda --bf16
+	$(PY) benchmarks/embed_throughput.py --device cuda --bf16
+	$(PY) benchmarks/loader_throughput.py --sources cache cuda --threads 1 2 4 --workers 0
+	$(PY) benchmarks/readme.py
+
+# Does context win? presets x seeds x recipes -> probe tables (~1.5 h on 2 cores).
+bench-quality: install
+	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
+		--recipes "spec (learned positions),tiny default (rope + crop + mask 0.4),alibi + crop" \
+		--probe-seeds 0,1
+	$(PY) benchmarks/readme.py
 
 clean:
 	rm -rf $(VENV) demo_out

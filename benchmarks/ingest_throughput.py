@@ -1,9 +1,9 @@
-"""Per-stage ingest throughput on a generated long 720p title, and the torch thread choice.
+"""Ingest throughput on a generated long 720p title, against a plain decode of the same file.
 
 Generates (once, cached in --workdir) a 720p, 25 fps title with a hard cut every 3 s (hue
-jumps), a tone track that changes pitch at every cut, and an SRT cue every 5 s; then runs
-``mediafm.ingest`` on it and prints video seconds processed per wall second for each stage.
-A second table times the video encoder alone with 1 and 2 torch threads on the same frames.
+jumps), a tone track that changes pitch at every cut, and an SRT cue every 5 s; then runs,
+interleaved, ``ffmpeg -i FILE -f null -`` (what decoding alone costs) and ``mediafm.ingest``
+on it: wall time, real-time multiple, the ratio of the two, and seconds per ingest stage.
 
     python benchmarks/ingest_throughput.py                # 10-minute title
     python benchmarks/ingest_throughput.py --minutes 2
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+import harness  # benchmarks/harness.py, beside this script
 
 
 def make_title(workdir: Path, minutes: float) -> tuple[Path, Path]:
@@ -48,40 +46,69 @@ def make_title(workdir: Path, minutes: float) -> tuple[Path, Path]:
 
 def main() -> None:
     from mediafm.ingest import IngestConfig, TitleJob, ingest
-    from mediafm.ingest.encoders import build
-    from mediafm.ingest.media import frames_at
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=0, help="ingest loads its models each run")
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
+    p.add_argument("--json")
     args = p.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     video, subs = make_title(work, args.minutes)
     print(f"title: {video} ({time.perf_counter() - t:.0f} s to generate or find)")
+    stages: list[dict[str, float]] = []
 
-    store = work / "store"
-    shutil.rmtree(store, ignore_errors=True)
-    shutil.rmtree(work / ".store.ingest", ignore_errors=True)
-    report = ingest([TitleJob("bench", str(video), (str(subs),), "A benchmark title.")],
-                    store, IngestConfig(), progress=False)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads")
-    print(report.summary())
+    def decode() -> float:
+        return harness.timed(lambda: subprocess.run(
+            ["ffmpeg", "-v", "error", "-threads", "0", "-i", str(video), "-f", "null", "-"],
+            check=True))
 
-    enc = build("video")
-    frames = frames_at(video, np.linspace(1, args.minutes * 60 - 1, 128))
-    print("video encoder alone, 128 frames at 224x224:")
-    print(f"{'threads':>8} {'batch':>6} {'frames/s':>9}")
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for batch in (8, 32):
-            enc.batch_size = batch
-            enc.frames(frames[:batch])
-            t = time.perf_counter()
-            enc.frames(frames)
-            print(f"{threads:>8} {batch:>6} {len(frames) / (time.perf_counter() - t):>9.1f}")
+    def run_ingest() -> float:
+        store = work / "store"
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.rmtree(work / ".store.ingest", ignore_errors=True)
+        t = time.perf_counter()
+        report = ingest([TitleJob("bench", str(video), (str(subs),), "A benchmark title.")],
+                        store, IngestConfig(), progress=False)
+        stages.append(report.stage_seconds)
+        return time.perf_counter() - t
+
+    runs = harness.interleaved({"ffmpeg -f null decode": decode, "mediafm ingest": run_ingest},
+                               args.repeats, args.warmup)
+    seconds = args.minutes * 60
+    result = {"benchmark": "ingest_throughput", "machine": harness.machine(),
+              "title": {"minutes": args.minutes, "size": "1280x720", "fps": 25,
+                        "cut_every_s": 3}, "repeats": args.repeats, "variants": {},
+              "stages": {}, "ratios": {}}
+    for name, sec in runs.items():
+        result["variants"][name] = {"seconds": harness.summary(sec),
+                                    "x_real_time": harness.summary([seconds / x for x in sec])}
+    for stage in stages[-1]:
+        sec = [s[stage] for s in stages[-args.repeats:]]
+        result["stages"][stage] = {"seconds": harness.summary(sec),
+                                   "video_s_per_s": harness.summary([seconds / x for x in sec])}
+    result["ratios"]["ingest / plain decode (time)"] = harness.ratio(
+        runs["mediafm ingest"], runs["ffmpeg -f null decode"])
+    print(render(result))
+    harness.write("ingest_throughput", result, args.json)
+
+
+def render(r: dict) -> str:
+    t = r["title"]
+    rows = [[name, harness.fmt(v["seconds"], ".1f"), harness.fmt(v["x_real_time"], ".1f")]
+            for name, v in r["variants"].items()]
+    stage_rows = [[name, harness.fmt(v["seconds"], ".1f"), harness.fmt(v["video_s_per_s"], ".1f")]
+                  for name, v in r["stages"].items()]
+    lines = [f"A generated {t['minutes']:g}-minute {t['size']} title at {t['fps']} fps, a cut "
+             f"every {t['cut_every_s']} s, default encoders; {r['repeats']} interleaved rounds.",
+             "", harness.markdown_table(["run", "seconds median (range)", "× real time"], rows),
+             "", *[f"{n}: {harness.fmt_ratio(x)}." for n, x in r["ratios"].items()], "",
+             harness.markdown_table(["ingest stage", "seconds", "video s / s"], stage_rows),
+             "", harness.machine_line(r["machine"])]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ each is run reading Parquet and reading the fused cache (``mediafm cache``), sid
 and the cache is also read into one recycled buffer on the calling thread: that is what the
 CUDA path gets (torch recycles its pinned batches), measured without a GPU.
 
-    python benchmarks/loader_throughput.py                       # 100k and 1M, fused 2304
-    python benchmarks/loader_throughput.py --sizes 100000 --steps 50
+    python benchmarks/loader_throughput.py                       # 100k, fused 2304
+    python benchmarks/loader_throughput.py --sizes 100000 1000000  # and 1M (9 GB each source)
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import harness  # benchmarks/harness.py, beside this script
 
 
 def measure(store: str, steps: int, batch: int, workers: int, source: str, threads: int
@@ -42,6 +44,13 @@ def measure(store: str, steps: int, batch: int, workers: int, source: str, threa
         buf = torch.empty(batch, 512, s.dims["fused"])
         for step in range(steps):
             shots += int(loader.load(loader.batch_windows(step), out=buf)["lengths"].sum())
+    elif source == "cuda":  # the same into a pinned buffer, then the host-to-device copy
+        buf = torch.empty(batch, 512, s.dims["fused"], pin_memory=True)
+        for step in range(steps):
+            b = loader.load(loader.batch_windows(step), out=buf)
+            b["shots"].to("cuda", non_blocking=True)
+            torch.cuda.synchronize()
+            shots += int(b["lengths"].sum())
     else:
         for _, b in loader.iterate(0, steps, workers=workers):
             shots += int(b["lengths"].sum())
@@ -55,19 +64,22 @@ def measure(store: str, steps: int, batch: int, workers: int, source: str, threa
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     p.add_argument("--fused-dim", type=int, default=2304)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                    help="DataLoader worker processes (0: one read-ahead thread)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                    help="threads reading one batch's windows (fused cache rows only)")
     p.add_argument("--sources", nargs="+", default=["parquet", "cache", "recycled"],
-                   choices=["parquet", "cache", "recycled"],
+                   choices=["parquet", "cache", "recycled", "cuda"],
                    help="recycled: the cache read into one reused batch buffer, on the "
-                        "calling thread")
+                        "calling thread; cuda: the same, pinned, plus the copy to the GPU")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
+    p.add_argument("--json")
     p.add_argument("--measure", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure:
@@ -77,7 +89,7 @@ def main() -> None:
     from mediafm.store import ShotStore, write_fused_cache
     from mediafm.synthetic import write_large_store
 
-    rows = []
+    fns, peaks = {}, {}
     for n in args.sizes:
         store = Path(args.workdir) / f"large-{n}-{args.fused_dim}"
         if not (store / "store.json").exists():
@@ -90,27 +102,56 @@ def main() -> None:
             print(f"cached {store} in {time.perf_counter() - t:.0f} s")
         runs = []  # (source, workers, threads)
         for src in args.sources:
-            if src != "recycled":
+            if src in ("parquet", "cache"):
                 runs += [(src, w, 1) for w in args.workers]
             if src != "parquet":  # threads split a batch's cache reads
-                runs += [(src, 0, t) for t in args.threads if t > 1 or src == "recycled"]
+                runs += [(src, 0, t) for t in args.threads
+                         if t > 1 or src in ("recycled", "cuda")]
         for source, w, threads in runs:
-            out = subprocess.run(
-                [sys.executable, __file__, "--measure", str(store), "--steps", str(args.steps),
-                 "--batch", str(args.batch), "--workers", str(w), "--sources", source,
-                 "--threads", str(threads)], check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-    import platform
+            name = f"{n:,} shots, {source}, workers {w}, threads {threads}"
 
-    print(f"machine: {platform.machine()}, fused dim {args.fused_dim}, batch {args.batch} x "
-          "512-shot windows")
-    print(f"{'shots':>10} {'source':>8} {'workers':>7} {'threads':>7} {'shots/s':>10} "
-          f"{'GB/s':>6} {'s/batch':>8} {'peak RSS MiB':>13}")
-    for r in rows:
-        gbs = r["shots_per_s"] * args.fused_dim * 4 / 1e9
-        print(f"{r['shots']:>10} {r['source']:>8} {r['workers']:>7} {r['threads']:>7} "
-              f"{r['shots_per_s']:>10.0f} "
-              f"{gbs:>6.2f} {r['s_per_batch']:>8.3f} {r['peak_rss_mib']:>13.0f}")
+            def one(store=store, source=source, w=w, threads=threads, name=name) -> float:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--measure", str(store), "--steps",
+                     str(args.steps), "--batch", str(args.batch), "--workers", str(w),
+                     "--sources", source, "--threads", str(threads)],
+                    check=True, capture_output=True, text=True).stdout
+                r = json.loads(out.strip().splitlines()[-1])
+                peaks.setdefault(name, []).append(r["peak_rss_mib"])
+                return r["shots_per_s"]
+            fns[name] = one
+    runs = harness.interleaved(fns, args.repeats, args.warmup)
+    result = {"benchmark": "loader_throughput",
+              "machine": harness.machine("cuda" if "cuda" in args.sources else "cpu"),
+              "fused_dim": args.fused_dim, "batch": args.batch, "steps": args.steps,
+              "repeats": args.repeats, "variants": {}, "ratios": {}}
+    for name, rates in runs.items():
+        result["variants"][name] = {
+            "shots_per_s": harness.summary(rates),
+            "gb_per_s": harness.summary([r * args.fused_dim * 4 / 1e9 for r in rates]),
+            "peak_rss_mib": harness.summary(peaks[name][-args.repeats:])}
+    for n in args.sizes:
+        base = runs.get(f"{n:,} shots, parquet, workers 0, threads 1")
+        for other in ("cache, workers 0, threads 1", "recycled, workers 0, threads 2"):
+            if base and f"{n:,} shots, {other}" in runs:
+                result["ratios"][f"{n:,} shots: {other} / parquet"] = harness.ratio(
+                    runs[f"{n:,} shots, {other}"], base)
+    print(render(result))
+    suffix = "_cuda" if "cuda" in args.sources else ""
+    harness.write(f"loader_throughput{suffix}", result, args.json)
+
+
+def render(r: dict) -> str:
+    rows = [[name, harness.fmt(v["shots_per_s"], ",.0f"), harness.fmt(v["gb_per_s"], ".2f"),
+             f"{v['peak_rss_mib']['median']:,.0f}"] for name, v in r["variants"].items()]
+    lines = [f"Batches of {r['batch']} × 512-shot windows at fused {r['fused_dim']}, "
+             f"{r['steps']} batches a measurement, a fresh process each; {r['repeats']} "
+             "interleaved rounds after a warm-up.", "",
+             harness.markdown_table(["store, source, workers, threads",
+                                     "shots/s median (range)", "GB/s", "peak RSS MiB"], rows),
+             ""]
+    lines += [f"{name}: {harness.fmt_ratio(x)}." for name, x in r["ratios"].items()]
+    return "\n".join([*lines, "", harness.machine_line(r["machine"])])
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ Muon + AdamW split. MFU = model matmul FLOPs per second / this machine's measure
 
     python benchmarks/train_throughput.py                 # CPU-sized default
     python benchmarks/train_throughput.py --config base --batch 32 --device cuda --bf16
+
+Variants run interleaved (``harness.interleaved``) with the matmul peak measured in every
+round; results go to ``benchmarks/results/train_throughput[_cuda].json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
@@ -26,6 +28,9 @@ from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.objective import masked_cosine_loss
 from mediafm.optim import build_optimizers
 from mediafm.sequences import sample_mask
+
+import harness  # benchmarks/harness.py, beside this script
+from harness import timed
 
 
 class BertPeer(nn.Module):
@@ -78,22 +83,22 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(model, optimizers, batch, device, bf16: bool, steps: int, warmup: int) -> float:
+def run_steps(model, optimizers, batch, bf16: bool, steps: int) -> None:
     shots, lengths, title, mask = batch
     model.train()
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            t = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    for _ in range(steps):
+        with torch.autocast(shots.device.type, dtype=torch.bfloat16, enabled=bf16):
             _, pred = model(shots, lengths, title, mask)
         loss = masked_cosine_loss(pred.float(), shots, mask)
         loss.backward()
         for o in optimizers:
             o.step()
             o.zero_grad(set_to_none=True)
-    sync(device)
-    return (time.perf_counter() - t) / steps
+
+
+VARIANTS = (("MediaFM, AdamW", MediaFM, "adamw"), ("BertModel (HF), AdamW", BertPeer, "adamw"),
+            ("MediaFM, Muon + AdamW", MediaFM, "muon+adamw"))
+RATIO = ("MediaFM, AdamW", "BertModel (HF), AdamW")
 
 
 def main() -> None:
@@ -102,10 +107,13 @@ def main() -> None:
     p.add_argument("--fused-dim", type=int, default=768)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq", type=int, default=512)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3, help="training steps per measurement")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds measured")
+    p.add_argument("--warmup", type=int, default=1, help="rounds run first and not kept")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPUs)")
+    p.add_argument("--json", help="results file (default: benchmarks/results/"
+                   "train_throughput[_DEVICE].json)")
     args = p.parse_args()
 
     model_cfg = ({"hidden": 256, "layers": 4, "heads": 4} if args.config is None
@@ -119,12 +127,10 @@ def main() -> None:
     mask = sample_mask(lengths, args.seq, cfg.mask_ratio, torch.Generator().manual_seed(0))
     batch = (shots.to(device), lengths.to(device), None, mask.to(device))
     flops = train_flops(cfg, args.batch, args.seq)
-    peak = matmul_peak(device, torch.bfloat16 if args.bf16 else torch.float32)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
 
-    rows = []
-    for name, build, optim in (("MediaFM", MediaFM, "adamw"), ("BertModel (HF)", BertPeer,
-                                                                "adamw"),
-                               ("MediaFM", MediaFM, "muon+adamw")):
+    fns = {"matmul peak": lambda: matmul_peak(device, dtype)}
+    for name, build, optim in VARIANTS:
         torch.manual_seed(0)
         model = build(cfg).to(device)
         if optim == "adamw":
@@ -132,21 +138,49 @@ def main() -> None:
                                       **({"fused": True} if device.type == "cuda" else {}))]
         else:
             opts = build_optimizers(model, 1e-4, 0.02, 0.01)
-        dt = time_steps(model, opts, batch, device, args.bf16, args.steps, args.warmup)
-        rows.append((name, optim, args.batch * args.seq / dt, dt, flops / dt / peak))
-        del model, opts
+        fns[name] = (lambda m=model, o=opts: timed(
+            lambda: run_steps(m, o, batch, args.bf16, args.steps),
+            lambda: sync(device)) / args.steps)
+    runs = harness.interleaved(fns, args.repeats, args.warmup)
+    peak = runs.pop("matmul peak")
+    result = {"benchmark": "train_throughput", "machine": harness.machine(str(device)),
+              "shape": {"hidden": cfg.hidden, "layers": cfg.layers, "heads": cfg.heads,
+                        "mlp": int(cfg.hidden * cfg.mlp_ratio), "fused": cfg.fused_dim,
+                        "batch": args.batch, "seq": args.seq,
+                        "precision": "bf16 autocast" if args.bf16 else "fp32"},
+              "repeats": args.repeats, "steps_per_measurement": args.steps,
+              "matmul_peak_gflops": harness.summary([x / 1e9 for x in peak]),
+              "variants": {}, "ratios": {}}
+    for name, sec in runs.items():
+        result["variants"][name] = {
+            "s_per_step": harness.summary(sec),
+            "shots_per_s": harness.summary([args.batch * args.seq / t for t in sec]),
+            "mfu": harness.summary([flops / t / pk for t, pk in zip(sec, peak, strict=True)])}
+    a, b = RATIO
+    result["ratios"][f"{a.split(',')[0]} / {b.split(',')[0]} (shots/s, same optimiser)"] = \
+        harness.ratio([1 / t for t in runs[a]], [1 / t for t in runs[b]])
+    print(render(result))
+    suffix = "" if device.type == "cpu" else f"_{device.type}"
+    harness.write(f"train_throughput{suffix}", result, args.json)
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"device {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda"
-                                else f", {torch.get_num_threads()} threads"))
-    print(f"shape: hidden {cfg.hidden}, layers {cfg.layers}, heads {cfg.heads}, "
-          f"fused {cfg.fused_dim}, batch {args.batch} x {args.seq} shots, "
-          f"{'bf16 autocast' if args.bf16 else 'fp32'}; measured matmul peak "
-          f"{peak / 1e9:.1f} GFLOP/s")
-    print(f"{'model':<16} {'optimiser':<11} {'shots/s':>10} {'s/step':>8} {'MFU':>6}")
-    for name, optim, sps, dt, mfu in rows:
-        print(f"{name:<16} {optim:<11} {sps:>10.0f} {dt:>8.3f} {mfu:>6.1%}")
-    print(f"ratio MediaFM / BertModel (same optimiser): {rows[0][2] / rows[1][2]:.2f}")
+
+def render(r: dict) -> str:
+    """The README table of one results file."""
+    sh = r["shape"]
+    rows = [[name, harness.fmt(v["shots_per_s"], ".0f"), harness.fmt(v["s_per_step"], ".3f"),
+             harness.fmt({k: 100 * x for k, x in v["mfu"].items() if k != "values"}, ".1f")
+             + " %"] for name, v in r["variants"].items()]
+    lines = [f"Shape: hidden {sh['hidden']}, {sh['layers']} layers, {sh['heads']} heads, MLP "
+             f"{sh['mlp']}, fused {sh['fused']}, batch {sh['batch']} × {sh['seq']} shots, "
+             f"{sh['precision']}; {r['repeats']} interleaved rounds of "
+             f"{r['steps_per_measurement']} steps after a warm-up round. Measured matmul peak "
+             f"(same dtype and threads, each round): "
+             f"{harness.fmt(r['matmul_peak_gflops'], '.1f')} GFLOP/s.", "",
+             harness.markdown_table(["model, optimiser", "shots/s median (range)",
+                                     "s/step", "MFU"], rows), ""]
+    lines += [f"**{name}: {harness.fmt_ratio(x)}** (median of per-round ratios, range)."
+              for name, x in r["ratios"].items()]
+    return "\n".join([*lines, "", harness.machine_line(r["machine"])])
 
 
 if __name__ == "__main__":

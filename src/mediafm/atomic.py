@@ -75,3 +75,57 @@ def replace_dir(src: Path, dst: Path) -> None:
     os.replace(dst, old / dst.name)
     os.replace(src, dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class LockedError(RuntimeError):
+    """Another live process is writing the same output."""
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``PATH.lock`` (beside ``path``) while writing ``path``: a second writer of the same
+    store or run gets a clear error naming the holder, not a corrupted output. A lock left by
+    a process that no longer runs (killed) is taken over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f"{path.name}.lock")
+    if _holder(lock) == os.getpid():  # re-entrant: this process holds it already
+        yield lock
+        return
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder is not None and holder != os.getpid() and _alive(holder):
+                raise LockedError(f"{path} is being written by process {holder} (lock file "
+                                  f"{lock}); wait for it, or remove the lock if it is gone"
+                                  ) from None
+            lock.unlink(missing_ok=True)  # stale: its writer died
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise LockedError(f"{path}: could not take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _holder(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True

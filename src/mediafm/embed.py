@@ -139,10 +139,11 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
 
     Written incrementally (memory is one group of titles) to a temp file renamed at the end.
     """
-    from tqdm.auto import tqdm
+    from mediafm.progress import progress_bar
 
     store = store if isinstance(store, ShotStore) else ShotStore(store)
-    bar = tqdm(total=store.info.n_shots, desc="embed", unit="shot", disable=not progress)
+    check_store(model, store)
+    bar = progress_bar(total=store.info.n_shots, desc="embed", unit="shot", disable=not progress)
     with atomic_file(out) as tmp, bar:
         writer = None
         try:
@@ -162,6 +163,31 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
             if writer is not None:
                 writer.close()
     return Path(out)
+
+
+def check_store(model: MediaFM, store: ShotStore) -> None:
+    """The model can embed the store: same fused and title dims and, when the model records
+    what it was trained on, the same fused modalities and encoders. The error names both."""
+    cfg, dims = model.config, store.dims
+    for key, theirs in (("fused_dim", dims["fused"]), ("title_dim", dims["metadata"])):
+        if getattr(cfg, key) != theirs:
+            raise StoreError(f"the model has {key}={getattr(cfg, key)} but the store "
+                             f"{store.path} has {theirs}: it was trained on another store "
+                             f"({(model.trained_on or {}).get('store', 'unknown')})")
+    seen = model.trained_on
+    if not seen:
+        return
+    if list(seen.get("fused_modalities", [])) != list(store.info.fused_modalities):
+        raise StoreError(f"the model was trained on fused modalities "
+                         f"{seen.get('fused_modalities')} but the store {store.path} fuses "
+                         f"{list(store.info.fused_modalities)}")
+    for modality, enc in (seen.get("encoders") or {}).items():
+        mine = store.info.encoders.get(modality)
+        if modality != "shots" and mine and (mine.get("name"), mine.get("version")) != (
+                enc.get("name"), enc.get("version")):
+            raise StoreError(f"the model was trained on {modality} vectors from "
+                             f"{enc.get('name')} {enc.get('version')} but the store "
+                             f"{store.path} has {mine.get('name')} {mine.get('version')}")
 
 
 def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS") -> None:
@@ -194,17 +220,18 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
     ``with_title`` (in context only): the mean of the whole title's shots beside it, so the
     clip embedding carries its title's context too: [clip mean ; title mean].
     """
-    from tqdm.auto import tqdm
+    from mediafm.progress import progress_bar
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if with_title and mode != "in-context":
         raise ValueError("with_title needs mode='in-context' (clip-only sees no title)")
     store = store if isinstance(store, ShotStore) else ShotStore(store)
+    check_store(model, store)
     validate_clips(clips, store)
     by_title = {t: g for t, g in clips.groupby("title_id", sort=False)}
     result: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(clips), desc=f"embed clips ({mode})", unit="clip",
+    bar = progress_bar(total=len(clips), desc=f"embed clips ({mode})", unit="clip",
                disable=not progress)
     for ids, seqs, title_emb in _title_batches(store, list(by_title), model.config.max_shots):
         if mode == "in-context":

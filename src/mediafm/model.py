@@ -169,6 +169,9 @@ class MediaFM(nn.Module):
         # recompute block activations in backward: memory for compute (a run-time switch,
         # not part of the config: it does not change the function)
         self.activation_checkpointing = False
+        # the store the model was trained on (dims, fused modalities, encoders): checked
+        # against the store it embeds (embed.check_store); saved as data.json
+        self.trained_on: dict | None = None
         self.apply(self._init)
         for p in (self.cls_emb, self.global_emb, self.mask_emb):
             nn.init.normal_(p, std=0.02)
@@ -227,18 +230,22 @@ class MediaFM(nn.Module):
     # ------------------------------------------------------------------ save / load
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """config.json + model.safetensors, written to a temp dir then swapped into place."""
+        """config.json + model.safetensors (+ data.json: what the model was trained on, when
+        known), written to a temp dir then swapped into place."""
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         with atomic_dir(directory) as tmp:
             (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
             save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+            if self.trained_on is not None:
+                (tmp / "data.json").write_text(json.dumps(self.trained_on, indent=2))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike,
                         map_location: str | torch.device = "cpu") -> MediaFM:
         """Load strictly from a model dir, or from a training run dir (its ``model/``)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -246,10 +253,20 @@ class MediaFM(nn.Module):
             directory = directory / "model"
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory}: no config.json (not a MediaFM model or run)")
-        cfg = MediaFMConfig.from_dict(json.loads((directory / "config.json").read_text()))
+        try:
+            cfg = MediaFMConfig.from_dict(json.loads((directory / "config.json").read_text()))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{directory / 'config.json'}: not a valid model config ({e})"
+                             ) from None
         model = cls(cfg)
-        state = load_file(directory / "model.safetensors", device=str(map_location))
+        weights = directory / "model.safetensors"
+        try:
+            state = load_file(weights, device=str(map_location))
+        except (OSError, RuntimeError, ValueError, SafetensorError) as e:  # missing, truncated
+            raise ValueError(f"{weights}: cannot load the weights ({e})") from None
         model.load_state_dict(state, strict=True)
+        if (directory / "data.json").is_file():
+            model.trained_on = json.loads((directory / "data.json").read_text())
         return model.eval()
 
 

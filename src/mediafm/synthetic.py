@@ -179,12 +179,11 @@ def write_large_store(out: str | Path, n_shots: int, fused_dim: int = 2304,
     films). Memory stays at one part file's worth, whatever ``n_shots`` is; the store appears
     atomically when complete.
     """
-    from tqdm.auto import tqdm
-
+    from mediafm.progress import progress_bar
     from mediafm.store import store_writer
 
     rng = np.random.default_rng(seed)
-    with store_writer(out) as writer, tqdm(total=n_shots, desc="synth store", unit="shot",
+    with store_writer(out) as writer, progress_bar(total=n_shots, desc="synth store", unit="shot",
                                            disable=not progress) as bar:
         done, t = 0, 0
         while done < n_shots:

@@ -14,6 +14,7 @@ RNG, so a resumed run reproduces the uninterrupted one exactly (on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from mediafm import distributed
-from mediafm.atomic import atomic_file, write_text
+from mediafm.atomic import atomic_file, locked, write_text
 from mediafm.config import TrainConfig
 from mediafm.model import MediaFM, MediaFMConfig, count_parameters
 from mediafm.objective import MSMMetrics, masked_cosine_sum, neighbour_mean, window_mean
@@ -215,7 +216,15 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     takes every world-th window of the same global batch (DDP); rank 0 alone evaluates, logs
     and writes checkpoints.
     """
-    from tqdm.auto import tqdm
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 writes the run
+    with locked(out) if main else contextlib.nullcontext():
+        return _train(store, out, model_config, train_config, resume, stop_after, device,
+                      progress)
+
+
+def _train(store, out, model_config, train_config, resume, stop_after, device, progress
+           ) -> dict:
+    from mediafm.progress import progress_bar
 
     tc = train_config or TrainConfig()
     run = Path(out)
@@ -233,6 +242,9 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
 
     torch.manual_seed(tc.seed)
     core = MediaFM(cfg).to(dev)
+    core.trained_on = {"store": str(Path(store).absolute()),
+                       **{k: v for k, v in shot_store.info.to_json().items()
+                          if k in ("dims", "fused_modalities", "encoders")}}
     optimizers = build_optimizers(core, tc.lr, tc.muon_lr, tc.weight_decay)
     schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
@@ -262,7 +274,7 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
     last_eval: dict[str, float] = {}
     model.train()
-    bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step",
+    bar = progress_bar(total=tc.steps, initial=step, desc="train", unit="step",
                disable=not (progress and main))
     t0, shots_seen = time.perf_counter(), 0
     if val_batches and step == 0:  # the untrained model: the curve's starting point

@@ -34,11 +34,11 @@ class LocalEngine:
         self.encoders: Encoders | None = None  # kept: assembly describes them
 
     def run(self, jobs, cfg, staging, collect) -> None:
-        from tqdm.auto import tqdm
+        from mediafm.progress import progress_bar
 
         self.encoders = self.encoders or Encoders(cfg)
         for job in jobs:
-            with tqdm(total=STAGES, desc=job.title_id[:24], unit="stage", leave=False,
+            with progress_bar(total=STAGES, desc=job.title_id[:24], unit="stage", leave=False,
                       position=1, disable=not self.progress) as bar:
                 def on_stage(stage: str, bar=bar) -> None:
                     bar.set_postfix_str(stage)

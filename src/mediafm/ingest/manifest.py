@@ -42,7 +42,11 @@ def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
         raise FileNotFoundError(f"{path}: no such manifest")
     if path.suffix.lower() in (".jsonl", ".json"):
         rows = []
-        for i, line in enumerate(path.read_text().splitlines()):
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # a BOM from an editor is not JSON
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+        for i, line in enumerate(text.splitlines()):
             if not line.strip():
                 continue
             try:
@@ -50,11 +54,18 @@ def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
             except json.JSONDecodeError as e:
                 rows.append((i + 1, {"_error": f"invalid JSON ({e})"}))
     else:
-        with path.open(newline="") as f:
-            rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
+        try:  # utf-8-sig: spreadsheet programs start their CSV exports with a BOM
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e})") from None
     jobs, failures, seen = [], [], set()
     for line, row in rows:
         where = f"{path} line {line}"
+        if not isinstance(row, dict):
+            row = {"_error": f"expected a JSON object, got {type(row).__name__}"}
+        row = {k: v if v is None or isinstance(v, list) else str(v) for k, v in row.items()
+               if isinstance(k, str)}
         tid, video = (row.get("title_id") or "").strip(), (row.get("video") or "").strip()
         error = row.get("_error") or (None if tid else "missing title_id") or (
             None if video else "missing video")

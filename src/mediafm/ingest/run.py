@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediafm.atomic import write_text
+from mediafm.atomic import locked, write_text
 from mediafm.ingest.engines import LocalEngine, make_engine
 from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.pipeline import Encoders, IngestConfig, TitleResult
@@ -50,10 +50,16 @@ class IngestReport:
 def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig | None = None,
            failures: list[dict] | None = None, progress: bool = True) -> IngestReport:
     """Ingest ``jobs`` into the store ``out`` (resumable; see the module docstring)."""
-    from tqdm.auto import tqdm
 
-    cfg = cfg or IngestConfig()
     out = Path(out).absolute()  # Ray workers do not run in this process's directory
+    with locked(out):
+        return _ingest(jobs, out, cfg or IngestConfig(), failures, progress)
+
+
+def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[dict] | None,
+            progress: bool) -> IngestReport:
+    from mediafm.progress import progress_bar
+
     staging = Staging(staging_dir(out))
     engine = make_engine(cfg, progress)
     failures = list(failures or [])
@@ -62,7 +68,7 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig | None = Non
     stage_s: dict[str, float] = defaultdict(float)
     done, video_s = [], 0.0
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="ingest", unit="title", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="ingest", unit="title", disable=not progress)
 
     def collect(result: TitleResult) -> None:
         nonlocal video_s

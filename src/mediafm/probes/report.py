@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mediafm.atomic import atomic_dir
 from mediafm.probes.features import BASELINES, IN_CONTEXT, MOVING_AVERAGE, WITH_TITLE
 
 # The ablation ladder of MEDIAFM.md §4: one encoder -> all modalities -> context.
@@ -119,13 +120,23 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def _formatted(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty or not len(frame.columns):
+        return frame
     return frame.apply(lambda col: [_cell(col.name, v) for v in col])
 
 
 def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe report",
                  training_metrics: Path | None = None, notes: list[str] | None = None) -> Path:
-    """REPORT.md + report.html + probe_results.png (+ training_curve.png) + results.{json,csv}."""
-    out.mkdir(parents=True, exist_ok=True)
+    """REPORT.md + report.html + probe_results.png (+ training_curve.png) + results.{json,csv},
+    written to a temporary directory that replaces ``out`` whole."""
+    final = Path(out)
+    with atomic_dir(final) as out:
+        _write_report(results, out, title, training_metrics, notes)
+    return final / "REPORT.md"
+
+
+def _write_report(results: pd.DataFrame, out: Path, title: str,
+                  training_metrics: Path | None, notes: list[str] | None) -> None:
     results.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps(results.to_dict(orient="records"), indent=2))
     plot_results(results, out / "probe_results.png")
@@ -172,4 +183,3 @@ def write_report(results: pd.DataFrame, out: Path, title: str = "mediafm probe r
               else []),
             *[img(i) for i in images[1:]], "</body></html>"]
     (out / "report.html").write_text("\n".join(page))
-    return out / "REPORT.md"

@@ -24,7 +24,7 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
 
     Ranking tasks use ten folds (as in the spec's popularity task); others ``folds``.
     """
-    from tqdm.auto import tqdm
+    from mediafm.progress import progress_bar
 
     store = store if isinstance(store, ShotStore) else ShotStore(store)
     validate_clips(labels, store, "LABELS")
@@ -34,7 +34,7 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
         feats[name] = precomputed_features(path, labels)
     rows = []
     groups_all = labels["title_id"].to_numpy()
-    bar = tqdm(total=len(tasks) * len(feats), desc="probe", disable=not progress)
+    bar = progress_bar(total=len(tasks) * len(feats), desc="probe", disable=not progress)
     for task in tasks:
         idx, y, names = targets(labels, task)
         if len(idx) == 0:

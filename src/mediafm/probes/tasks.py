@@ -45,7 +45,12 @@ class Task:
 def read_labels(path: str | Path, declared: dict[str, str] | None = None
                 ) -> tuple[pd.DataFrame, list[Task]]:
     """LABELS frame and its tasks (file metadata, then ``declared`` overrides, then inference)."""
-    table = pq.read_table(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such labels file")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise ValueError(f"{path}: cannot read as Parquet ({e})") from None
     missing = [c for c in KEY_COLUMNS if c not in table.column_names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mediafm.atomic import atomic_dir
+from mediafm.atomic import atomic_dir, locked
 from mediafm.store.format import FUSED_CACHE
 from mediafm.store.reader import ShotStore
 from mediafm.store.rows import cache_name
@@ -24,14 +24,14 @@ def write_fused_cache(path: str | os.PathLike, progress: bool = True) -> Path:
     ``manifest.json`` records each part's Parquet byte size, so a store edited afterwards is
     detected and its cache ignored (``rows.valid_fused_cache``).
     """
-    from tqdm.auto import tqdm
+    from mediafm.progress import progress_bar
 
     store = ShotStore(path)
     final = store.path / FUSED_CACHE
     final.parent.mkdir(exist_ok=True)
-    with atomic_dir(final) as tmp:
+    with locked(store.path), atomic_dir(final) as tmp:
         parts = {}
-        for part in tqdm(store.parts(), desc="cache", unit="part", disable=not progress):
+        for part in progress_bar(store.parts(), desc="cache", unit="part", disable=not progress):
             table = store.read_part(part, ["fused"]).combine_chunks()
             with pa.OSFile(str(tmp / cache_name(part)), "wb") as f, \
                     pa.ipc.new_file(f, table.schema) as writer:

@@ -44,7 +44,7 @@ def import_shots(shots: PathLike | Sequence[PathLike], out: PathLike,
     import leaves no store behind, or the previous one intact. ``fused_modalities``: build the
     fused vector from a subset (the modality ablation); the per-modality columns are all kept.
     """
-    from tqdm.auto import tqdm
+    from mediafm.progress import progress_bar
 
     files = [Path(shots)] if isinstance(shots, str | os.PathLike) else [Path(p) for p in shots]
     source = str(files[0]) if len(files) == 1 else f"{files[0].parent}/(SHOTS files)"
@@ -84,7 +84,7 @@ def import_shots(shots: PathLike | Sequence[PathLike], out: PathLike,
         read_cols.append("has_text")
     with store_writer(out, part_rows) as writer:
         dims: dict[str, int | None] = {m: None for m in (*modalities, "fused")}
-        bar = tqdm(total=n_rows, desc="import", unit="shot", disable=not progress)
+        bar = progress_bar(total=n_rows, desc="import", unit="shot", disable=not progress)
         for bucket in _bucketize(data, read_cols, writer.root / "buckets", bucket_rows,
                                  n_rows, source):
             table = bucket()

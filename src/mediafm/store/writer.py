@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediafm.atomic import atomic_dir
+from mediafm.atomic import atomic_dir, locked
 from mediafm.store.format import PART_ROWS, ROW_GROUP, StoreError, StoreInfo, vector_array
 
 
@@ -135,7 +135,7 @@ def store_writer(out: str | os.PathLike, part_rows: int = PART_ROWS) -> Iterator
     out = Path(out)
     if out.exists() and not (out / "store.json").is_file() and any(out.iterdir()):
         raise StoreError(f"{out}: exists and is not a mediafm store; refusing to overwrite")
-    with atomic_dir(out) as tmp:
+    with locked(out), atomic_dir(out) as tmp:
         writer = StoreWriter(tmp, part_rows)
         yield writer
         if not writer.finished:

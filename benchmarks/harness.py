@@ -1,0 +1,113 @@
+"""What every benchmark shares: interleaved repeats, medians with ranges, ratios per round, the
+machine, and JSON results that benchmarks/README.md is regenerated from.
+
+A headline number has to survive a rerun on a shared machine, so compared variants run
+interleaved (A, B, A, B, ...) after a warm-up round, each variant's measurements are reported as
+the median and the min-max range, and a ratio is the median of the per-round ratios (each round
+measures both variants under the same background load), with its range. A ratio whose range
+straddles 1 is reported as parity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine(device: str = "cpu") -> dict:
+    """CPU model, cores, torch and its threads, the device, the git commit and the time."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [x.split(":", 1)[1].strip() for x in info.read_text().splitlines()
+                 if x.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = torch.cuda.get_device_name() if device.startswith("cuda") else None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "device": gpu or device, "commit": commit,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def interleaved(variants: dict[str, Callable[[], float]], repeats: int = 3, warmup: int = 1,
+                progress: bool = True) -> dict[str, list[float]]:
+    """Call every variant once per round, in order, for ``warmup`` + ``repeats`` rounds; keep
+    the measurements (whatever each call returns: seconds, a rate) of the last ``repeats``."""
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(warmup + repeats):
+        for name, fn in variants.items():
+            value = fn()
+            if r >= warmup:
+                out[name].append(float(value))
+        if progress:
+            label = "warm-up" if r < warmup else f"round {r - warmup + 1}/{repeats}"
+            print(f"  {label} done", flush=True)
+    return out
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def ratio(a: list[float], b: list[float]) -> dict:
+    """Per-round ratios a / b: their median and range, and whether the range straddles 1."""
+    per_round = [x / y for x, y in zip(a, b, strict=True)]
+    s = summary(per_round)
+    return {**s, "parity": s["min"] <= 1.0 <= s["max"]}
+
+
+def fmt(s: dict, spec: str = ".1f") -> str:
+    """'median (min–max)'."""
+    return f"{s['median']:{spec}} ({s['min']:{spec}}–{s['max']:{spec}})"
+
+
+def fmt_ratio(r: dict) -> str:
+    text = fmt(r, ".2f")
+    return text + (" — parity" if r["parity"] else "")
+
+
+def write(name: str, payload: dict, path: str | os.PathLike | None = None) -> Path:
+    """results/NAME.json (or ``path``): the payload with the machine, written atomically."""
+    out = Path(path) if path else RESULTS / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, out)
+    print(f"results: {out}")
+    return out
+
+
+def timed(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> float:
+    """Seconds one call of ``fn`` takes (``sync`` waits for an accelerator)."""
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_line(m: dict) -> str:
+    return (f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} "
+            f"threads), device {m['device']}; commit {m['commit']}, {m['date']}.")

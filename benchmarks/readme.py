@@ -1,0 +1,40 @@
+"""Regenerate the result tables of benchmarks/README.md from benchmarks/results/*.json.
+
+Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results -->`` and is rendered by
+the ``render`` function of the benchmark that wrote ``results/NAME.json`` (``table`` for the
+context-quality records); a results file that does not exist yet renders as "not measured".
+
+    python benchmarks/readme.py
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import harness  # benchmarks/harness.py, beside this script
+
+README = Path(__file__).parent / "README.md"
+MARKER = re.compile(r"(<!-- results:([a-z_]+) -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+def render(name: str) -> str:
+    path = harness.RESULTS / f"{name}.json"
+    if not path.exists():
+        return f"Not measured yet: no `benchmarks/results/{name}.json`."
+    data = json.loads(path.read_text())
+    module = importlib.import_module(name.removesuffix("_cuda"))
+    return module.table(data) if name == "context_quality" else module.render(data)
+
+
+def main() -> None:
+    text = README.read_text()
+    new = MARKER.sub(lambda m: f"{m.group(1)}{render(m.group(2))}\n{m.group(4)}", text)
+    README.write_text(new)
+    print(f"regenerated {len(MARKER.findall(new))} tables in {README}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Faults at any point lose nothing: kill -9 mid-write, a full disk, two writers at once."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mediafm.store import ShotStore
+
+KILL_AFTER_S = (0.8, 1.6, 2.4)  # into the process: imports done, mid-work, near the end
+
+
+def mediafm(*args, cwd, preexec=None, check=True):
+    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, preexec_fn=preexec)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def killed(args, cwd, after_s: float) -> None:
+    """Start ``mediafm ARGS`` and SIGKILL it ``after_s`` seconds in (or let it finish)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mediafm", "-q", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def reference(catalog, tmp_path_factory):
+    """Uninterrupted outputs of import, cache, train (tiny), embed and probe."""
+    from mediafm.probes.catalog_labels import write_catalog_labels
+
+    d = tmp_path_factory.mktemp("reference")
+    for k, v in catalog.items():
+        (d / f"{k}.parquet").symlink_to(v)
+    write_catalog_labels(catalog, d / "labels.parquet")
+    mediafm("import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store",
+            cwd=d)
+    mediafm("train", "--store", "store", "--out", "run", "--set", "steps=4", "--set",
+            "hidden=16", "--set", "heads=2", "--set", "layers=1", "--set", "eval_every=2",
+            cwd=d)
+    mediafm("embed", "--model", "run", "--store", "store", "--out", "emb.parquet", cwd=d)
+    return d
+
+
+def hidden_leftovers(d) -> list[str]:
+    return [p.name for p in d.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", KILL_AFTER_S)
+def test_kill_import_cache_embed_at_any_point(reference, tmp_path, after_s):
+    """After a kill the output is absent or whole, never half; a rerun equals the reference."""
+    d = tmp_path
+    for name in ("shots", "titles", "labels"):
+        (d / f"{name}.parquet").symlink_to(reference / f"{name}.parquet")
+    ref = ShotStore(reference / "store")
+    imp = ["import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store"]
+    killed(imp, d, after_s)
+    if (d / "store").exists():  # whole, or not there at all
+        assert ShotStore(d / "store").info.n_shots == ref.info.n_shots
+    mediafm(*imp, cwd=d)
+    killed(["cache", "--store", "store"], d, after_s)
+    store = ShotStore(d / "store")
+    if store.has_fused_cache:
+        for part in store.parts():
+            np.testing.assert_array_equal(store.part_vectors(part), ref.part_vectors(part))
+    mediafm("cache", "--store", "store", cwd=d)
+    assert ShotStore(d / "store").has_fused_cache
+    emb = ["embed", "--model", reference / "run", "--store", "store", "--out", "emb.parquet"]
+    killed(emb, d, after_s)
+    if (d / "emb.parquet").exists():
+        assert len(pd.read_parquet(d / "emb.parquet")) == ref.info.n_shots
+    mediafm(*emb, cwd=d)
+    a, b = pd.read_parquet(d / "emb.parquet"), pd.read_parquet(reference / "emb.parquet")
+    np.testing.assert_allclose(np.stack(a.embedding), np.stack(b.embedding), atol=1e-6)
+    for t in ref.titles.title_id:
+        np.testing.assert_array_equal(ShotStore(d / "store").title_vectors(t),
+                                      ref.title_vectors(t))
+    assert hidden_leftovers(d) == [] and hidden_leftovers(d / "store") == []
+    assert not list(d.glob("*.lock"))
+
+
+@pytest.mark.slow
+def test_kill_probe_leaves_the_previous_report(reference, tmp_path):
+    args = ["probe", "--store", reference / "store", "--labels", reference / "labels.parquet",
+            "--embeddings", f"e={reference / 'emb.parquet'}", "--seeds", "1", "--folds", "3",
+            "--no-baselines", "--out", "report"]
+    mediafm(*args, cwd=tmp_path)
+    before = (tmp_path / "report" / "results.csv").read_text()
+    killed(args, tmp_path, 1.5)
+    assert (tmp_path / "report" / "results.csv").read_text() == before  # old or new: whole
+    assert {p.name for p in (tmp_path / "report").iterdir()} >= {"REPORT.md", "report.html"}
+    mediafm(*args, cwd=tmp_path)
+    assert (tmp_path / "report" / "results.csv").read_text() == before
+
+
+def _tiny_file_limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_previous_store(reference, tmp_path):
+    d = tmp_path
+    for name in ("shots", "titles"):
+        (d / f"{name}.parquet").symlink_to(reference / f"{name}.parquet")
+    import shutil
+
+    shutil.copytree(reference / "store", d / "store")
+    before = ShotStore(d / "store").title_vectors("title-00000")
+    proc = mediafm("import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out",
+                   "store", cwd=d, preexec=_tiny_file_limit, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    np.testing.assert_array_equal(ShotStore(d / "store").title_vectors("title-00000"), before)
+    assert hidden_leftovers(d) == [] and not list(d.glob("*.lock"))
+
+
+def test_second_writer_gets_a_clear_error(reference, tmp_path):
+    d = tmp_path
+    (d / "shots.parquet").symlink_to(reference / "shots.parquet")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (d / "store.lock").write_text(str(holder.pid))  # another live process writes it
+        proc = mediafm("import", "--shots", "shots.parquet", "--out", "store", cwd=d,
+                       check=False)
+        assert proc.returncode == 2
+        assert f"store is being written by process {holder.pid}" in proc.stderr
+        assert not (d / "store").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    mediafm("import", "--shots", "shots.parquet", "--out", "store", cwd=d)  # stale: taken over
+    assert ShotStore(d / "store").info.n_shots > 0 and not (d / "store.lock").exists()
+    assert os.path.exists(d / "shots.parquet")
