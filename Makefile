@@ -51,6 +51,7 @@ bench: install system-deps
 	$(PY) benchmarks/loader_throughput.py
 	$(PY) benchmarks/embed_throughput.py
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
+	$(PY) benchmarks/search.py
 	$(PY) benchmarks/readme.py
 
 # On a machine with a CUDA GPU: base at 512 shots with bf16 and compile, embedding, and the

@@ -86,12 +86,12 @@ def test_bad_input_is_one_clear_line(world, argv, message, output, capsys):
 
 
 def test_internal_error_is_one_line_and_a_log(monkeypatch, capsys, tmp_path):
-    import mediafm.cli as cli
+    import mediafm.cli.data as data
 
     def boom(args):
         raise RuntimeError("something we did not foresee")
 
-    monkeypatch.setattr(cli, "_info", boom)
+    monkeypatch.setattr(data, "_info", boom)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 

@@ -23,7 +23,7 @@ def mediafm(*args, cwd, check=True):
 
 
 COMMANDS = ["import", "ingest", "info", "synth", "synth-store", "cache", "train", "embed",
-            "probe", "demo"]
+            "probe", "heads", "predict", "moments", "index", "search", "demo"]
 
 
 def test_every_command_has_help_and_docs(tmp_path):
@@ -88,6 +88,33 @@ def test_synth_import_train_embed(tmp_path):
     assert set(results.task) == {"genre", "tone", "clip_worthy", "popularity", "ad_relevancy",
                                  "boundary"}
     assert (tmp_path / "probe" / "report.html").exists()
+
+    # put the embeddings to work: heads -> predictions -> moments; titles; index -> search
+    out = mediafm("heads", "--store", "store", "--model", "run", "--labels", "cat/labels.parquet",
+                  "--folds", "3", "--out", "heads", cwd=tmp_path).stdout
+    assert "clip_worthy" in out and "cross-validated ap" in out
+    mediafm("predict", "--heads", "heads", "--model", "run", "--store", "store", "--out",
+            "pred.parquet", cwd=tmp_path)
+    pred = pd.read_parquet(tmp_path / "pred.parquet")
+    assert set(pred.task) == set(results.task) and pred.shot_index.max() > 0
+    mediafm("moments", "--pred", "pred.parquet", "--store", "store", "--out", "moments.parquet",
+            "-k", "2", "--relevance", "ad_relevancy", cwd=tmp_path)
+    moments = pd.read_parquet(tmp_path / "moments.parquet")
+    assert set(moments.task) == {"clip_worthy", "popularity", "boundary"}
+    assert (moments.groupby(["title_id", "task"]).size() <= 2).all()
+    assert (moments.end_s > moments.start_s).all() and moments.reason.str.len().min() > 10
+    mediafm("embed", "--model", "run", "--store", "store", "--titles", "--out", "titles.parquet",
+            cwd=tmp_path)
+    assert len(pd.read_parquet(tmp_path / "titles.parquet")) == 10
+    mediafm("index", "--embeddings", "shots.parquet", "--store", "store", "--out", "index",
+            cwd=tmp_path)
+    hits = json.loads(mediafm("search", "--index", "index", "--title", "title-00002", "--shot",
+                              "3", "-k", "4", "--other-titles", "--json", cwd=tmp_path).stdout)
+    assert len(hits) == 4 and all(h["title_id"] != "title-00002" for h in hits)
+    assert all(h["end_s"] > h["start_s"] for h in hits)
+    bad = mediafm("search", "--index", "index", "--title", "nope", "--shot", "1",
+                  cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "title 'nope' shot 1 is not in the index" in bad.stderr
 
 
 def test_bad_input_exit_code_and_message(tmp_path):

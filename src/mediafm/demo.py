@@ -16,7 +16,7 @@ import pandas as pd
 
 
 def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
-            probes: pd.DataFrame, preset: str) -> Path:
+            probes: pd.DataFrame, preset: str, use: list[str]) -> Path:
     from mediafm.probes.report import (
         ablation_table,
         context_table,
@@ -56,7 +56,7 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
               "averaged over ±k shots with k chosen by cross-validation, the title mean) "
               "against MediaFM in context, by readout.", "",
               *markdown_table(context_table(probes)), "",
-              "![probe results](probes/probe_results.png)", "",
+              "![probe results](probes/probe_results.png)", "", *use,
               "## Timings (this machine)", "",
               "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
@@ -108,4 +108,41 @@ def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
     probes = run_probes(store, labels, tasks, out / "probes", model=model,
                         training_metrics=run / "metrics.jsonl", progress=progress)
     timings["probe"] = time.perf_counter() - t
-    return _report(out, run, timings, store.info.to_json(), probes, preset)
+    t = time.perf_counter()
+    use = _use(out, store, model, labels, tasks, run, progress)
+    timings["heads, predict, moments, search"] = time.perf_counter() - t
+    return _report(out, run, timings, store.info.to_json(), probes, preset, use)
+
+
+def _use(out: Path, store, model, labels, tasks, run: Path, progress: bool) -> list[str]:
+    """Heads -> predictions -> one title's moments; an index -> one shot's neighbours."""
+    from mediafm.heads import Heads, predict, write_predictions
+    from mediafm.moments import find_moments
+    from mediafm.probes.report import markdown_table
+    from mediafm.search import Index, build_index
+
+    heads = Heads.fit(store, model, labels, tasks, folds=3, model_path=str(run),
+                      progress=progress)
+    heads.save(out / "heads")
+    pred = predict(heads, model, store, progress=progress)
+    write_predictions(pred, heads, out / "predictions.parquet")
+    kinds = {n: h.task.kind for n, h in heads.heads.items()}
+    title = store.titles["title_id"].iloc[0]
+    moments = find_moments(pred[pred["title_id"] == title], kinds, store,
+                           ["clip_worthy", "boundary"], k=3, relevance="ad_relevancy")
+    moments.to_parquet(out / "moments.parquet", index=False)
+    index = Index.load(build_index(out / "shot_embeddings.parquet", out / "index",
+                                   store=store.path))
+    shot = int(moments["first_shot"].iloc[0]) if len(moments) else 0
+    hits = index.search(title, shot, k=5, other_titles=True)
+    cv = {n: f"{h.info['cv']['score']:.3f} ({h.task.metric})" for n, h in heads.heads.items()}
+    fmt = moments.assign(start_s=moments.start_s.round(1), end_s=moments.end_s.round(1),
+                         score=moments.score.round(3)).set_index("task")
+    return ["## Using the embeddings: heads, predictions, moments, search", "",
+            "Heads fitted on every labelled clip (`heads/`; cross-validated scores: "
+            + ", ".join(f"{n} {v}" for n, v in cv.items()) + "), every shot scored in context "
+            f"(`predictions.parquet`, {len(pred):,} rows), and the top moments of `{title}`:",
+            "", *markdown_table(fmt.drop(columns=["title_id"])), "",
+            f"The shots of other titles nearest to `{title}` shot {shot} (`index/`, "
+            f"{index.meta['index']['type']}):", "",
+            *markdown_table(hits.set_index("rank").round(3)), ""]

@@ -116,7 +116,7 @@ def readout_blocks(model: MediaFM, output: str) -> tuple[int, ...]:
     return (model.config.hidden,) * 2 if output.startswith("input+") else ()
 
 
-def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
+def title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
                    ) -> Iterator[tuple[list[str], list[np.ndarray], np.ndarray]]:
     """Titles grouped so one group is about ``max_shots * 16`` shots (bounded memory)."""
     emb = store.title_embeddings()
@@ -133,35 +133,89 @@ def _title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
 
 
 def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str | os.PathLike,
-                output: str = DEFAULT_READOUT, batch_size: int = 16, progress: bool = True
-                ) -> Path:
+                output: str = DEFAULT_READOUT, batch_size: int = 16, progress: bool = True,
+                engine: str = "local", address: str | None = None, workers: int = 0) -> Path:
     """Write one contextual embedding per shot: (title_id, shot_index, embedding) Parquet.
 
-    Written incrementally (memory is one group of titles) to a temp file renamed at the end.
+    Part by part (memory is one part's titles), each part staged atomically beside ``out``,
+    so a rerun resumes where a killed one stopped; ``engine="ray"`` spreads parts over a Ray
+    cluster (``address``; ``workers`` actors, default one per CPU) with the same output.
     """
-    from mediafm.progress import progress_bar
+    from mediafm.embed_engines import run
 
     store = store if isinstance(store, ShotStore) else ShotStore(store)
     check_store(model, store)
-    bar = progress_bar(total=store.info.n_shots, desc="embed", unit="shot", disable=not progress)
-    with atomic_file(out) as tmp, bar:
-        writer = None
-        try:
-            for ids, seqs, title_emb in _title_batches(store, None, model.config.max_shots):
-                embs = embed_sequences(model, seqs, title_emb, output, batch_size)
-                table = pa.table({
-                    "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
-                    "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
-                                           pa.int32()),
-                    "embedding": vector_array(np.concatenate(embs)),
-                })
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-                bar.update(table.num_rows)
-        finally:
-            if writer is not None:
-                writer.close()
+    return run(model, store, Path(out), output, batch_size, progress, engine, address, workers)
+
+
+def embed_part(model: MediaFM, store: ShotStore, part: str, output: str = DEFAULT_READOUT,
+               batch_size: int = 16) -> pa.Table:
+    """(title_id, shot_index, embedding) of every shot of one part file, in store order."""
+    titles = store.titles[store.titles["part"] == part].sort_values("row_offset")
+    tables = []
+    for ids, seqs, title_emb in title_batches(store, titles["title_id"].tolist(),
+                                               model.config.max_shots):
+        embs = embed_sequences(model, seqs, title_emb, output, batch_size)
+        tables.append(pa.table({
+            "title_id": pa.array(np.repeat(ids, [len(s) for s in seqs]), pa.string()),
+            "shot_index": pa.array(np.concatenate([np.arange(len(s)) for s in seqs]),
+                                   pa.int32()),
+            "embedding": vector_array(np.concatenate(embs))}))
+    return pa.concat_tables(tables)
+
+
+TITLE_POOLS = ("mean", "cls", "both")
+
+
+@torch.no_grad()
+def embed_titles(model: MediaFM, store: ShotStore | str | os.PathLike, pool: str = "mean",
+                 output: str = DEFAULT_READOUT, batch_size: int = 16, progress: bool = True
+                 ) -> pd.DataFrame:
+    """(title_id, embedding): one vector per title, for cold start and "more like this".
+
+    ``mean``: the mean of the title's contextual shot embeddings (``output`` readout), the
+    default; ``cls``: the final [CLS] state (averaged over the title's windows; note that masked
+    shot modeling puts no loss on [CLS], so it is only as good as what flows into it); ``both``:
+    [mean ; cls].
+    """
+    from mediafm.progress import progress_bar
+
+    if pool not in TITLE_POOLS:
+        raise ValueError(f"pool must be one of {TITLE_POOLS}, got {pool!r}")
+    store = store if isinstance(store, ShotStore) else ShotStore(store)
+    check_store(model, store)
+    device = next(model.parameters()).device
+    ids_all, vecs = [], []
+    bar = progress_bar(total=len(store.titles), desc="embed titles", unit="title",
+                       disable=not progress)
+    for ids, seqs, title_emb in title_batches(store, None, model.config.max_shots):
+        parts = []
+        if pool in ("mean", "both"):
+            parts.append(np.stack([e.mean(axis=0) for e in embed_sequences(
+                model, seqs, title_emb, output, batch_size)]))
+        if pool in ("cls", "both"):
+            width = model.config.max_shots
+            cls = []
+            for s, t in zip(seqs, title_emb, strict=True):
+                starts = window_starts(len(s), width, max(1, width // 2))
+                batch = collate([s[st:st + width] for st in starts], np.repeat(t[None],
+                                                                              len(starts), 0))
+                full = model.encode(batch["shots"].to(device), batch["lengths"].to(device),
+                                    batch["title_emb"].to(device))
+                cls.append(full[:, 0].float().mean(0).cpu().numpy())
+            parts.append(np.stack(cls))
+        ids_all += ids
+        vecs.append(np.concatenate(parts, axis=1))
+        bar.update(len(ids))
+    bar.close()
+    return pd.DataFrame({"title_id": ids_all, "embedding": list(np.concatenate(vecs))})
+
+
+def write_title_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
+    table = pa.table({"title_id": pa.array(frame["title_id"].tolist(), pa.string()),
+                      "embedding": vector_array(np.stack(frame["embedding"].to_list()))})
+    with atomic_file(out) as tmp:
+        pq.write_table(table, tmp)
     return Path(out)
 
 
@@ -233,7 +287,7 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
     result: dict[str, np.ndarray] = {}
     bar = progress_bar(total=len(clips), desc=f"embed clips ({mode})", unit="clip",
                disable=not progress)
-    for ids, seqs, title_emb in _title_batches(store, list(by_title), model.config.max_shots):
+    for ids, seqs, title_emb in title_batches(store, list(by_title), model.config.max_shots):
         if mode == "in-context":
             embs = embed_sequences(model, seqs, title_emb, output, batch_size)
             for t, e in zip(ids, embs, strict=True):

@@ -194,6 +194,14 @@ class MediaFM(nn.Module):
         title_emb: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK].
         Returns (hidden (B, L, hidden) after the final norm, prediction (B, L, fused_dim)).
         """
+        h = self.encode(shots, lengths, title_emb, mask)[:, N_SPECIAL:]  # (B, L, H)
+        return h, self.output_proj(h)
+
+    def encode(self, shots: torch.Tensor, lengths: torch.Tensor,
+               title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """(B, S, hidden): the final-norm hidden states of every token, [CLS] and [GLOBAL]
+        first (arguments as ``forward``)."""
         cfg = self.config
         B, L, _ = shots.shape
         if cfg.max_shots < L:
@@ -224,8 +232,7 @@ class MediaFM(nn.Module):
                 x = checkpoint(block, x, attn_mask, rope, use_reentrant=False)
             else:
                 x = block(x, attn_mask, rope)
-        h = self.norm(x)[:, N_SPECIAL:]  # (B, L, H)
-        return h, self.output_proj(h)
+        return self.norm(x)
 
     # ------------------------------------------------------------------ save / load
 

@@ -198,6 +198,19 @@ class ProbeResult:
         return Counter(c.option for c in self.choices).most_common(1)[0][0]
 
 
+def out_of_fold(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
+                n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, list[Choice]]:
+    """Predictions for every row from a probe that never saw its title (grouped folds), and
+    the choice made in each fold."""
+    pred = np.zeros(y.shape, dtype=np.float64)
+    choices = []
+    for test in grouped_folds(groups, n_folds, seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        pred[test], choice = fit_predict(feats, y, groups, train, test, metric, seed=seed)
+        choices.append(choice)
+    return pred, choices
+
+
 def probe(X: np.ndarray | Features, y: np.ndarray, groups: np.ndarray, metric: str,
           n_folds: int = 5, seeds: tuple[int, ...] = (0, 1, 2),
           extra_metrics: tuple[str, ...] = ()) -> ProbeResult:
@@ -209,11 +222,8 @@ def probe(X: np.ndarray | Features, y: np.ndarray, groups: np.ndarray, metric: s
     feats = X if isinstance(X, Features) else Features.of(X)
     results, choices, extra = [], [], {m: [] for m in extra_metrics}
     for seed in seeds:
-        pred = np.zeros(y.shape, dtype=np.float64)
-        for test in grouped_folds(groups, n_folds, seed):
-            train = np.setdiff1d(np.arange(len(y)), test)
-            pred[test], choice = fit_predict(feats, y, groups, train, test, metric, seed=seed)
-            choices.append(choice)
+        pred, fold_choices = out_of_fold(feats, y, groups, metric, n_folds, seed)
+        choices += fold_choices
         results.append(score(metric, y, pred, groups))
         for m in extra_metrics:
             extra[m].append(score(m, y, pred, groups))

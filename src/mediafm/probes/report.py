@@ -106,6 +106,8 @@ def context_table(results: pd.DataFrame) -> pd.DataFrame:
 def _cell(column: str, value) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, int | np.integer):
+        return str(value)
     if "→" in column or " vs " in column:
         return f"{value:+.1f}%"
     return f"{value:.3f}"
@@ -113,9 +115,11 @@ def _cell(column: str, value) -> str:
 
 def markdown_table(frame: pd.DataFrame) -> list[str]:
     cols = list(frame.columns)
-    lines = ["| task | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for task, row in frame.iterrows():
-        lines.append(f"| {task} | " + " | ".join(_cell(c, v) for c, v in row.items()) + " |")
+    lines = [f"| {frame.index.name or 'task'} | " + " | ".join(map(str, cols)) + " |",
+             "|---" * (len(cols) + 1) + "|"]
+    for task, row in zip(frame.index, frame.itertuples(index=False), strict=True):
+        cells = (_cell(str(c), v) for c, v in zip(cols, row, strict=True))
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return lines
 
 

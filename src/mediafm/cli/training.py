@@ -1,0 +1,158 @@
+"""Subcommands of the model: train, embed, probe, and the demo of the whole flow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from mediafm.cli.data import PRESETS
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from mediafm.config import key_values
+    from mediafm.model import MediaFM
+    from mediafm.probes import read_labels, run_probes
+
+    if not args.model and not args.embeddings:
+        raise ValueError("give --model RUN and/or --embeddings NAME=FILE.parquet")
+    labels, tasks = read_labels(args.labels, key_values(args.task, "--task"))
+    model = MediaFM.from_pretrained(args.model) if args.model else None
+    metrics = Path(args.model) / "metrics.jsonl" if args.model else None
+    results = run_probes(args.store, labels, tasks, args.out, model=model,
+                         embeddings=key_values(args.embeddings, "--embeddings"),
+                         seeds=tuple(range(args.seeds)), folds=args.folds,
+                         training_metrics=metrics, progress=not args.quiet,
+                         baselines=not args.no_baselines)
+    print(results.pivot(index="task", columns="method", values="mean").round(3).to_string())
+    print(f"report: {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'report.html'}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from mediafm.config import load_run_config
+    from mediafm.train import train
+
+    model_cfg, train_cfg = load_run_config(args.config, args.set)
+    metrics = train(args.store, args.out, model_cfg, train_cfg, resume=args.resume,
+                    stop_after=args.stop_after, device=args.device, progress=not args.quiet)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        if metrics:
+            print(json.dumps(metrics, indent=2))
+        print(f"model: {Path(args.out) / 'model'}")
+
+
+def _embed(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from mediafm.embed import (
+        embed_clips,
+        embed_store,
+        embed_titles,
+        write_clip_embeddings,
+        write_title_embeddings,
+    )
+    from mediafm.model import MediaFM
+    from mediafm.store import ShotStore
+
+    if sum(bool(x) for x in (args.clips, args.titles)) > 1:
+        raise ValueError("--clips and --titles are different outputs: give one")
+    model = MediaFM.from_pretrained(args.model)
+    if args.device:
+        model = model.to(args.device)
+    store = ShotStore(args.store)
+    if args.engine != "local" and (args.clips or args.titles):
+        raise ValueError("--engine ray embeds shots; clips and titles run locally")
+    if args.clips:
+        clips = pd.read_parquet(args.clips)
+        frame = embed_clips(model, store, clips, args.mode, args.output, args.batch_size,
+                            progress=not args.quiet, with_title=args.with_title)
+        out = write_clip_embeddings(frame, args.out)
+        print(f"wrote {len(frame)} clip embeddings ({args.mode}) to {out}")
+    elif args.titles:
+        frame = embed_titles(model, store, args.title_pool, args.output, args.batch_size,
+                             progress=not args.quiet)
+        out = write_title_embeddings(frame, args.out)
+        print(f"wrote {len(frame)} title embeddings ({args.title_pool}) to {out}")
+    else:
+        out = embed_store(model, store, args.out, args.output, args.batch_size,
+                          progress=not args.quiet, engine=args.engine, address=args.address,
+                          workers=args.workers)
+        print(f"wrote {store.info.n_shots} shot embeddings to {out}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from mediafm.demo import run_demo
+
+    report = run_demo(args.out, n_titles=args.titles, overrides=args.set,
+                      progress=not args.quiet, preset=args.preset, seed=args.seed)
+    print(f"report: {report}")
+
+
+def register(sub) -> None:
+    s = sub.add_parser("train", help="pretrain MediaFM with masked shot modeling")
+    s.add_argument("--store", required=True)
+    s.add_argument("--out", required=True, help="run directory")
+    s.add_argument("--config", default="tiny", help="tiny | base | path/to/config.toml")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.steps=100 --set hidden=256")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    s.add_argument("--stop-after", type=int, help="stop this invocation after N steps")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("embed", help="contextual shot embeddings, or clip embeddings")
+    s.add_argument("--model", required=True, help="run directory or model directory")
+    s.add_argument("--store", required=True)
+    s.add_argument("--out", required=True, help="output Parquet file")
+    s.add_argument("--clips", help="CLIPS.parquet: clip_id, title_id, first_shot, last_shot")
+    s.add_argument("--mode", choices=["in-context", "clip-only"], default="in-context")
+    readouts = ["input+context", "context", "hidden", "input+hidden", "output"]
+    s.add_argument("--output", choices=readouts, default=readouts[0], help=(
+        "the readout: input+context (default) = [the shot's input projection ; the hidden state "
+        "when the shot is masked, i.e. what its context says]; context; hidden (the final "
+        "hidden state, the spec's); input+hidden; output (the output projection)"))
+    s.add_argument("--with-title", action="store_true",
+                   help="clips in context: the title's mean embedding beside the clip's")
+    s.add_argument("--titles", action="store_true",
+                   help="one embedding per title (title_id, embedding) instead of per shot")
+    s.add_argument("--title-pool", choices=["mean", "cls", "both"], default="mean",
+                   help="--titles: the mean of the title's shot embeddings (default), the "
+                   "[CLS] state, or both side by side")
+    s.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="shots: ray spreads the store's parts over a Ray cluster")
+    s.add_argument("--address", help="ray: cluster address (default: a local Ray instance)")
+    s.add_argument("--workers", type=int, default=0,
+                   help="ray: actors (default: one per CPU of the cluster)")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--device")
+    s.set_defaults(func=_embed)
+
+    s = sub.add_parser("probe", help="linear probes of frozen embeddings: tasks x methods report")
+    s.add_argument("--store", required=True)
+    s.add_argument("--labels", required=True, help="LABELS.parquet: clip_id, title_id, "
+                   "first_shot, last_shot, one column per task")
+    s.add_argument("--out", required=True, help="report directory")
+    s.add_argument("--model", help="a MediaFM run or model directory (clip-only, in context)")
+    s.add_argument("--embeddings", action="append", default=[], metavar="NAME=FILE",
+                   help="precomputed clip (clip_id, embedding) or shot (title_id, shot_index, "
+                   "embedding) embeddings from any model; repeatable")
+    s.add_argument("--task", action="append", default=[], metavar="NAME=KIND",
+                   help="declare a task's kind: multilabel, binary, ranking, boundary")
+    s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--no-baselines", action="store_true",
+                   help="skip the per-modality and fused store baselines")
+    s.set_defaults(func=_probe)
+
+
+
+def register_demo(sub) -> None:
+    s = sub.add_parser("demo", help="synthetic catalog -> import -> train tiny -> embed -> report")
+    s.add_argument("--out", default="demo_out")
+    s.add_argument("--preset", choices=PRESETS, default="clean", help="the catalog (see synth)")
+    s.add_argument("--titles", type=int, default=100)
+    s.add_argument("--seed", type=int, default=0, help="the catalog's seed")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a tiny-config value")
+    s.set_defaults(func=_demo)

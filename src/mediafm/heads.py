@@ -1,0 +1,250 @@
+"""Task heads: one linear head per task on MediaFM's in-context clip embeddings, fitted once,
+saved, and applied to every shot (or clip) of a store: predictions a product can use.
+
+A head is the probe of ``mediafm probe`` fitted on all labelled clips: ridge regression on
+standardised features with the regularisation and block weights chosen by title-grouped
+cross-validation, over the same task kinds and LABELS schema. Binary, boundary and multilabel
+scores are made calibrated probabilities by Platt scaling on out-of-fold predictions (each
+clip scored by a head that never saw its title); ranking scores stay raw (comparable within a
+title). ``HEADS/`` holds ``heads.safetensors`` (per task: ``coef``, ``intercept``, ``mean``,
+``scale``, ``platt``) and ``heads.json`` (task kinds, label names, chosen regularisation,
+cross-validated scores, the features, and the model and store the heads were fitted on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mediafm.atomic import atomic_dir
+from mediafm.embed import (
+    DEFAULT_READOUT,
+    check_store,
+    embed_clips,
+    embed_sequences,
+    readout_blocks,
+    title_batches,
+)
+from mediafm.model import MediaFM
+from mediafm.probes.linear import Features, Ridge, choose, out_of_fold, score
+from mediafm.probes.tasks import Task, targets
+from mediafm.store import ShotStore, StoreError
+
+CALIBRATED = ("binary", "boundary", "multilabel")
+
+
+@dataclass
+class Head:
+    task: Task
+    labels: list[str]  # label names (multilabel), or [task name] for one score
+    coef: np.ndarray  # (dim, n_labels): on raw features (standardisation folded in)
+    intercept: np.ndarray  # (n_labels,)
+    mean: np.ndarray  # (dim,) feature means and scales, for the record
+    scale: np.ndarray
+    platt: np.ndarray | None  # (n_labels, 2): p = sigmoid(a * score + b)
+    info: dict  # alpha, block weights, cross-validated score
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_labels): calibrated probabilities, or raw ranking scores."""
+        raw = X @ self.coef + self.intercept
+        if self.platt is None:
+            return raw
+        return sigmoid(raw * self.platt[:, 0] + self.platt[:, 1])
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+
+
+def platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
+    """(a, b) of p = sigmoid(a * raw + b) by Newton's method on the log loss (Platt 1999,
+    with his smoothed targets so a separable label does not run to infinity)."""
+    y = np.asarray(y, bool)
+    n_pos, n_neg = y.sum(), (~y).sum()
+    t = np.where(y, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    a, b = 1.0, float(np.log((n_pos + 1) / (n_neg + 1)))
+    for _ in range(iters):
+        p = sigmoid(a * raw + b)
+        g = np.array([np.sum((p - t) * raw), np.sum(p - t)])
+        w = p * (1 - p) + 1e-12
+        h = np.array([[np.sum(w * raw * raw), np.sum(w * raw)], [np.sum(w * raw), np.sum(w)]])
+        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return float(a), float(b)
+
+
+class Heads:
+    """A set of task heads and what they were fitted on (see the module docstring)."""
+
+    def __init__(self, heads: dict[str, Head], meta: dict):
+        self.heads, self.meta = heads, meta
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    @classmethod
+    def fit(cls, store: ShotStore | str, model: MediaFM, labels: pd.DataFrame,
+            tasks: list[Task], readout: str = DEFAULT_READOUT, with_title: bool = True,
+            folds: int = 5, model_path: str | None = None, progress: bool = True) -> Heads:
+        store = store if isinstance(store, ShotStore) else ShotStore(store)
+        X = np.stack(embed_clips(model, store, labels, "in-context", readout,
+                                 progress=progress, with_title=with_title)["embedding"])
+        blocks = readout_blocks(model, readout) or (X.shape[1] // (1 + with_title),)
+        feats = Features.of(X, blocks * (2 if with_title else 1))
+        groups = labels["title_id"].to_numpy()
+        heads = {}
+        for task in tasks:
+            idx, y, names = targets(labels, task)
+            if len(idx) == 0:
+                continue
+            sub = feats.subset(idx)
+            n_folds = 10 if task.kind == "ranking" else folds
+            oof, _ = out_of_fold(sub, y, groups[idx], task.metric, n_folds)
+            choice = choose(sub, y, groups[idx], task.metric)
+            y2 = y.astype(np.float64).reshape(len(y), -1)
+            ridge = Ridge(X[idx], y2, feats.column_weights(choice.block_weights))
+            w = ridge.V @ (ridge.VtZtY / (ridge.evals + choice.alpha)[:, None])  # (D, K)
+            coef = w / ridge.std[:, None]
+            intercept = ridge.y_mean - (ridge.mean / ridge.std) @ w
+            oof2 = oof.reshape(len(y), -1)
+            cal = (np.array([platt(oof2[:, k], y2[:, k] > 0.5) for k in range(y2.shape[1])])
+                   if task.kind in CALIBRATED else None)
+            heads[task.name] = Head(
+                task, names or [task.name], coef, intercept, ridge.mean, ridge.std, cal,
+                {"alpha": choice.alpha, "block_weights": list(choice.block_weights),
+                 "cv": {"metric": task.metric, "score": score(task.metric, y, oof,
+                                                              groups[idx]),
+                        "folds": n_folds, "n_clips": int(len(idx)),
+                        "n_titles": int(len(set(groups[idx])))}})
+        if not heads:
+            raise ValueError("no task has labelled clips: nothing to fit")
+        meta = {"features": {"readout": readout, "with_title": with_title,
+                             "dim": int(X.shape[1])},
+                "model": {"path": model_path, "config": model.config.to_dict()},
+                "store": {"path": str(store.path), **{k: v for k, v in store.info.to_json()
+                                                      .items() if k in ("dims", "encoders",
+                                                                        "fused_modalities")}}}
+        return cls(heads, meta)
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """HEADS/heads.safetensors + heads.json, swapped into place whole."""
+        from safetensors.numpy import save_file
+
+        tensors, tasks = {}, {}
+        for name, h in self.heads.items():
+            tensors |= {f"{name}.coef": h.coef, f"{name}.intercept": h.intercept,
+                        f"{name}.mean": h.mean, f"{name}.scale": h.scale}
+            if h.platt is not None:
+                tensors[f"{name}.platt"] = h.platt
+            tasks[name] = {"kind": h.task.kind, "metric": h.task.metric, "labels": h.labels,
+                           **h.info}
+        with atomic_dir(out) as tmp:
+            save_file({k: np.ascontiguousarray(v, np.float64) for k, v in tensors.items()},
+                      tmp / "heads.safetensors")
+            (tmp / "heads.json").write_text(json.dumps({**self.meta, "tasks": tasks},
+                                                       indent=2))
+        return Path(out)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Heads:
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        if not (path / "heads.json").is_file():
+            raise FileNotFoundError(f"{path}: no heads.json (not a heads directory)")
+        meta = json.loads((path / "heads.json").read_text())
+        try:
+            t = load_file(path / "heads.safetensors")
+        except Exception as e:  # noqa: BLE001 - missing, truncated, not safetensors
+            raise ValueError(f"{path / 'heads.safetensors'}: cannot load ({e})") from None
+        heads = {}
+        for name, spec in meta.pop("tasks").items():
+            info = {k: spec[k] for k in ("alpha", "block_weights", "cv")}
+            heads[name] = Head(Task(name, spec["kind"], spec["metric"]), spec["labels"],
+                               t[f"{name}.coef"], t[f"{name}.intercept"], t[f"{name}.mean"],
+                               t[f"{name}.scale"], t.get(f"{name}.platt"), info)
+        return cls(heads, meta)
+
+    def check(self, model: MediaFM, store: ShotStore) -> None:
+        """The heads fit this model and store; the error names what differs."""
+        mine = self.meta["model"]["config"]
+        theirs = model.config.to_dict()
+        diff = sorted(k for k in mine if mine.get(k) != theirs.get(k))
+        if diff:
+            fitted = ", ".join(f"{k}={mine[k]}" for k in diff)
+            given = ", ".join(f"{k}={theirs.get(k)}" for k in diff)
+            raise StoreError(f"the heads were fitted on a model with {fitted}, but this "
+                             f"model has {given}")
+        fitted = self.meta["store"]
+        for key in ("dims", "fused_modalities"):
+            if fitted.get(key) != store.info.to_json().get(key):
+                raise StoreError(f"the heads were fitted on a store with {key} "
+                                 f"{fitted.get(key)}, but {store.path} has "
+                                 f"{store.info.to_json().get(key)}")
+        check_store(model, store)
+
+
+@torch.no_grad()
+def predict(heads: Heads, model: MediaFM, store: ShotStore | str,
+            clips: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
+    """Scores of every head, long form: title_id, shot_index (or clip_id), task, label, score.
+
+    Every shot is embedded in context (the features the heads were fitted on); with ``clips``,
+    each clip is (its shots' mean, as in fitting).
+    """
+    from mediafm.progress import progress_bar
+
+    store = store if isinstance(store, ShotStore) else ShotStore(store)
+    heads.check(model, store)
+    f = heads.meta["features"]
+    if clips is not None:
+        X = np.stack(embed_clips(model, store, clips, "in-context", f["readout"],
+                                 progress=progress, with_title=f["with_title"])["embedding"])
+        return _long(heads, X, {"clip_id": clips["clip_id"].tolist()})
+    frames = []
+    bar = progress_bar(total=store.info.n_shots, desc="predict", unit="shot",
+                       disable=not progress)
+    for ids, seqs, title_emb in title_batches(store, None, model.config.max_shots):
+        for t, e in zip(ids, embed_sequences(model, seqs, title_emb, f["readout"]),
+                        strict=True):
+            X = np.hstack([e, np.broadcast_to(e.mean(0), e.shape)]) if f["with_title"] else e
+            frames.append(_long(heads, X, {"title_id": [t] * len(e),
+                                           "shot_index": list(range(len(e)))}))
+            bar.update(len(e))
+    bar.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _long(heads: Heads, X: np.ndarray, keys: dict[str, list]) -> pd.DataFrame:
+    out = []
+    for name, h in heads.heads.items():
+        s = h.scores(X)  # (n, K)
+        n, k = s.shape
+        out.append(pd.DataFrame({**{c: np.repeat(v, k) for c, v in keys.items()},
+                                 "task": name, "label": np.tile(h.labels, n),
+                                 "score": s.reshape(-1).astype(np.float32)}))
+    return pd.concat(out, ignore_index=True)
+
+
+def write_predictions(frame: pd.DataFrame, heads: Heads, out: str | os.PathLike) -> Path:
+    """PRED.parquet, with the task kinds in its metadata (``mediafm.tasks``, for moments)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mediafm.atomic import atomic_file
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    kinds = {n: h.task.kind for n, h in heads.heads.items()}
+    table = table.replace_schema_metadata({b"mediafm.tasks": json.dumps(kinds).encode()})
+    with atomic_file(out) as tmp:
+        pq.write_table(table, tmp)
+    return Path(out)

@@ -1,0 +1,219 @@
+"""Using the embeddings: heads and calibrated predictions, moments, title embeddings, search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mediafm.config import TrainConfig
+from mediafm.embed import embed_sequences, embed_titles
+from mediafm.heads import Heads, platt, predict
+from mediafm.model import MediaFM, MediaFMConfig
+from mediafm.moments import ad_breaks, highlights
+from mediafm.probes.catalog_labels import TASKS, make_labels
+from mediafm.search import Index, build_index
+from mediafm.store import StoreError
+from mediafm.train import train
+
+
+@pytest.fixture(scope="module")
+def fitted(store, catalog, tmp_path_factory):
+    root = tmp_path_factory.mktemp("use")
+    train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
+          TrainConfig(steps=30, batch_size=4, eval_every=30), progress=False, device="cpu")
+    model = MediaFM.from_pretrained(root / "run")
+    labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
+    heads = Heads.fit(store, model, labels, TASKS, folds=3, progress=False)
+    return root, model, labels, heads
+
+
+def test_heads_round_trip_and_cross_validated_scores(fitted):
+    root, model, labels, heads = fitted
+    assert heads.tasks == [t.name for t in TASKS]
+    heads.save(root / "heads")
+    again = Heads.load(root / "heads")
+    X = np.random.default_rng(0).normal(size=(5, heads.meta["features"]["dim"]))
+    for name, h in heads.heads.items():
+        np.testing.assert_allclose(again.heads[name].scores(X), h.scores(X), rtol=1e-12)
+        cv = again.heads[name].info["cv"]
+        assert cv["metric"] == h.task.metric and np.isfinite(cv["score"])
+    assert again.heads["tone"].labels == sorted({x for v in labels.tone.dropna() for x in v})
+    assert again.meta["features"] == {"readout": "input+context", "with_title": True,
+                                      "dim": 4 * 32}
+
+
+def test_predictions_are_long_form_and_calibrated(fitted, store):
+    _, model, labels, heads = fitted
+    pred = predict(heads, model, store, progress=False)
+    assert list(pred.columns) == ["title_id", "shot_index", "task", "label", "score"]
+    n_labels = sum(len(h.labels) for h in heads.heads.values())
+    assert len(pred) == store.info.n_shots * n_labels
+    probs = pred[pred.task != "popularity"].score
+    assert probs.between(0, 1).all() and probs.std() > 0.01
+    # a one-shot clip is scored exactly as that shot is
+    t = store.titles.title_id.iloc[0]
+    clips = pd.DataFrame({"clip_id": ["x"], "title_id": [t], "first_shot": [3],
+                          "last_shot": [3]})
+    by_clip = predict(heads, model, store, clips, progress=False)
+    by_shot = pred[(pred.title_id == t) & (pred.shot_index == 3)]
+    np.testing.assert_allclose(by_clip.score.to_numpy(), by_shot.score.to_numpy(), atol=1e-5)
+
+
+def test_heads_refuse_another_model(fitted, store):
+    _, model, _, heads = fitted
+    other = MediaFM(MediaFMConfig(**{**model.config.to_dict(), "hidden": 16}))
+    with pytest.raises(StoreError, match="hidden=32, but this model has hidden=16"):
+        predict(heads, other, store, progress=False)
+
+
+def test_platt_scaling_recovers_the_true_curve():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=20_000)
+    y = rng.random(20_000) < 1 / (1 + np.exp(-(2.0 * s - 1.0)))
+    a, b = platt(s, y)
+    assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-1.0, abs=0.1)
+
+
+def test_highlights_and_ad_breaks_on_known_scores():
+    s = np.zeros(30)
+    s[10:14] = 0.9  # the best run
+    s[20:23] = 0.6
+    got = highlights(s, k=2, min_shots=3, max_shots=4)
+    assert [(lo, hi) for lo, hi, _ in got] == [(10, 13), (20, 22)]
+    assert got[0][2] == pytest.approx(0.9)
+    b = np.full(30, 0.05)
+    b[[8, 17, 25]] = [0.9, 0.5, 0.8]  # scenes start at 8, 17, 25
+    rel = np.zeros((30, 2))
+    rel[17:25, 1] = 0.9  # the scene after the cut at 17 suits an ad of label 1
+    rel[8:17, 0] = 0.2
+    rel[25:, 0] = 0.3
+    breaks = ad_breaks(b, k=3, relevance=rel)
+    assert [m[0] for m in breaks] == [17, 25, 8]  # 0.5 * 0.9 > 0.8 * 0.3 > 0.9 * 0.2
+    assert breaks[0][1] == 24 and breaks[0][4] == 1  # its scene ends before the next cut
+
+
+def test_title_embeddings(fitted, store):
+    _, model, _, _ = fitted
+    mean = embed_titles(model, store, "mean", progress=False)
+    both = embed_titles(model, store, "both", progress=False)
+    assert mean.title_id.tolist() == both.title_id.tolist() == store.titles.title_id.tolist()
+    t = store.titles.iloc[4]
+    (per_shot,) = embed_sequences(model, [store.title_vectors(t.title_id)],
+                                  store.title_embeddings()[[4]])
+    np.testing.assert_allclose(mean.embedding[4], per_shot.mean(0), atol=1e-5)
+    assert len(both.embedding[0]) == len(mean.embedding[0]) + model.config.hidden
+
+
+def _embeddings(tmp_path, n_titles=30, n_shots=40, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_titles, dim))
+    rows = [{"title_id": f"t{t}", "shot_index": i,
+             "embedding": (centers[t] + 0.3 * rng.normal(size=dim)).astype(np.float32)}
+            for t in range(n_titles) for i in range(n_shots)]
+    pd.DataFrame(rows).to_parquet(tmp_path / "emb.parquet")
+    x = np.stack([r["embedding"] for r in rows])
+    return tmp_path / "emb.parquet", x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_search_matches_brute_force(tmp_path):
+    path, x = _embeddings(tmp_path)
+    index = Index.load(build_index(path, tmp_path / "index"))
+    assert index.meta["index"]["exact"]
+    hits = index.search("t3", 5, k=10)
+    sims = x @ x[3 * 40 + 5]
+    order = [i for i in np.argsort(-sims) if i != 3 * 40 + 5][:10]
+    assert hits.shot_index.tolist() == [i % 40 for i in order]
+    assert hits.title_id.tolist() == [f"t{i // 40}" for i in order]
+    np.testing.assert_allclose(hits.score, sims[order], atol=1e-5)
+    other = index.search("t3", 5, k=10, other_titles=True)
+    assert len(other) == 10 and (other.title_id != "t3").all()
+    assert list(other["rank"]) == list(range(1, 11))
+    with pytest.raises(KeyError, match="title 't3' shot 99 is not in the index"):
+        index.search("t3", 99)
+
+
+def test_approximate_index_reaches_its_recall(tmp_path):
+    path, x = _embeddings(tmp_path, n_titles=100, n_shots=60, dim=32)
+    out = build_index(path, tmp_path / "ivf", exact_up_to=1000, target_recall=0.9)
+    index = Index.load(out)
+    meta = index.meta["index"]
+    assert meta["type"] == "IndexIVFFlat" and meta["recall_at_10"] >= 0.9
+    rng = np.random.default_rng(1)
+    recall = []
+    for row in rng.choice(len(x), 50, replace=False):
+        got = index.search(f"t{row // 60}", int(row % 60), k=10)
+        truth = [i for i in np.argsort(-(x @ x[row])) if i != row][:10]
+        want = {(f"t{i // 60}", i % 60) for i in truth}
+        recall.append(len(want & set(zip(got.title_id, got.shot_index, strict=True))) / 10)
+    assert np.mean(recall) >= 0.85
+
+
+def test_index_from_other_embeddings_than_the_store(tmp_path, store):
+    path, _ = _embeddings(tmp_path, n_titles=2)
+    with pytest.raises(StoreError, match="which the store .* does not"):
+        build_index(path, tmp_path / "index", store=store.path)
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.slow
+def test_ray_embedding_equals_local_and_resumes(fitted, store, tmp_path):
+    """Ray actors write the same embeddings as the local engine; a part a killed run already
+    staged is kept, not recomputed (marked here by zeroing it)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from mediafm.embed import embed_part, embed_store
+
+    _, model, _, _ = fitted
+    local = pd.read_parquet(embed_store(model, store, tmp_path / "local.parquet",
+                                        progress=False))
+    staging = tmp_path / ".ray.parquet.parts"
+    staging.mkdir()
+    first = store.parts()[0]
+    done = embed_part(model, store, first)
+    zeros = pc.multiply(done["embedding"].combine_chunks().flatten(), 0.0)
+    import pyarrow as pa
+
+    done = done.set_column(2, "embedding", pa.FixedSizeListArray.from_arrays(
+        zeros, done["embedding"].type.list_size))
+    pq.write_table(done, staging / first)
+    out = pd.read_parquet(embed_store(model, store, tmp_path / "ray.parquet", progress=False,
+                                      engine="ray", workers=2))
+    assert local[["title_id", "shot_index"]].equals(out[["title_id", "shot_index"]])
+    in_first = out.title_id.isin(store.titles[store.titles.part == first].title_id)
+    assert not np.stack(out.embedding[in_first]).any()  # the staged part was reused
+    np.testing.assert_allclose(np.stack(out.embedding[~in_first]),
+                               np.stack(local.embedding[~in_first]), atol=1e-5)
+    assert not staging.exists()
+
+
+@pytest.mark.slow
+def test_ray_embedding_on_a_two_node_cluster_from_the_cli(fitted, store, tmp_path):
+    """``mediafm embed --engine ray --address`` on a head and a second node (one CPU each):
+    the two actors run on different nodes; the output is the local engine's."""
+    import subprocess
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    root, model, _, _ = fitted
+    from mediafm.embed import embed_store
+
+    local = pd.read_parquet(embed_store(model, store, tmp_path / "local.parquet",
+                                        progress=False))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "embed", "--model",
+                               str(root / "run"), "--store", str(store.path), "--out",
+                               "cluster.parquet", "--engine", "ray", "--address",
+                               cluster.address, "--workers", "2"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = pd.read_parquet(tmp_path / "cluster.parquet")
+    assert local[["title_id", "shot_index"]].equals(out[["title_id", "shot_index"]])
+    np.testing.assert_allclose(np.stack(out.embedding), np.stack(local.embedding), atol=1e-5)
