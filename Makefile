@@ -21,11 +21,13 @@ $(VENV)/.installed: pyproject.toml
 		echo "aisfx could not be installed: audio falls back to log-mel statistics"
 	touch $@
 
-# Debian packages: ffmpeg and espeak-ng make the test media, chromium renders the HTML report.
+# Debian packages (command:package): ffmpeg and espeak-ng make the test media, chromium renders
+# the HTML report and drives the explorer's browser test (with chromium-driver).
 # Installed when missing (root or sudo); CI's clean machine gets them here.
-DEBS := ffmpeg espeak-ng chromium
+DEBS := ffmpeg:ffmpeg espeak-ng:espeak-ng chromium:chromium chromedriver:chromium-driver
 system-deps:
-	@missing=""; for p in $(DEBS); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for cp in $(DEBS); do c=$${cp%%:*}; p=$${cp#*:}; \
+		command -v $$c >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "installing Debian packages:$$missing"; \
@@ -52,6 +54,7 @@ bench: install system-deps
 	$(PY) benchmarks/embed_throughput.py
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/readme.py
 
 # On a machine with a CUDA GPU: base at 512 shots with bf16 and compile, embedding, and the

@@ -22,8 +22,9 @@ def mediafm(*args, cwd, check=True):
     return proc
 
 
-COMMANDS = ["import", "ingest", "info", "synth", "synth-store", "cache", "train", "embed",
-            "probe", "heads", "predict", "moments", "index", "search", "demo"]
+COMMANDS = ["import", "ingest", "info", "synth", "synth-store", "cache", "thumbs", "train",
+            "embed", "probe", "heads", "predict", "moments", "index", "search", "serve",
+            "demo"]
 
 
 def test_every_command_has_help_and_docs(tmp_path):

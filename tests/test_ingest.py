@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,50 +21,6 @@ from mediafm.ingest.subtitles import assign, load_cues
 from mediafm.store import ShotStore
 
 FPS = 25
-
-
-def ffmpeg(*args, cwd):
-    assert shutil.which("ffmpeg"), "ffmpeg is needed: `make test` installs it (system-deps)"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], cwd=cwd, check=True)
-
-
-@pytest.fixture(scope="session")
-def media(tmp_path_factory):
-    d = tmp_path_factory.mktemp("media")
-    # three shots, hard cuts at 2.0 s and 4.0 s, a 440 Hz tone
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration=2",
-           "-f", "lavfi", "-i", f"color=c=red:size=320x240:rate={FPS}:duration=2",
-           "-f", "lavfi", "-i", f"mandelbrot=size=320x240:rate={FPS}",
-           "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
-           "-filter_complex", "[2:v]trim=duration=2,setpts=PTS-STARTPTS[m];"
-           "[0:v][1:v][m]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-map", "3:a",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "cuts.mp4",
-           cwd=d)
-    (d / "cuts.srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nHello there.\n\n"
-                                "2\n00:00:03,000 --> 00:00:04,500\nWe meet <i>again</i>.\n")
-    # speech (espeak-ng), odd frame size, lossless ffv1 in Matroska, variable frame rate
-    assert shutil.which("espeak-ng"), "espeak-ng is needed: `make test` installs it"
-    subprocess.run(["espeak-ng", "-w", str(d / "speech.wav"),
-                    "The treasure is buried under the old oak tree."], check=True)
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x180:rate={FPS}:duration=2",
-           "-f", "lavfi", "-i", f"color=c=blue:size=320x180:rate={FPS}:duration=2",
-           "-i", "speech.wav", "-filter_complex",
-           "[0:v]scale=321:181,setsar=1[a];[1:v]scale=321:181,setsar=1[b];"
-           "[a][b]concat=n=2:v=1:a=0,select='not(eq(mod(n\\,3)\\,2))'[v]",
-           "-map", "[v]", "-map", "2:a", "-fps_mode", "vfr", "-c:v", "ffv1",
-           "-c:a", "pcm_s16le", "odd.mkv", cwd=d)
-    # WebVTT in Latin-1 with accents: the encoding must be detected
-    (d / "odd.vtt").write_bytes("WEBVTT\n\n00:00:00.200 --> 00:00:01.000\nLe trésor est caché "
-                                "sous le vieux chêne, près de la rivière.\n".encode("latin-1"))
-    # bad inputs
-    (d / "not_video.mp4").write_text("this is not a video\n" * 50)
-    (d / "empty.mp4").write_bytes(b"")
-    data = (d / "cuts.mp4").read_bytes()
-    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x120:rate={FPS}:duration=2",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "silent.mp4", cwd=d)
-    (d / "bad.srt").write_text("1\nthis is not\na subtitle file at all\n")
-    return d
 
 
 def test_cuts_within_two_frames(media):

@@ -125,8 +125,8 @@ def _use(out: Path, store, model, labels, tasks, run: Path, progress: bool) -> l
                       progress=progress)
     heads.save(out / "heads")
     pred = predict(heads, model, store, progress=progress)
-    write_predictions(pred, heads, out / "predictions.parquet")
-    kinds = {n: h.task.kind for n, h in heads.heads.items()}
+    write_predictions(pred, heads.kinds, out / "predictions.parquet")
+    kinds = heads.kinds
     title = store.titles["title_id"].iloc[0]
     moments = find_moments(pred[pred["title_id"] == title], kinds, store,
                            ["clip_worthy", "boundary"], k=3, relevance="ad_relevancy")

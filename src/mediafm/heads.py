@@ -91,6 +91,10 @@ class Heads:
     def tasks(self) -> list[str]:
         return list(self.heads)
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {n: h.task.kind for n, h in self.heads.items()}
+
     @classmethod
     def fit(cls, store: ShotStore | str, model: MediaFM, labels: pd.DataFrame,
             tasks: list[Task], readout: str = DEFAULT_READOUT, with_title: bool = True,
@@ -235,15 +239,16 @@ def _long(heads: Heads, X: np.ndarray, keys: dict[str, list]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def write_predictions(frame: pd.DataFrame, heads: Heads, out: str | os.PathLike) -> Path:
-    """PRED.parquet, with the task kinds in its metadata (``mediafm.tasks``, for moments)."""
+def write_predictions(frame: pd.DataFrame, kinds: dict[str, str], out: str | os.PathLike
+                      ) -> Path:
+    """PRED.parquet, with the task kinds in its metadata (``mediafm.tasks``, for moments);
+    ``kinds``: task -> kind, e.g. ``heads.kinds``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mediafm.atomic import atomic_file
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    kinds = {n: h.task.kind for n, h in heads.heads.items()}
     table = table.replace_schema_metadata({b"mediafm.tasks": json.dumps(kinds).encode()})
     with atomic_file(out) as tmp:
         pq.write_table(table, tmp)

@@ -94,6 +94,13 @@ def _synth_store(args: argparse.Namespace) -> None:
         _cache(argparse.Namespace(store=out, quiet=args.quiet))
 
 
+def _thumbs(args: argparse.Namespace) -> None:
+    from mediafm.store.thumbs import add_thumbs
+
+    out = add_thumbs(args.store, progress=not args.quiet)
+    print(f"wrote {out}")
+
+
 def register(sub) -> None:
     from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
 
@@ -166,4 +173,9 @@ def register(sub) -> None:
         "training reads, to keep GPUs fed (costs one more copy of the fused vectors on disk)"))
     s.add_argument("--store", required=True)
     s.set_defaults(func=_cache)
+
+    s = sub.add_parser("thumbs", help="add shot thumbnails (middle frames, <= 192 px wide) to "
+                       "an ingested store, from its recorded media")
+    s.add_argument("--store", required=True)
+    s.set_defaults(func=_thumbs)
 

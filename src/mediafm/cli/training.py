@@ -86,7 +86,10 @@ def _demo(args: argparse.Namespace) -> None:
 
     report = run_demo(args.out, n_titles=args.titles, overrides=args.set,
                       progress=not args.quiet, preset=args.preset, seed=args.seed)
+    out = Path(args.out)
     print(f"report: {report}")
+    print(f"explore it: mediafm serve --store {out / 'store'} --pred "
+          f"{out / 'predictions.parquet'} --index {out / 'index'}")
 
 
 def register(sub) -> None:

@@ -48,7 +48,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.clips:
         clips = pd.read_parquet(args.clips)
     frame = predict(heads, model, store, clips, progress=not args.quiet)
-    out = write_predictions(frame, heads, args.out)
+    out = write_predictions(frame, heads.kinds, args.out)
     print(f"wrote {len(frame):,} predictions ({', '.join(heads.tasks)}) to {out}")
 
 
@@ -89,6 +89,24 @@ def _search(args: argparse.Namespace) -> None:
         print(hits.to_json(orient="records", indent=1))
     else:
         print(hits.to_string(index=False))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import os
+    import sys
+
+    from mediafm.serve.app import serve
+    from mediafm.serve.catalog import Catalog
+
+    token = args.token or os.environ.get("MEDIAFM_TOKEN")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can open "
+              "the explorer" + ("" if token else "; set --token (or MEDIAFM_TOKEN) to require "
+                                "a bearer token"), file=sys.stderr)
+    catalog = Catalog(args.store, args.model, args.heads, args.index, args.pred)
+    print(f"mediafm explorer: http://{args.host}:{args.port}/"
+          + (f"?token={token}" if token else "") + f"  (API docs: /docs; {args.store})")
+    serve(catalog, args.host, args.port, token)
 
 
 def register(sub) -> None:
@@ -150,3 +168,17 @@ def register(sub) -> None:
                    help="exclude the query's own title")
     s.add_argument("--json", action="store_true", help="JSON records instead of a table")
     s.set_defaults(func=_search)
+
+    s = sub.add_parser("serve", help="the explorer: a local web app over a store, predictions "
+                       "and search (FastAPI + uvicorn)")
+    s.add_argument("--store", required=True)
+    s.add_argument("--model", help="a run or model directory (predictions with --heads)")
+    s.add_argument("--heads", help="heads directory: prediction lanes and moments")
+    s.add_argument("--pred", help="precomputed PRED.parquet from predict (instead of "
+                   "--model/--heads)")
+    s.add_argument("--index", help="a shot index for search (else exact search over the store)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--token", help="require this bearer token on every request (default: "
+                   "$MEDIAFM_TOKEN)")
+    s.set_defaults(func=_serve)

@@ -81,25 +81,50 @@ def _video_frames(path: str | Path):
         raise MediaError(f"{path}: no decodable video frames")
 
 
-def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: int = 224
-              ) -> np.ndarray:
+def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: int = 224,
+              thumbs: np.ndarray | None = None, thumb_width: int = 192
+              ) -> np.ndarray | tuple[np.ndarray, list[bytes | None]]:
     """(len(times), crop, crop, 3) uint8 RGB: for each time, the last frame shown at or before it,
     resized so its short side is ``short_side``, then centre-cropped. Variable frame rates are
     fine: frames are matched by presentation time, not by index. Times past the last decodable
-    frame (a truncated file) get the last frame."""
+    frame (a truncated file) get the last frame.
+
+    ``thumbs``: a bool mask over ``times``; those frames are also returned as JPEG thumbnails
+    at most ``thumb_width`` wide (aspect kept), from the same decoding pass: returns
+    (frames, [jpeg bytes or None per time]).
+    """
     order = np.argsort(times)
     out = np.zeros((len(times), crop, crop, 3), dtype=np.uint8)
+    jpegs: list[bytes | None] = [None] * len(times)
+
+    def take(i: int, frame) -> None:
+        out[i] = _resize_crop(frame, short_side, crop)
+        if thumbs is not None and thumbs[i]:
+            jpegs[i] = thumbnail(frame, thumb_width)
+
     k, last = 0, None
     for frame in _video_frames(path):
         while k < len(order) and last is not None and times[order[k]] < frame.time:
-            out[order[k]] = _resize_crop(last, short_side, crop)
+            take(order[k], last)
             k += 1
         last = frame
         if k >= len(order):
             break
     for i in order[k:]:
-        out[i] = _resize_crop(last, short_side, crop)
-    return out
+        take(i, last)
+    return out if thumbs is None else (out, jpegs)
+
+
+def thumbnail(frame, width: int = 192, quality: int = 80) -> bytes:
+    """A decoded frame as a JPEG at most ``width`` pixels wide (aspect ratio kept)."""
+    import io
+
+    w, h = frame.width, frame.height
+    if w > width:
+        w, h = width, max(1, round(frame.height * width / frame.width))
+    buf = io.BytesIO()
+    frame.to_image(width=w, height=h).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
 
 
 def small_frames(path: str | Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

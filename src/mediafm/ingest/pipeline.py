@@ -98,7 +98,8 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     lap("shots")
     k = cfg.frames_per_shot
     times = np.array([s + (j + 0.5) * (e - s) / k for s, e in shots for j in range(k)])
-    frames = frames_at(job.video, times)
+    middle = np.arange(len(times)) % k == k // 2  # one thumbnail a shot, same decoding pass
+    frames, jpegs = frames_at(job.video, times, thumbs=middle)
     lap("decode video")
     video = enc.video.encode([frames[i * k:(i + 1) * k] for i in range(len(shots))])
     lap("video encoder")
@@ -124,7 +125,7 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     frame = pd.DataFrame({"title_id": job.title_id, "shot_index": np.arange(len(shots)),
                           "start_s": [s for s, _ in shots], "end_s": [e for _, e in shots],
                           "video": list(video), "audio": list(audio), "text": text_col,
-                          "subtitle_text": texts})
+                          "subtitle_text": texts, "thumb": [j for j in jpegs if j is not None]})
     record = {"title_id": job.title_id, "video_path": job.video, "duration_s": info.duration_s,
               "dims": {"video": enc.video.dim, "audio": enc.audio.dim, "text": enc.text.dim},
               "n_shots": len(shots), "has_audio": info.has_audio,

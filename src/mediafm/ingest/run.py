@@ -102,6 +102,7 @@ def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[d
 def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
     """Import the staged titles of ``jobs`` (in that order) as the store ``out``."""
     from mediafm.store import import_shots
+    from mediafm.store.thumbs import write_thumbs
 
     records = [staging.record(j.title_id) for j in jobs]
     titles = pd.DataFrame({"title_id": [r["title_id"] for r in records],
@@ -117,4 +118,10 @@ def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
         store = import_shots([staging.shots_path(j.title_id) for j in jobs], out, titles_path,
                              encoders=encoders, progress=False)
     write_text(out / "ingest.json", json.dumps([asdict(j) for j in jobs], indent=1))
+    thumbs = []
+    for j in jobs:
+        table = pq.read_table(staging.shots_path(j.title_id))
+        if "thumb" in table.column_names:  # titles staged before thumbnails existed: none
+            thumbs.append((j.title_id, table["thumb"].to_pylist()))
+    write_thumbs(store, thumbs)
     return store

@@ -52,7 +52,7 @@ class Staging:
                             ("start_s", pa.float64()), ("end_s", pa.float64()),
                             *[(m, pa.list_(pa.float32(), dims[m]))
                               for m in ("video", "audio", "text")],
-                            ("subtitle_text", pa.string())])
+                            ("subtitle_text", pa.string()), ("thumb", pa.binary())])
         with atomic_file(self.shots_path(title_id)) as tmp:
             pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
         write_text(self.record_path(title_id), json.dumps(record))

@@ -1,0 +1,278 @@
+"""The explorer as a person uses it: the API (every endpoint, bad ids and parameters, path
+traversal, tokens), real headless Chromium clicking through the page, and a bounded load test
+on the loopback address."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mediafm.config import TrainConfig
+from mediafm.heads import Heads
+from mediafm.ingest import IngestConfig, TitleJob, ingest
+from mediafm.model import MediaFM
+from mediafm.probes.catalog_labels import TASKS, make_labels
+from mediafm.serve.app import create_app
+from mediafm.serve.catalog import Catalog
+from mediafm.train import train
+
+
+@pytest.fixture(scope="module")
+def synthetic(store, catalog, tmp_path_factory):
+    """The synthetic store with a model and heads: prediction lanes, moments, exact search."""
+    root = tmp_path_factory.mktemp("serve")
+    train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
+          TrainConfig(steps=20, batch_size=4, eval_every=20), progress=False, device="cpu")
+    model = MediaFM.from_pretrained(root / "run")
+    labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
+    Heads.fit(store, model, labels, TASKS, folds=3, progress=False).save(root / "heads")
+    return Catalog(store.path, str(root / "run"), str(root / "heads"))
+
+
+@pytest.fixture(scope="module")
+def ingested(media, tmp_path_factory):
+    """Two real videos ingested (fast encoders): thumbnails and recorded media."""
+    root = tmp_path_factory.mktemp("serve-media")
+    for f in ("cuts.mp4", "odd.mkv"):
+        shutil.copy(media / f, root / f)
+    jobs = [TitleJob("cuts", str(root / "cuts.mp4")), TitleJob("odd", str(root / "odd.mkv"))]
+    ingest(jobs, root / "store", IngestConfig(video_encoder="color-stats",
+                                              audio_encoder="logmel"), progress=False)
+    return root, Catalog(root / "store")
+
+
+def test_every_endpoint(synthetic):
+    client = TestClient(create_app(synthetic))
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["titles"] == 24 and health["predictions"]
+    page = client.get("/api/titles", params={"limit": 5, "offset": 2}).json()
+    assert page["total"] == 24 and [t["title_id"] for t in page["titles"]] == [
+        f"title-{i:05d}" for i in range(2, 7)]
+    assert client.get("/api/titles", params={"q": "title-0001"}).json()["total"] == 10
+    t = client.get("/api/titles/title-00003").json()
+    n = t["n_shots"]
+    assert len(t["shots"]["start_s"]) == n and len(t["shots"]["has_text"]) == n
+    assert set(t["predictions"]) == {task.name for task in TASKS}
+    tone = t["predictions"]["tone"]
+    assert tone["kind"] == "multilabel" and len(tone["scores"]) == n
+    assert len(tone["scores"][0]) == len(tone["labels"])
+    assert {m["kind"] for m in t["moments"]} == {"highlight", "ad break"}
+    hits = client.get("/api/search", params={"title": "title-00003", "shot": 2, "k": 5,
+                                             "other_titles": True}).json()["hits"]
+    assert len(hits) == 5 and all(h["title_id"] != "title-00003" for h in hits)
+    assert hits == sorted(hits, key=lambda h: -h["score"])
+    assert client.get("/").status_code == 200 and "mediafm explorer" in client.get("/").text
+    assert client.get("/static/app.js").status_code == 200
+    assert "/api/titles/{title_id}" in client.get("/openapi.json").json()["paths"]
+
+
+def test_unknown_ids_and_bad_parameters(synthetic):
+    client = TestClient(create_app(synthetic))
+    r = client.get("/api/titles/nope")
+    assert r.status_code == 404 and "unknown title 'nope'" in r.json()["detail"]
+    assert client.get("/api/search", params={"title": "nope", "shot": 0}).status_code == 404
+    r = client.get("/api/search", params={"title": "title-00003", "shot": 10_000})
+    assert r.status_code == 404 and "has no shot 10000" in r.json()["detail"]
+    for params in ({"title": "title-00003", "shot": -1}, {"title": "title-00003", "shot": "x"},
+                   {"title": "title-00003"}, {"title": "title-00003", "shot": 1, "k": 0}):
+        assert client.get("/api/search", params=params).status_code == 422, params
+    assert client.get("/api/titles", params={"limit": 0}).status_code == 422
+    assert client.get("/api/titles/title-00003/shots/x/thumb.jpg").status_code == 422
+    r = client.get("/api/titles/title-00003/shots/1/thumb.jpg")  # an imported store: none
+    assert r.status_code == 404 and "no thumbnail" in r.json()["detail"]
+    assert client.get("/api/titles/title-00003/media").status_code == 404
+
+
+def test_thumbnails_media_ranges_and_traversal(ingested):
+    root, catalog = ingested
+    client = TestClient(create_app(catalog))
+    jpeg = client.get("/api/titles/cuts/shots/1/thumb.jpg")
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content[:2] == b"\xff\xd8"  # a JPEG
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(jpeg.content))
+    assert img.width <= 192 and np.asarray(img).reshape(-1, 3).mean(0)[0] > 150  # the red shot
+    full = (root / "cuts.mp4").read_bytes()
+    part = client.get("/api/titles/cuts/media", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == full[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(full)}"
+    for evil in ("../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e/store.json",
+                 "cuts/../../store.json", "/etc/passwd"):
+        for path in (f"/api/titles/{evil}", f"/api/titles/{evil}/media",
+                     f"/api/titles/{evil}/shots/0/thumb.jpg"):
+            r = client.get(path)
+            assert r.status_code == 404, (path, r.status_code)
+            assert b"root:" not in r.content and b"mediafm-store" not in r.content
+    (root / "odd.mkv").unlink()  # recorded, but gone: no file served
+    assert client.get("/api/titles/odd/media").status_code == 404
+
+
+def test_token_is_required_when_set(synthetic):
+    client = TestClient(create_app(synthetic, token="s3cret"))
+    for path in ("/healthz", "/api/titles", "/", "/static/app.js", "/openapi.json"):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/api/titles", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = client.get("/api/titles", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+    page = client.get("/?token=s3cret")  # the page sets a cookie, then everything works
+    assert page.status_code == 200 and client.get("/api/titles").status_code == 200
+
+
+class Server:
+    """uvicorn on 127.0.0.1 and a free port, in a thread, stopped by the test."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def chromium(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert binary and driver, "Debian chromium + chromium-driver: `make test` installs them"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,900",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def screenshot_is_a_page(path: Path) -> None:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)[..., :3]
+    assert (pixels < 0.9).any(axis=-1).mean() > 0.05, "screenshot is nearly blank"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["synthetic", "ingested"])
+def test_a_person_clicks_through_the_explorer(which, synthetic, ingested, tmp_path):
+    """Open the catalog, click a title, click a shot: the neighbours in other titles appear
+    (with thumbnails when the store has them); screenshots are not blank; no console errors."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    catalog = synthetic if which == "synthetic" else ingested[1]
+    with Server(create_app(catalog)) as url:
+        browser = chromium(tmp_path)
+        try:
+            wait = WebDriverWait(browser, 30)
+            browser.get(url)
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#titles li")))
+            titles = browser.find_elements(By.CSS_SELECTOR, "#titles li")
+            assert len(titles) == len(catalog.titles)
+            titles[1].click()
+            tile = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".tile[data-shot='1']")))
+            browser.save_screenshot(str(tmp_path / "title.png"))
+            tile.click()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".neighbour")))
+            neighbours = browser.find_elements(By.CSS_SELECTOR, ".neighbour")
+            own = catalog.titles["title_id"].iloc[1]
+            assert neighbours and all(n.get_attribute("data-title") != own for n in neighbours)
+            if which == "ingested":  # real thumbnails, decoded by the browser
+                wait.until(lambda b: b.execute_script(
+                    "return [...document.querySelectorAll('.neighbour img, .tile img')]"
+                    ".every(i => i.complete && i.naturalWidth > 0)"))
+                assert browser.find_elements(By.CSS_SELECTOR, "#shot-panel video")
+            else:
+                assert browser.find_elements(By.CSS_SELECTOR, ".moments button")
+                assert len(browser.find_elements(By.CSS_SELECTOR, ".tile .lane")) > 0
+            browser.save_screenshot(str(tmp_path / "shot.png"))
+            target = browser.find_elements(By.CSS_SELECTOR, ".neighbour")[0]
+            goal = target.get_attribute("data-title")
+            target.click()  # follow a neighbour into its title
+            wait.until(lambda b: b.execute_script(
+                "return document.querySelector('#title-view h2')?.textContent") == goal)
+            wait.until(lambda b: b.execute_script(
+                "return document.querySelectorAll('.neighbour').length > 0"))
+            errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, errors
+        finally:
+            browser.quit()
+    for name in ("title.png", "shot.png"):
+        screenshot_is_a_page(tmp_path / name)
+
+
+async def load(url: str, paths: list[str], clients: int, timeout_s: float = 120.0
+               ) -> tuple[list[float], list[int]]:
+    """GET every path once, ``clients`` at a time; (latencies s, status codes). Bounded: it
+    stops by itself when the paths are done or the timeout passes."""
+    import httpx
+
+    queue = asyncio.Queue()
+    for p in paths:
+        queue.put_nowait(p)
+    latencies, codes = [], []
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            while not queue.empty():
+                path = queue.get_nowait()
+                t = time.perf_counter()
+                r = await c.get(path)
+                latencies.append(time.perf_counter() - t)
+                codes.append(r.status_code)
+
+    await asyncio.wait_for(asyncio.gather(*(client() for _ in range(clients))), timeout_s)
+    return latencies, codes
+
+
+def mixed_paths(catalog: Catalog, n: int, seed: int = 0) -> list[str]:
+    """Title pages, thumbnails and searches, as a person browsing the catalog asks for them."""
+    rng = np.random.default_rng(seed)
+    ids, shots = catalog.titles["title_id"].tolist(), catalog.titles["n_shots"].tolist()
+    out = []
+    for _ in range(n):
+        t = int(rng.integers(len(ids)))
+        s = int(rng.integers(shots[t]))
+        kind = rng.choice(["title", "thumb", "search", "list"], p=[0.3, 0.4, 0.2, 0.1])
+        out.append({"title": f"/api/titles/{ids[t]}",
+                    "thumb": f"/api/titles/{ids[t]}/shots/{s}/thumb.jpg",
+                    "search": f"/api/search?title={ids[t]}&shot={s}&k=10&other_titles=true",
+                    "list": "/api/titles?limit=50"}[kind])
+    return out
+
+
+@pytest.mark.slow
+def test_bounded_load_on_loopback(ingested):
+    _, catalog = ingested
+    with Server(create_app(catalog)) as url:
+        latencies, codes = asyncio.run(load(url, mixed_paths(catalog, 400), clients=20))
+    assert len(codes) == len(latencies) == 400 and set(codes) == {200}
