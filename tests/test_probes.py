@@ -158,3 +158,22 @@ def test_probe_chooses_the_informative_option_and_blocks():
     one_alpha = probe(wide, y, groups, "ap", seeds=(0,)).mean
     blocks = probe(Features.of(wide, (4, 300)), y, groups, "ap", seeds=(0,)).mean
     assert blocks > one_alpha + 0.03 and blocks > alone - 0.03
+
+
+def test_dual_and_primal_ridge_agree():
+    """Folds with fewer rows than columns solve the kernel form: the same predictions."""
+    from mediafm.probes.linear import InnerFold
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(60, 40)), rng.normal(size=(60, 2))
+    fit, held = np.arange(30), np.arange(30, 60)
+    w = rng.uniform(0.1, 1, 40)
+    dual = InnerFold(X, Y, fit, held)  # 30 rows < 40 columns
+    primal = InnerFold(X, Y, fit, held)
+    primal.dual = False
+    primal.gram, primal.zty = primal.Z.T @ primal.Z, primal.Z.T @ primal.yc
+    assert dual.dual
+    for weights in (None, w):
+        a, b = dual.predict(weights), primal.predict(weights)
+        for alpha in a:
+            np.testing.assert_allclose(a[alpha], b[alpha], rtol=1e-6, atol=1e-8)

@@ -115,8 +115,16 @@ def test_thumbnails_media_ranges_and_traversal(ingested):
             r = client.get(path)
             assert r.status_code == 404, (path, r.status_code)
             assert b"root:" not in r.content and b"mediafm-store" not in r.content
-    (root / "odd.mkv").unlink()  # recorded, but gone: no file served
-    assert client.get("/api/titles/odd/media").status_code == 404
+    assert client.get("/api/titles/odd").json()["media"] is True
+    gone = root / "odd.mkv"
+    moved = gone.rename(root / "odd.moved")  # recorded, but gone: no file served, no player
+    try:
+        catalog.cache.clear()
+        assert client.get("/api/titles/odd/media").status_code == 404
+        assert client.get("/api/titles/odd").json()["media"] is False
+    finally:
+        moved.rename(gone)
+        catalog.cache.clear()
 
 
 def test_token_is_required_when_set(synthetic):

@@ -85,7 +85,8 @@ def _demo(args: argparse.Namespace) -> None:
     from mediafm.demo import run_demo
 
     report = run_demo(args.out, n_titles=args.titles, overrides=args.set,
-                      progress=not args.quiet, preset=args.preset, seed=args.seed)
+                      progress=not args.quiet, preset=args.preset, seed=args.seed,
+                      probe_seeds=args.probe_seeds)
     out = Path(args.out)
     print(f"report: {report}")
     print(f"explore it: mediafm serve --store {out / 'store'} --pred "
@@ -156,6 +157,8 @@ def register_demo(sub) -> None:
     s.add_argument("--preset", choices=PRESETS, default="clean", help="the catalog (see synth)")
     s.add_argument("--titles", type=int, default=100)
     s.add_argument("--seed", type=int, default=0, help="the catalog's seed")
+    s.add_argument("--probe-seeds", type=int, default=3,
+                   help="title partitions the probes average over (as probe --seeds)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a tiny-config value")
     s.set_defaults(func=_demo)

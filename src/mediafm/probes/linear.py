@@ -109,19 +109,30 @@ class Choice:
     alpha: float
 
 
-class _InnerFold:
+class InnerFold:
     """One inner fold, standardised once; predictions for any block weights and every alpha
-    from one eigendecomposition of the weighted Gram matrix."""
+    from one eigendecomposition: of the weighted Gram matrix (columns x columns), or of the
+    kernel matrix (rows x rows) when the fold has fewer rows than columns. The two give the
+    same ridge predictions; the smaller one is cheaper."""
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, fit: np.ndarray, held: np.ndarray):
         mean, std = X[fit].mean(0), X[fit].std(0) + 1e-6
-        Z = (X[fit] - mean) / std
+        self.Z = (X[fit] - mean) / std
         self.held = (X[held] - mean) / std
         self.y_mean = Y[fit].mean(0)
-        self.gram = Z.T @ Z
-        self.zty = Z.T @ (Y[fit] - self.y_mean)
+        self.yc = Y[fit] - self.y_mean
+        self.dual = len(fit) < X.shape[1]
+        if not self.dual:
+            self.gram = self.Z.T @ self.Z
+            self.zty = self.Z.T @ self.yc
 
     def predict(self, w: np.ndarray | None) -> dict[float, np.ndarray]:
+        if self.dual:  # predictions = H (K + a I)^-1 y with K = Zw Zw^T, H = Hw Zw^T
+            Zw, Hw = (self.Z, self.held) if w is None else (self.Z * w, self.held * w)
+            evals, U = np.linalg.eigh(Zw @ Zw.T)
+            evals = np.clip(evals, 0, None)
+            hu, uty = (Hw @ Zw.T) @ U, U.T @ self.yc
+            return {a: hu @ (uty / (evals + a)[:, None]) + self.y_mean for a in ALPHAS}
         gram, zty, held = self.gram, self.zty, self.held
         if w is not None:
             gram, zty, held = gram * np.outer(w, w), zty * w[:, None], held * w
@@ -145,14 +156,14 @@ def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
     if len(folds) < 2:
         return choice
     Y = _as_2d(y)
-    cache: dict[str, list[_InnerFold]] = {}
+    cache: dict[str, list[InnerFold]] = {}
     best = -np.inf
 
     def evaluate(option: str, weights: tuple[float, ...]) -> None:
         nonlocal choice, best
         if option not in cache:
             X = feats.options[option]
-            cache[option] = [_InnerFold(X, Y, np.setdiff1d(np.arange(len(y)), f), f)
+            cache[option] = [InnerFold(X, Y, np.setdiff1d(np.arange(len(y)), f), f)
                              for f in folds]
         preds = {a: np.zeros_like(Y) for a in ALPHAS}
         for fold, held in zip(cache[option], folds, strict=True):

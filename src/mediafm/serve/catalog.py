@@ -79,7 +79,7 @@ class Catalog:
         return {"total": len(t), "offset": offset, "limit": limit,
                 "titles": [{"title_id": r.title_id, "n_shots": int(r.n_shots),
                             "synopsis": r.synopsis, "tags": r.tags,
-                            "media": r.title_id in self.media}
+                            "media": self.has_media(r.title_id)}
                            for r in page.itertuples()]}
 
     def title(self, title_id: str) -> dict:
@@ -106,7 +106,7 @@ class Catalog:
         moments = self._moments(title_id, preds)
         return {"title_id": title_id, "n_shots": n, "synopsis": row.synopsis,
                 "tags": row.tags, "duration_s": float(end[-1]) if n else 0.0,
-                "media": title_id in self.media, "thumbs": self.thumbs.available,
+                "media": self.has_media(title_id), "thumbs": self.thumbs.available,
                 "shots": {"start_s": np.round(start, 3).tolist(),
                           "end_s": np.round(end, 3).tolist(),
                           "has_text": [bool(x) for x in has_text]},
@@ -163,6 +163,12 @@ class Catalog:
     def thumb(self, title_id: str, shot: int) -> bytes | None:
         self.store.title_row(title_id)  # StoreError if unknown
         return self.thumbs.get(title_id, shot)
+
+    def has_media(self, title_id: str) -> bool:
+        """Whether the page may offer playback: recorded *and* still on disk (a moved or
+        deleted file would otherwise show a player that can only fail)."""
+        path = self.media.get(title_id)
+        return bool(path) and Path(path).is_file()
 
     def media_file(self, title_id: str) -> Path | None:
         """The recorded source media of a title, if the file is there; never another path."""
