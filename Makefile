@@ -65,7 +65,7 @@ bench-gpu: install
 	$(PY) benchmarks/loader_throughput.py --sources cache cuda --threads 1 2 4 --workers 0
 	$(PY) benchmarks/readme.py
 
-# Does context win? presets x seeds x recipes -> probe tables (~1.5 h on 2 cores).
+# Does context win? presets x seeds x recipes -> probe tables (~2 h on 2 cores).
 bench-quality: install
 	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
 		--recipes "spec (learned positions),tiny default (rope + crop + mask 0.4),alibi + crop" \

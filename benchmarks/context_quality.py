@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
+
+import harness  # benchmarks/harness.py, beside this script
 
 # name -> --set overrides on top of the tiny config; the levers of the context issue
 RECIPES: dict[str, list[str]] = {
@@ -44,19 +44,6 @@ RECIPES: dict[str, list[str]] = {
     "alibi + crop + mask 0.4": ["positions=alibi", "crop=0.5", "mask_ratio=0.4"],
     "tiny default (rope + crop + mask 0.4)": [],
 }
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        names = [x.split(":", 1)[1].strip() for x in info.read_text().splitlines()
-                 if x.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "date": date.today().isoformat()}
 
 
 def prepare(work: Path, preset: str, seed: int, titles: int):
@@ -104,7 +91,7 @@ def run(args) -> None:
     records = json.loads(out.read_text()) if out.exists() else []
     done = {(r["preset"], r["seed"], r["recipe"]) for r in records}
     work = Path(args.workdir)
-    info = machine()
+    info = harness.machine()
 
     def save(new: list[dict]) -> None:
         records.extend(new)

@@ -65,6 +65,26 @@ def ffmpeg(*args, cwd):
 
 
 @pytest.fixture(scope="session")
+def fitted(store, catalog, tmp_path_factory):
+    """A small model trained on ``store`` and task heads fitted on it (saved in ROOT/heads):
+    what the use and serve tests read. Returns (root, model, labels, heads)."""
+    from mediafm.config import TrainConfig
+    from mediafm.heads import Heads
+    from mediafm.model import MediaFM
+    from mediafm.probes.catalog_labels import TASKS, make_labels
+    from mediafm.train import train
+
+    root = tmp_path_factory.mktemp("fitted")
+    train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
+          TrainConfig(steps=30, batch_size=4, eval_every=30), progress=False, device="cpu")
+    model = MediaFM.from_pretrained(root / "run")
+    labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
+    heads = Heads.fit(store, model, labels, TASKS, folds=3, progress=False)
+    heads.save(root / "heads")
+    return root, model, labels, heads
+
+
+@pytest.fixture(scope="session")
 def media(tmp_path_factory):
     d = tmp_path_factory.mktemp("media")
     # three shots, hard cuts at 2.0 s and 4.0 s, a 440 Hz tone

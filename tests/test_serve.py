@@ -12,29 +12,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mediafm.config import TrainConfig
-from mediafm.heads import Heads
 from mediafm.ingest import IngestConfig, TitleJob, ingest
-from mediafm.model import MediaFM
-from mediafm.probes.catalog_labels import TASKS, make_labels
+from mediafm.probes.catalog_labels import TASKS
 from mediafm.serve.app import create_app
 from mediafm.serve.catalog import Catalog
-from mediafm.train import train
 
 
 @pytest.fixture(scope="module")
-def synthetic(store, catalog, tmp_path_factory):
+def synthetic(store, fitted):
     """The synthetic store with a model and heads: prediction lanes, moments, exact search."""
-    root = tmp_path_factory.mktemp("serve")
-    train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
-          TrainConfig(steps=20, batch_size=4, eval_every=20), progress=False, device="cpu")
-    model = MediaFM.from_pretrained(root / "run")
-    labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
-    Heads.fit(store, model, labels, TASKS, folds=3, progress=False).save(root / "heads")
+    root = fitted[0]
     return Catalog(store.path, str(root / "run"), str(root / "heads"))
 
 

@@ -6,26 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mediafm.config import TrainConfig
 from mediafm.embed import embed_sequences, embed_titles
 from mediafm.heads import Heads, platt, predict
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.moments import ad_breaks, highlights
-from mediafm.probes.catalog_labels import TASKS, make_labels
+from mediafm.probes.catalog_labels import TASKS
 from mediafm.search import Index, build_index
 from mediafm.store import StoreError
-from mediafm.train import train
-
-
-@pytest.fixture(scope="module")
-def fitted(store, catalog, tmp_path_factory):
-    root = tmp_path_factory.mktemp("use")
-    train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
-          TrainConfig(steps=30, batch_size=4, eval_every=30), progress=False, device="cpu")
-    model = MediaFM.from_pretrained(root / "run")
-    labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
-    heads = Heads.fit(store, model, labels, TASKS, folds=3, progress=False)
-    return root, model, labels, heads
 
 
 def test_heads_round_trip_and_cross_validated_scores(fitted):
