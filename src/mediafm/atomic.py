@@ -4,11 +4,12 @@ Every output of mediafm (a store, its cache, a model, a checkpoint, an embedding
 title, a report) is written under a temporary name beside its destination and renamed into
 place only when complete. A crash, a kill or a full disk therefore leaves the previous output
 intact (or nothing), never a half-written one; ``os.replace`` within one directory is atomic on
-POSIX filesystems.
+POSIX filesystems. The next write of the same output removes what a killed writer left behind.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -17,9 +18,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def temp_name(path: Path) -> str:
-    """The prefix of temporary siblings of ``path``: hidden, and named after it."""
-    return f".{path.name}.tmp-"
+def temp_name(path: Path, kind: str = "tmp") -> str:
+    """The prefix of temporary siblings of ``path``: hidden, named after it and after the
+    writing process, so that a later writer can tell a live writer's temporary from one left
+    behind by a killed process (see :func:`remove_stale`)."""
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` left by writers that no longer run (``kill -9``).
+
+    A temporary of a live process, or one whose name does not carry a process id, is left
+    alone: two writers of one output never remove each other's work.
+    """
+    removed = []
+    for kind in ("tmp", "old"):
+        prefix = f".{path.name}.{kind}-"
+        for p in path.parent.glob(f"{glob.escape(prefix)}*"):
+            pid = p.name[len(prefix):].split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 @contextmanager
@@ -30,6 +54,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     fd, name = tempfile.mkstemp(prefix=temp_name(path), dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -57,6 +82,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=temp_name(path), dir=path.parent))
     try:
         yield tmp
@@ -71,7 +97,7 @@ def replace_dir(src: Path, dst: Path) -> None:
     if not dst.exists():
         os.replace(src, dst)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    old = Path(tempfile.mkdtemp(prefix=temp_name(dst, "old"), dir=dst.parent))
     os.replace(dst, old / dst.name)
     os.replace(src, dst)
     shutil.rmtree(old, ignore_errors=True)

@@ -72,7 +72,7 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
 
 def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
              overrides: list[str] | None = None, progress: bool = True,
-             preset: str = "clean", seed: int = 0, probe_seeds: int = 3) -> Path:
+             preset: str = "clean", seed: int = 0, probe_seeds: int = 1) -> Path:
     from mediafm.config import load_run_config
     from mediafm.embed import embed_store
     from mediafm.model import MediaFM
