@@ -33,7 +33,7 @@ def synthetic(n: int, dim: int, shots_per_title: int = 500, seed: int = 0) -> pd
     for t in range(n_titles):
         lo, hi = t * shots_per_title, min(n, (t + 1) * shots_per_title)
         title = rng.standard_normal(dim, dtype=np.float32)
-        scene = np.repeat(rng.standard_normal((hi - lo) // 9 + 1, dim, dtype=np.float32), 9,
+        scene = np.repeat(rng.standard_normal(((hi - lo) // 9 + 1, dim), dtype=np.float32), 9,
                           axis=0)[: hi - lo]
         x[lo:hi] = title + scene + 0.7 * rng.standard_normal((hi - lo, dim), dtype=np.float32)
     return pd.DataFrame({"title_id": [f"t{i // shots_per_title:05d}" for i in range(n)],
