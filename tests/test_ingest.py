@@ -93,7 +93,7 @@ def ingested(media, tmp_path_factory):
 def test_ingest_builds_a_store(ingested):
     out, report = ingested
     store = ShotStore(out / "store")
-    assert set(store.titles.title_id) >= {"cuts", "odd"}
+    assert set(store.titles.title_id) >= {"cuts", "odd", "silent"}
     assert store.dims["video"] == 1280 and store.dims["text"] == 384
     assert store.dims["metadata"] == 384
     assert store.info.encoders["video"]["name"] == "efficientnet-lite0"
@@ -108,6 +108,14 @@ def test_ingest_builds_a_store(ingested):
     emb = store.title_embeddings()
     assert np.abs(emb[store.title_row("cuts")]).sum() > 0  # synopsis + tags
     assert np.abs(emb[store.title_row("odd")]).sum() == 0  # no metadata: zero [GLOBAL]
+    # a video without an audio stream is a normal title: zero audio, flagged, and summarised
+    has_audio = dict(zip(store.titles.title_id, store.titles.has_audio, strict=True))
+    assert has_audio == {"cuts": True, "odd": True, "silent": False}
+    silent = shots[shots.title_id == "silent"]
+    assert len(silent) > 0 and not np.stack(silent.audio.to_list()).any()
+    assert np.stack(silent.video.to_list()).any()
+    assert report.no_audio == ["silent"] and "1 title(s) without an audio stream" in (
+        report.summary())
 
 
 def test_every_bad_input_is_reported_and_isolated(ingested):
@@ -115,13 +123,13 @@ def test_every_bad_input_is_reported_and_isolated(ingested):
     errors = {f["title_id"]: f["error"] for f in report.failures}
     assert "not a readable media file" in errors["notvideo"]
     assert "empty file" in errors["empty"]
-    assert "no audio stream" in errors["silent"]
+    assert "silent" not in errors  # no audio stream: a normal title unless --require-audio
     assert "no such file" in errors["missing"]
     assert "malformed" in errors["badsubs"] or "no subtitle cues" in errors["badsubs"]
     assert "no such subtitle file" in errors["nosubsfile"]
     assert "missing title_id" in errors[None]
     assert "not a readable media file" in errors["truncated"]  # mp4 cut before its index
-    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd"}
+    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd", "silent"}
     lines = (out / "store.failures.jsonl").read_text().splitlines()
     assert len(lines) == len(report.failures)
 
@@ -131,10 +139,11 @@ def test_rerun_skips_finished_titles(ingested, media):
     staged = {p: p.stat().st_mtime_ns for p in (out / ".store.ingest").iterdir()}
     jobs, failures = read_manifest(out / "manifest.jsonl")
     again = ingest(jobs, out / "store", IngestConfig(), failures, progress=False)
-    assert set(again.skipped) >= {"cuts", "odd"} and "cuts" not in again.done
+    assert set(again.skipped) >= {"cuts", "odd", "silent"} and "cuts" not in again.done
     assert again.stage_seconds == {}  # no title went through decoding or an encoder again
     assert {p: p.stat().st_mtime_ns for p in staged} == staged
-    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd"}
+    assert set(ShotStore(out / "store").titles.title_id) == {"cuts", "odd", "silent"}
+    assert again.no_audio == ["silent"]  # skipped titles are still reported
 
 
 # Orchestration (resume, process pool, Ray) is the same whatever the encoders: these tests use
@@ -227,6 +236,13 @@ def test_cli_single_video_and_exit_codes(media, tmp_path):
     assert some_failed.returncode == 1
     assert "failures: two.failures.jsonl (1)" in some_failed.stderr
     assert ShotStore(tmp_path / "two").titles.title_id.tolist() == ["good"]
+    (tmp_path / "s.csv").write_text(f"title_id,video\ngood,{media / 'cuts.mp4'}\n"
+                                    f"silent,{media / 'silent.mp4'}\n")
+    required = cli("s.csv", "--out", "three", "--require-audio")
+    assert required.returncode == 1, required.stderr
+    (failure,) = map(json.loads, (tmp_path / "three.failures.jsonl").read_text().splitlines())
+    assert failure["title_id"] == "silent" and "no audio stream" in failure["error"]
+    assert ShotStore(tmp_path / "three").titles.title_id.tolist() == ["good"]
 
 
 @pytest.mark.slow

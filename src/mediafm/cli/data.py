@@ -44,7 +44,7 @@ def _ingest(args: argparse.Namespace) -> int:
                        threshold=args.threshold, min_shot_s=args.min_shot,
                        video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
                        text_encoder=args.text_encoder,
-                       encoder_args=enc_args, allow_no_audio=args.allow_no_audio,
+                       encoder_args=enc_args, require_audio=args.require_audio,
                        workers=args.workers, engine=args.engine, ray_address=args.address)
     report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet)
     print(report.summary())
@@ -142,8 +142,11 @@ def register(sub) -> None:
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
     s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")
+    s.add_argument("--require-audio", action="store_true",
+                   help="fail a title without an audio stream (by default its audio is embedded "
+                        "as zeros, has_audio false in titles.parquet, and the summary lists it)")
     s.add_argument("--allow-no-audio", action="store_true",
-                   help="embed a title without audio as silence instead of failing it")
+                   help="the default now (kept for old scripts): no audio stream -> zero audio")
     s.set_defaults(func=_ingest)
 
     s = sub.add_parser("info", help="summarise a shot store")

@@ -31,7 +31,9 @@ class IngestConfig:
     audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
     encoder_args: dict = field(default_factory=dict)  # {"video": {"path": ...}, ...}
-    allow_no_audio: bool = False  # True: a title without audio gets zero audio vectors
+    require_audio: bool = False  # True: a title without an audio stream fails; by default
+    # it is a normal case (silent footage, B-roll): zero audio vectors, has_audio false
+    allow_no_audio: bool = True  # kept for old callers: the default since require_audio
     workers: int = 1  # local: processes; ray: actors (default: the cluster's CPUs)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None:
@@ -89,9 +91,9 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
             on_stage(stage)
 
     info = probe(job.video)
-    if not info.has_audio and not cfg.allow_no_audio:
-        raise MediaError(f"{job.video}: no audio stream (pass --allow-no-audio to embed "
-                         "silence as zeros)")
+    if not info.has_audio and (cfg.require_audio or not cfg.allow_no_audio):
+        raise MediaError(f"{job.video}: no audio stream (--require-audio; without it a title "
+                         "without audio is embedded with zero audio vectors)")
     cues = [c for s in job.subtitles for c in load_cues(s)]
     lap("probe+subtitles")
     shots = enc.detector.detect(job.video)

@@ -12,7 +12,7 @@ import json
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +35,7 @@ class IngestReport:
     stage_seconds: dict[str, float]
     video_seconds: float
     wall_seconds: float
+    no_audio: list[str] = field(default_factory=list)  # in the store, audio embedded as zeros
 
     def summary(self) -> str:
         lines = [f"titles: {len(self.done)} ingested, {len(self.skipped)} already done, "
@@ -44,6 +45,11 @@ class IngestReport:
         for stage, sec in self.stage_seconds.items():
             lines.append(f"  {stage:<16} {sec:7.1f} s  "
                          f"({self.video_seconds / max(sec, 1e-9):8.1f} video s / s)")
+        if self.no_audio:
+            shown = ", ".join(self.no_audio[:5]) + (" ..." if len(self.no_audio) > 5 else "")
+            lines.append(f"{len(self.no_audio)} title(s) without an audio stream, audio embedded "
+                         f"as zeros (has_audio false in titles.parquet; --require-audio fails "
+                         f"them): {shown}")
         return "\n".join(lines)
 
 
@@ -95,8 +101,9 @@ def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[d
         store = assemble(staging, ready, out, (enc or Encoders(cfg)).describe(cfg))
     write_text(out.with_name(out.name + ".failures.jsonl"),
                "".join(json.dumps(f) + "\n" for f in failures))
+    no_audio = [j.title_id for j in ready if not staging.record(j.title_id).get("has_audio", True)]
     return IngestReport(store, done, skipped, failures, dict(stage_s), video_s,
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, no_audio)
 
 
 def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
@@ -108,9 +115,11 @@ def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
     titles = pd.DataFrame({"title_id": [r["title_id"] for r in records],
                            "metadata": [r["metadata"] for r in records],
                            "synopsis": [r["synopsis"] for r in records],
-                           "tags": [r["tags"] for r in records]})
+                           "tags": [r["tags"] for r in records],
+                           "has_audio": [r.get("has_audio") for r in records]})
     schema = pa.schema([("title_id", pa.string()), ("metadata", pa.list_(pa.float32())),
-                        ("synopsis", pa.string()), ("tags", pa.list_(pa.string()))])
+                        ("synopsis", pa.string()), ("tags", pa.list_(pa.string())),
+                        ("has_audio", pa.bool_())])
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=staging.root) as tmp:
         titles_path = Path(tmp) / "titles.parquet"
         pq.write_table(pa.Table.from_pandas(titles, schema=schema, preserve_index=False),

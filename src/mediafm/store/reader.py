@@ -45,7 +45,10 @@ class ShotStore:
         self.info = StoreInfo.from_json(meta, meta_path)
         cols = ["title_id", "n_shots", "part", "row_offset", "synopsis", "tags"]
         try:
-            self.titles = pq.read_table(self.path / "titles.parquet", columns=cols).to_pandas()
+            titles = self.path / "titles.parquet"
+            if "has_audio" in pq.read_schema(titles).names:  # stores written before it lack it
+                cols.append("has_audio")
+            self.titles = pq.read_table(titles, columns=cols).to_pandas()
         except (OSError, pa.ArrowException) as e:
             raise StoreError(f"{self.path / 'titles.parquet'}: cannot read ({e})") from None
         self._index = {t: i for i, t in enumerate(self.titles["title_id"])}
