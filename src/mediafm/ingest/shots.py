@@ -30,8 +30,8 @@ class SceneDetectShots:
     name: str = "pyscenedetect"
 
     def detect(self, path: str | Path) -> list[tuple[float, float]]:
-        import scenedetect
-        from scenedetect import AdaptiveDetector, ContentDetector
+        from scenedetect import AdaptiveDetector, ContentDetector, SceneManager
+        from scenedetect.backends.pyav import VideoStreamAv
 
         info = probe(path)
         min_len = max(1, round(self.min_shot_s * info.fps))
@@ -44,7 +44,12 @@ class SceneDetectShots:
         else:
             raise ValueError(f"unknown PySceneDetect detector {self.kind!r}: content | adaptive")
         try:
-            scenes = scenedetect.detect(str(path), detector, backend="pyav", show_progress=False)
+            # scenedetect.detect() with PyAV's threaded decoding (~1.3x faster on 2 cores)
+            video = VideoStreamAv(str(path), threading_mode="AUTO")
+            manager = SceneManager()
+            manager.add_detector(detector)
+            manager.detect_scenes(video, show_progress=False)
+            scenes = manager.get_scene_list()
         except Exception as e:  # noqa: BLE001 - scenedetect raises many types on bad media
             raise MediaError(f"{path}: shot detection failed ({e})") from e
         cuts = [float(s[0].seconds) for s in scenes[1:]]
