@@ -148,31 +148,37 @@ def test_second_writer_gets_a_clear_error(reference, tmp_path):
 def test_a_write_removes_what_a_killed_writer_left_but_not_a_live_writers(tmp_path):
     """What ``kill -9`` leaves beside an output goes at the next write of that output; the
     temporary of a writer that still runs stays."""
+    import socket
+
     from mediafm.atomic import atomic_dir, atomic_file
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = socket.gethostname()
     try:
         out = tmp_path / "store"
-        left = tmp_path / f".store.tmp-{dead.pid}-abc"
+        left = tmp_path / f".store.tmp-{dead.pid}@{host}-abc"
         (left / "part-0").mkdir(parents=True)
-        swapped = tmp_path / f".store.old-{dead.pid}-def"
+        swapped = tmp_path / f".store.old-{dead.pid}@{host}-def"
         swapped.mkdir()
-        running = tmp_path / f".store.tmp-{live.pid}-ghi"
+        running = tmp_path / f".store.tmp-{live.pid}@{host}-ghi"
         running.mkdir()
+        elsewhere = tmp_path / f".store.tmp-{dead.pid}@another-node-jkl"  # a shared filesystem
+        elsewhere.mkdir()
         with atomic_dir(out) as tmp:
             (tmp / "meta.json").write_text("{}")
-        assert not left.exists() and not swapped.exists() and running.exists()
+        assert not left.exists() and not swapped.exists()
+        assert running.exists() and elsewhere.exists()
         assert (out / "meta.json").read_text() == "{}"
 
         f = tmp_path / "emb.parquet"
-        stale = tmp_path / f".emb.parquet.tmp-{dead.pid}-xyz"
+        stale = tmp_path / f".emb.parquet.tmp-{dead.pid}@{host}-xyz"
         stale.write_bytes(b"half")
         with atomic_file(f) as tmp:
             tmp.write_bytes(b"whole")
         assert f.read_bytes() == b"whole" and not stale.exists()
-        assert hidden_leftovers(tmp_path) == [running.name]
+        assert sorted(hidden_leftovers(tmp_path)) == sorted([running.name, elsewhere.name])
     finally:
         live.kill()
         live.wait()

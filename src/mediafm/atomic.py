@@ -12,31 +12,40 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
+def _writer() -> str:
+    """This process, as it is named in its temporaries: ``PID@HOST``."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
 def temp_name(path: Path, kind: str = "tmp") -> str:
     """The prefix of temporary siblings of ``path``: hidden, named after it and after the
-    writing process, so that a later writer can tell a live writer's temporary from one left
-    behind by a killed process (see :func:`remove_stale`)."""
-    return f".{path.name}.{kind}-{os.getpid()}-"
+    writing process and host, so that a later writer can tell a live writer's temporary from
+    one left behind by a killed process (see :func:`remove_stale`)."""
+    return f".{path.name}.{kind}-{_writer()}-"
 
 
 def remove_stale(path: Path) -> list[Path]:
     """Remove the temporaries of ``path`` left by writers that no longer run (``kill -9``).
 
-    A temporary of a live process, or one whose name does not carry a process id, is left
-    alone: two writers of one output never remove each other's work.
+    Only this host's are judged (a shared filesystem may hold another node's live work); a
+    temporary of a live process, or one whose name does not carry a writer, is left alone: two
+    writers of one output never remove each other's work.
     """
-    removed = []
+    removed, host = [], socket.gethostname()
     for kind in ("tmp", "old"):
         prefix = f".{path.name}.{kind}-"
         for p in path.parent.glob(f"{glob.escape(prefix)}*"):
-            pid = p.name[len(prefix):].split("-", 1)[0]
-            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            pid, _, rest = p.name[len(prefix):].partition("@")
+            # rest is HOST-RANDOM; tempfile's random part has no "-"
+            if (not pid.isdigit() or rest.rpartition("-")[0] != host
+                    or int(pid) == os.getpid() or _alive(int(pid))):
                 continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
