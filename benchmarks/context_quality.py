@@ -15,6 +15,7 @@ appended as runs finish, so an interrupted benchmark resumes; the table is print
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -43,7 +44,17 @@ RECIPES: dict[str, list[str]] = {
     "rope + crop + hidden 256": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "hidden=256"],
     "alibi + crop + mask 0.4": ["positions=alibi", "crop=0.5", "mask_ratio=0.4"],
     "tiny default (rope + crop + mask 0.4)": [],
+    "tiny + fused readout": ["readout=fused+context"],
+    "tiny 1200 steps": ["steps=1200"],
+    "tiny 1200 steps + fused readout": ["steps=1200", "readout=fused+context"],
 }
+
+
+def split_recipe(overrides: list[str]) -> tuple[list[str], str]:
+    """(training overrides, readout): ``readout=NAME`` picks the embedding readout the probes
+    use; recipes with the same training overrides share one trained model."""
+    readout = [o.split("=", 1)[1] for o in overrides if o.startswith("readout=")]
+    return [o for o in overrides if not o.startswith("readout=")], (readout or [""])[-1]
 
 
 def prepare(work: Path, preset: str, seed: int, titles: int):
@@ -64,12 +75,13 @@ def prepare(work: Path, preset: str, seed: int, titles: int):
     return d, ShotStore(d / "store"), labels, tasks
 
 
-def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds) -> list[dict]:
+def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readout: str = ""
+               ) -> list[dict]:
     from mediafm.probes.features import method_features
     from mediafm.probes.linear import probe
     from mediafm.probes.tasks import targets
 
-    feats = method_features(store, labels, model, baselines)
+    feats = method_features(store, labels, model, baselines, readout=readout)
     groups = labels["title_id"].to_numpy()
     rows = []
     for task in tasks:
@@ -112,17 +124,27 @@ def run(args) -> None:
             for recipe in args.recipes:
                 if (preset, seed, recipe) in done:
                     continue
-                run_dir = d / "runs" / recipe.replace(" ", "_").replace("%", "pc")
-                shutil.rmtree(run_dir, ignore_errors=True)
-                model_cfg, train_cfg = load_run_config("tiny", [*RECIPES[recipe],
-                                                                f"seed={seed}", *args.set])
-                t = time.perf_counter()
-                val = train(store.path, run_dir, model_cfg, train_cfg, progress=False,
-                            device="cpu")
-                train_s = time.perf_counter() - t
+                overrides, readout = split_recipe(RECIPES[recipe])
+                overrides = [*overrides, f"seed={seed}", *args.set]
+                key = ",".join(sorted(overrides)) or "defaults"
+                run_dir = d / "runs" / hashlib.sha1(key.encode()).hexdigest()[:12]
+                stamp = run_dir / "overrides.txt"
+                if stamp.exists() and stamp.read_text() == key:  # trained for another readout
+                    saved = json.loads((run_dir / "val.json").read_text())
+                    val, train_s = saved["val"], saved["train_s"]
+                else:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    model_cfg, train_cfg = load_run_config("tiny", overrides)
+                    t = time.perf_counter()
+                    val = train(store.path, run_dir, model_cfg, train_cfg, progress=False,
+                                device="cpu")
+                    train_s = time.perf_counter() - t
+                    (run_dir / "val.json").write_text(json.dumps({"val": val,
+                                                                  "train_s": train_s}))
+                    stamp.write_text(key)
                 run_info = json.loads((run_dir / "run.json").read_text())
                 model = MediaFM.from_pretrained(run_dir)
-                rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds)
+                rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds, readout)
                 best = run_info.get("best", {})
                 print(f"{preset} seed {seed} {recipe}: trained in {train_s:.0f} s; "
                       f"{run_info.get('summary', '')}")

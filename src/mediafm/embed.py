@@ -26,7 +26,7 @@ from mediafm.model import MediaFM
 from mediafm.sequences import collate, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
 
-READOUTS = ("hidden", "output", "input+hidden", "context", "input+context")
+READOUTS = ("hidden", "output", "input+hidden", "context", "input+context", "fused+context")
 DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
 OUTPUTS = READOUTS  # the name of the ``output`` argument and of ``--output``
 MODES = ("in-context", "clip-only")
@@ -94,7 +94,9 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       ``round(1 / mask_ratio)`` passes, every k-th shot at a time, so each pass sees the mask
       density of training;
     - ``input+hidden`` / ``input+context``: the input projection of the shot's own fused
-      vector beside it (what the shot shows, and what its context says).
+      vector beside it (what the shot shows, and what its context says);
+    - ``fused+context``: the shot's fused vector itself beside the context (no bottleneck
+      through the input projection: fused_dim + hidden columns).
     """
     h, pred = model(shots, lengths, title_emb)
     if output in ("hidden", "output", "input+hidden"):
@@ -108,11 +110,19 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
         mask = real & (torch.arange(L, device=shots.device) % passes == r)[None]
         h_masked, _ = model(shots, lengths, title_emb, mask)
         ctx = torch.where(mask[..., None], h_masked, ctx)
-    return ctx if output == "context" else torch.cat([model.input_proj(shots), ctx], dim=-1)
+    if output == "context":
+        return ctx
+    own = shots if output == "fused+context" else model.input_proj(shots)
+    return torch.cat([own, ctx], dim=-1)
 
 
-def readout_blocks(model: MediaFM, output: str) -> tuple[int, ...]:
-    """Column counts of the readout's blocks: (hidden, hidden) for [input proj ; ...]."""
+def readout_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
+                   ) -> tuple[int, ...]:
+    """Column counts of the readout's blocks, for per-block probe weights: (hidden, hidden)
+    for [input proj ; ...], (*fused_blocks, hidden) for [fused ; context] (``fused_blocks``:
+    the store's modality widths, or one block of fused_dim)."""
+    if output == "fused+context":
+        return (*(fused_blocks or (model.config.fused_dim,)), model.config.hidden)
     return (model.config.hidden,) * 2 if output.startswith("input+") else ()
 
 

@@ -32,6 +32,7 @@ from mediafm.embed import (
     title_batches,
 )
 from mediafm.model import MediaFM
+from mediafm.probes.features import fused_blocks
 from mediafm.probes.linear import Features, Ridge, choose, out_of_fold, score
 from mediafm.probes.tasks import Task, targets
 from mediafm.store import ShotStore, StoreError
@@ -102,7 +103,8 @@ class Heads:
         store = store if isinstance(store, ShotStore) else ShotStore(store)
         X = np.stack(embed_clips(model, store, labels, "in-context", readout,
                                  progress=progress, with_title=with_title)["embedding"])
-        blocks = readout_blocks(model, readout) or (X.shape[1] // (1 + with_title),)
+        blocks = (readout_blocks(model, readout, fused_blocks(store))
+                  or (X.shape[1] // (1 + with_title),))
         feats = Features.of(X, blocks * (2 if with_title else 1))
         groups = labels["title_id"].to_numpy()
         heads = {}

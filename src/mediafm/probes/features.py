@@ -105,7 +105,7 @@ def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str 
                             with_title=with_title)
         return np.stack(frame["embedding"].to_list())
 
-    blocks = readout_blocks(model, readout)
+    blocks = readout_blocks(model, readout, fused_blocks(store))
     both = embed("in-context", readout, with_title=True)
     dim = both.shape[1] // 2
     feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
