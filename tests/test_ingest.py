@@ -15,6 +15,7 @@ import pytest
 
 from mediafm.ingest import IngestConfig, ingest, read_manifest
 from mediafm.ingest.encoders import build
+from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.media import MediaError, frames_at, probe
 from mediafm.ingest.shots import SceneDetectShots
 from mediafm.ingest.subtitles import assign, load_cues
@@ -271,3 +272,57 @@ def test_ray_cluster_of_two_nodes_from_the_cli(cheap, media, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 ingested" in proc.stdout
     same_vectors(one, ShotStore(tmp_path / "store"))
+
+
+def test_what_real_catalogs_have_and_generated_media_lack(media, tmp_path):
+    """Several audio tracks (the default-marked one, or --audio-track), audio that stops before
+    the video, subtitles that start before 0 and overlap."""
+    from conftest import ffmpeg
+
+    from mediafm.ingest.media import audio_mono
+
+    ffmpeg("-i", media / "cuts.mp4", "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
+           "-f", "lavfi", "-i", "sine=frequency=880:duration=6", "-map", "0:v", "-map", "1:a",
+           "-map", "2:a", "-disposition:a:0", "0", "-disposition:a:1", "default", "-c:v",
+           "copy", "-c:a", "aac", "tracks.mkv", cwd=tmp_path)
+    ffmpeg("-i", media / "cuts.mp4", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "short.mp4",
+           cwd=tmp_path)
+
+    def pitch(wave: np.ndarray) -> int:
+        return int(np.argmax(np.abs(np.fft.rfft(wave[:16_000]))))  # Hz: one second at 16 kHz
+
+    tracks = tmp_path / "tracks.mkv"
+    assert pitch(audio_mono(tracks)) == 880  # the default-marked track, not the first
+    assert pitch(audio_mono(tracks, track=0)) == 440
+    with pytest.raises(MediaError, match=r"tracks\.mkv: no audio track 2 \(it has 2\)"):
+        audio_mono(tracks, track=2)
+    (tmp_path / "early.ass").write_text(
+        "[Script Info]\nScriptType: v4.00+\n\n[Events]\nFormat: Layer, Start, End, Style, Name, "
+        "MarginL, MarginR, MarginV, Effect, Text\n"
+        "Dialogue: 0,-0:00:01.00,0:00:00.50,Default,,0,0,0,,Before the start.\n"
+        "Dialogue: 0,0:00:01.00,0:00:03.00,Default,,0,0,0,,First line.\n"
+        "Dialogue: 0,0:00:02.50,0:00:04.50,Default,,0,0,0,,Overlapping line.\n")
+    jobs = [TitleJob("tracks", str(tracks)),
+            TitleJob("short", str(tmp_path / "short.mp4"), (str(tmp_path / "early.ass"),))]
+    stores = {}
+    for track in (None, 0, 1):
+        report = ingest(jobs, tmp_path / f"store-{track}", IngestConfig(**CHEAP,
+                                                                        audio_track=track),
+                        progress=False)
+        assert report.done == (["tracks"] if track == 1 else ["tracks", "short"])
+        if track == 1:  # a track the file lacks fails that title, and only that one
+            (failure,) = report.failures
+            assert failure["title_id"] == "short" and "no audio track 1 (it has 1)" in (
+                failure["error"])
+        stores[track] = pd.read_parquet(tmp_path / f"store-{track}" / "shots")
+    audio = {k: np.stack(v[v.title_id == "tracks"].audio.to_list()) for k, v in stores.items()}
+    np.testing.assert_array_equal(audio[None], audio[1])
+    assert np.abs(audio[0] - audio[1]).max() > 0.1
+    short = stores[None][stores[None].title_id == "short"].sort_values("shot_index")
+    assert len(short) == 3  # the cuts are the video's: audio ending at 2 s changes nothing
+    a = np.stack(short.audio.to_list())
+    assert np.isfinite(a).all() and np.abs(a[0] - a[2]).max() > 0.1  # tone, then silence
+    np.testing.assert_allclose(np.stack(short.text.to_list()), build("text").encode(
+        ["Before the start. First line.", "First line. Overlapping line.",
+         "Overlapping line."]), atol=1e-4)

@@ -42,6 +42,8 @@ def _ingest(args: argparse.Namespace) -> int:
         enc_args["audio"] = {"path": args.audio_model}
     cfg = IngestConfig(frames_per_shot=args.frames_per_shot, detector=args.detector,
                        threshold=args.threshold, min_shot_s=args.min_shot,
+                       min_segment_s=args.min_segment, max_segment_s=args.max_segment,
+                       pause_s=args.pause, audio_track=args.audio_track,
                        video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
                        text_encoder=args.text_encoder,
                        encoder_args=enc_args, require_audio=args.require_audio,
@@ -114,8 +116,9 @@ def register(sub) -> None:
     s.set_defaults(func=_import)
 
     s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
-    s.add_argument("input", help="MANIFEST.csv / .jsonl (title_id, video, [subtitles], "
-                   "[synopsis], [tags]) or a single video file")
+    s.add_argument("input", help="MANIFEST.csv / .jsonl (title_id, video or audio, [subtitles], "
+                   "[synopsis], [tags]) or a single media file; a file with audio only (a "
+                   "podcast) is an audio-only title: its shots are audio segments cut at pauses")
     s.add_argument("--out", required=True, help="store directory")
     s.add_argument("--subtitles", action="append", default=[], help="single video: SRT/VTT/ASS")
     s.add_argument("--title-id", help="single video: its id (default: the file name)")
@@ -132,6 +135,13 @@ def register(sub) -> None:
                    "(extra: pip install 'mediafm[transnet]')")
     s.add_argument("--threshold", type=float, help="detector threshold (detector default)")
     s.add_argument("--min-shot", type=float, default=0.5, help="minimum shot length, seconds")
+    s.add_argument("--min-segment", type=float, default=2.0,
+                   help="audio-only titles: minimum segment length, seconds")
+    s.add_argument("--max-segment", type=float, default=30.0,
+                   help="audio-only titles: maximum segment length, seconds (longer ones are "
+                   "cut at their quietest dip, or into equal parts)")
+    s.add_argument("--pause", type=float, default=0.3,
+                   help="audio-only titles: the shortest quiet run that separates segments, s")
     s.add_argument("--video-encoder", default="efficientnet-lite0", choices=list(REGISTRY["video"]),
                    help="color-stats: colour statistics, no model (fast, rough)")
     s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
@@ -142,6 +152,9 @@ def register(sub) -> None:
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
     s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")
+    s.add_argument("--audio-track", type=int, metavar="N",
+                   help="the N-th audio stream (0-based) of every title (default: the stream "
+                   "marked default, else the first)")
     s.add_argument("--require-audio", action="store_true",
                    help="fail a title without an audio stream (by default its audio is embedded "
                         "as zeros, has_audio false in titles.parquet, and the summary lists it)")

@@ -13,7 +13,8 @@ import numpy as np
 @dataclass(frozen=True)
 class TitleJob:
     """One title to ingest: its id, media, timed text and metadata (paths absolute or relative
-    to the working directory)."""
+    to the working directory). ``video`` is the media file: a video, or an audio-only file (a
+    podcast), which ingest treats as an audio-only title."""
 
     title_id: str
     video: str
@@ -33,9 +34,10 @@ def _split_list(value) -> tuple[str, ...]:
 def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
     """(jobs, failures) from a CSV or JSONL manifest; a bad row is a failure, not an abort.
 
-    Columns: title_id, video, optional subtitles (one path, or several separated by ';' in CSV,
-    a list in JSONL), synopsis, tags (';'-separated in CSV, a list in JSONL). Relative paths
-    are relative to the manifest's folder.
+    Columns: title_id, video (or audio: the media file of an audio-only title), optional
+    subtitles (one path, or several separated by ';' in CSV, a list in JSONL; a podcast's
+    transcript as SRT/VTT), synopsis, tags (';'-separated in CSV, a list in JSONL). Relative
+    paths are relative to the manifest's folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -66,9 +68,10 @@ def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
             row = {"_error": f"expected a JSON object, got {type(row).__name__}"}
         row = {k: v if v is None or isinstance(v, list) else str(v) for k, v in row.items()
                if isinstance(k, str)}
-        tid, video = (row.get("title_id") or "").strip(), (row.get("video") or "").strip()
+        tid = (row.get("title_id") or "").strip()
+        video = (row.get("video") or row.get("audio") or "").strip()
         error = row.get("_error") or (None if tid else "missing title_id") or (
-            None if video else "missing video")
+            None if video else "missing video (or audio) file")
         if not error and tid in seen:
             error = f"title {tid!r} listed twice"
         if error:

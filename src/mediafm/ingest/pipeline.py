@@ -7,6 +7,9 @@ title never takes the others down.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from mediafm.ingest.manifest import TitleJob
-from mediafm.ingest.media import MediaError, audio_mono, frames_at, probe
+from mediafm.ingest.media import MediaError, audio_mono, probe
+from mediafm.ingest.scan import scan
+from mediafm.ingest.shots import audio_segments
 from mediafm.ingest.staging import Staging
 from mediafm.ingest.subtitles import SubtitleError, assign, load_cues
 
@@ -27,6 +32,10 @@ class IngestConfig:
     detector: str = "content"  # PySceneDetect content | adaptive, or transnetv2
     threshold: float | None = None
     min_shot_s: float = 0.5
+    min_segment_s: float = 2.0  # audio-only titles: segments cut at pauses of >= pause_s,
+    max_segment_s: float = 30.0  # merged up to min_segment_s, split down to max_segment_s
+    pause_s: float = 0.3
+    audio_track: int | None = None  # 0-based among the audio streams; None: the default one
     video_encoder: str = "efficientnet-lite0"
     audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
@@ -68,17 +77,99 @@ class Encoders:
         return {m: describe(getattr(self, m)) for m in ("video", "audio", "text")} | {
             "shots": {"name": self.detector.name, "detector": cfg.detector,
                       "threshold": cfg.threshold, "min_shot_s": cfg.min_shot_s,
-                      "frames_per_shot": cfg.frames_per_shot}}
+                      "frames_per_shot": cfg.frames_per_shot},
+            "audio_track": cfg.audio_track,
+            "audio_segments": {"min_segment_s": cfg.min_segment_s,
+                               "max_segment_s": cfg.max_segment_s, "pause_s": cfg.pause_s}}
 
 
-STAGES = 7  # the lap() calls of ingest_title, for a per-title progress bar
+STAGES = 5  # the lap() calls of ingest_title, for a per-title progress bar
+
+
+class EncodeBehind:
+    """The video and audio encoders in a thread, on the shots the decoding pass has finished,
+    in batches: on two cores, encoding the previous shots overlaps decoding the next ones.
+
+    ``put`` blocks when ``max_queued`` shots wait (memory stays bounded); an encoder error
+    stops the thread and is raised by the next ``put`` or by ``finish``.
+    """
+
+    def __init__(self, enc: Encoders, wave: np.ndarray | None, rate: int, batch: int = 8,
+                 max_queued: int = 64):
+        self.enc, self.wave, self.rate, self.batch = enc, wave, rate, batch
+        self.queue: queue.Queue = queue.Queue(max_queued)
+        self.video: list[np.ndarray] = []
+        self.audio: list[np.ndarray] = []
+        self.seconds = {"video encoder": 0.0, "audio encoder": 0.0}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mediafm-encode", daemon=True)
+        self.thread.start()
+
+    def put(self, shot) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put(shot, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(video, audio) vectors of every shot put, in order."""
+        if self.error is None:
+            self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        n = sum(len(v) for v in self.video)
+        video = np.concatenate(self.video) if self.video else np.zeros((n, self.enc.video.dim))
+        audio = np.concatenate(self.audio) if self.audio else np.zeros((n, self.enc.audio.dim))
+        return video.astype(np.float32), audio.astype(np.float32)
+
+    def _encode(self, shots: list) -> None:
+        t = time.perf_counter()
+        self.video.append(self.enc.video.encode([s.frames for s in shots]))
+        t2 = time.perf_counter()
+        if self.wave is None:
+            self.audio.append(np.zeros((len(shots), self.enc.audio.dim), np.float32))
+        else:
+            r = self.rate
+            self.audio.append(self.enc.audio.encode(
+                [self.wave[int(s.start * r):max(int(s.end * r), int(s.start * r) + 1)]
+                 for s in shots]))
+        self.seconds["video encoder"] += t2 - t
+        self.seconds["audio encoder"] += time.perf_counter() - t2
+
+    def _run(self) -> None:
+        pending: list = []
+        try:
+            while True:
+                shot = self.queue.get()
+                if shot is not None:
+                    pending.append(shot)
+                if pending and (shot is None or len(pending) >= self.batch):
+                    self._encode(pending)
+                    pending = []
+                if shot is None:
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the decoding thread
+            self.error = e
+            while True:  # unblock a put() waiting on a full queue
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    return
 
 
 def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                  ) -> tuple[pd.DataFrame, dict, dict[str, float]]:
     """(SHOTS rows, title record, seconds per stage) for one title; raises on bad input.
 
-    ``on_stage(name)`` is called as each stage ends (progress display)."""
+    One decoding pass finds the cuts and samples each shot's frames (``scan``) while a thread
+    runs the video and audio encoders on the shots already finished (``EncodeBehind``); the
+    encoders' own seconds are reported beside the stages, overlapping them. ``on_stage(name)``
+    is called as each stage ends (progress display)."""
     t = {}
     clock = time.perf_counter()
 
@@ -96,24 +187,31 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                          "without audio is embedded with zero audio vectors)")
     cues = [c for s in job.subtitles for c in load_cues(s)]
     lap("probe+subtitles")
-    shots = enc.detector.detect(job.video)
-    lap("shots")
-    k = cfg.frames_per_shot
-    times = np.array([s + (j + 0.5) * (e - s) / k for s, e in shots for j in range(k)])
-    middle = np.arange(len(times)) % k == k // 2  # one thumbnail a shot, same decoding pass
-    frames, jpegs = frames_at(job.video, times, thumbs=middle)
-    lap("decode video")
-    video = enc.video.encode([frames[i * k:(i + 1) * k] for i in range(len(shots))])
-    lap("video encoder")
     rate = getattr(enc.audio, "rate", RATE)
-    wave = audio_mono(job.video, rate) if info.has_audio else np.zeros(0, np.float32)
+    wave = audio_mono(job.video, rate, cfg.audio_track) if info.has_audio else None
     lap("decode audio")
-    if info.has_audio:
+    if info.has_video:
+        behind = EncodeBehind(enc, wave, rate)
+        try:
+            scanned = scan(job.video, enc.detector, cfg.frames_per_shot,
+                           enc.detector.min_shot_s, behind.put, info=info)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the decoding error is the one to report
+                behind.finish()
+            raise
+        lap("decode+shots")
+        video, audio = behind.finish()
+        t |= {k: t.get(k, 0.0) + v for k, v in behind.seconds.items()}
+        shots = [(s.start, s.end) for s in scanned]
+        thumbs = [s.thumb for s in scanned]
+    else:  # audio only (a podcast): the shots are audio segments, video is zeros
+        shots = audio_segments(wave, rate, info.duration_s, cfg.min_segment_s,
+                               cfg.max_segment_s, cfg.pause_s)
+        lap("decode+shots")
+        video, thumbs = np.zeros((len(shots), enc.video.dim), np.float32), [None] * len(shots)
         audio = enc.audio.encode([wave[int(s * rate):max(int(e * rate), int(s * rate) + 1)]
                                   for s, e in shots])
-    else:
-        audio = np.zeros((len(shots), enc.audio.dim), np.float32)
-    lap("audio encoder")
+    lap("encoders (after decoding)")
     texts = assign(cues, shots)
     with_text = [i for i, x in enumerate(texts) if x]
     text_vecs = enc.text.encode([texts[i] for i in with_text])
@@ -127,10 +225,11 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     frame = pd.DataFrame({"title_id": job.title_id, "shot_index": np.arange(len(shots)),
                           "start_s": [s for s, _ in shots], "end_s": [e for _, e in shots],
                           "video": list(video), "audio": list(audio), "text": text_col,
-                          "subtitle_text": texts, "thumb": [j for j in jpegs if j is not None]})
+                          "subtitle_text": texts, "thumb": thumbs})
     record = {"title_id": job.title_id, "video_path": job.video, "duration_s": info.duration_s,
               "dims": {"video": enc.video.dim, "audio": enc.audio.dim, "text": enc.text.dim},
               "n_shots": len(shots), "has_audio": info.has_audio,
+              "has_video": info.has_video,
               "metadata": None if title_emb is None else title_emb.tolist(),
               "synopsis": job.synopsis, "tags": list(job.tags)}
     return frame, record, t

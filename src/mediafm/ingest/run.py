@@ -36,6 +36,7 @@ class IngestReport:
     video_seconds: float
     wall_seconds: float
     no_audio: list[str] = field(default_factory=list)  # in the store, audio embedded as zeros
+    audio_only: list[str] = field(default_factory=list)  # podcasts: audio segments, zero video
 
     def summary(self) -> str:
         lines = [f"titles: {len(self.done)} ingested, {len(self.skipped)} already done, "
@@ -50,6 +51,10 @@ class IngestReport:
             lines.append(f"{len(self.no_audio)} title(s) without an audio stream, audio embedded "
                          f"as zeros (has_audio false in titles.parquet; --require-audio fails "
                          f"them): {shown}")
+        if self.audio_only:
+            shown = ", ".join(self.audio_only[:5]) + (" ..." if len(self.audio_only) > 5 else "")
+            lines.append(f"{len(self.audio_only)} audio-only title(s), shots are audio segments "
+                         f"cut at pauses, video embedded as zeros (has_video false): {shown}")
         return "\n".join(lines)
 
 
@@ -101,9 +106,11 @@ def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[d
         store = assemble(staging, ready, out, (enc or Encoders(cfg)).describe(cfg))
     write_text(out.with_name(out.name + ".failures.jsonl"),
                "".join(json.dumps(f) + "\n" for f in failures))
-    no_audio = [j.title_id for j in ready if not staging.record(j.title_id).get("has_audio", True)]
+    records = [staging.record(j.title_id) for j in ready]
     return IngestReport(store, done, skipped, failures, dict(stage_s), video_s,
-                        time.perf_counter() - t0, no_audio)
+                        time.perf_counter() - t0,
+                        [r["title_id"] for r in records if not r.get("has_audio", True)],
+                        [r["title_id"] for r in records if not r.get("has_video", True)])
 
 
 def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
@@ -116,10 +123,11 @@ def assemble(staging: Staging, jobs: list[TitleJob], out: Path, encoders: dict):
                            "metadata": [r["metadata"] for r in records],
                            "synopsis": [r["synopsis"] for r in records],
                            "tags": [r["tags"] for r in records],
-                           "has_audio": [r.get("has_audio") for r in records]})
+                           "has_audio": [r.get("has_audio") for r in records],
+                           "has_video": [r.get("has_video", True) for r in records]})
     schema = pa.schema([("title_id", pa.string()), ("metadata", pa.list_(pa.float32())),
                         ("synopsis", pa.string()), ("tags", pa.list_(pa.string())),
-                        ("has_audio", pa.bool_())])
+                        ("has_audio", pa.bool_()), ("has_video", pa.bool_())])
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=staging.root) as tmp:
         titles_path = Path(tmp) / "titles.parquet"
         pq.write_table(pa.Table.from_pandas(titles, schema=schema, preserve_index=False),

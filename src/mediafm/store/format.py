@@ -4,7 +4,8 @@ A store is a directory any Parquet reader (pandas, DuckDB, Spark, Ray) opens dir
 
     STORE/store.json               format, version, dims, modalities, counts, encoders
     STORE/titles.parquet           title_id, n_shots, part, row_offset, metadata, synopsis, tags,
-                                   has_audio (null unless ingested)
+                                   has_audio, has_video (null unless ingested; has_video
+                                   false: an audio-only title, video vectors are zeros)
     STORE/shots/part-00000.parquet title_id, shot_index, start_s, end_s,
                                    [video, audio, text], has_text, fused
     STORE/cache/fused/             optional (``mediafm cache``): the fused column of each part

@@ -46,8 +46,8 @@ class ShotStore:
         cols = ["title_id", "n_shots", "part", "row_offset", "synopsis", "tags"]
         try:
             titles = self.path / "titles.parquet"
-            if "has_audio" in pq.read_schema(titles).names:  # stores written before it lack it
-                cols.append("has_audio")
+            names = pq.read_schema(titles).names  # stores written before these flags lack them
+            cols += [c for c in ("has_audio", "has_video") if c in names]
             self.titles = pq.read_table(titles, columns=cols).to_pandas()
         except (OSError, pa.ArrowException) as e:
             raise StoreError(f"{self.path / 'titles.parquet'}: cannot read ({e})") from None

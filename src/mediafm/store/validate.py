@@ -123,8 +123,8 @@ def numeric_column(table: pa.Table, name: str, source: str, dtype) -> np.ndarray
 
 
 def read_titles(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray | None, int]:
-    """TITLES input -> (title_id/synopsis/tags/has_audio frame, title embeddings or None, their
-    dim)."""
+    """TITLES input -> (title_id/synopsis/tags/has_audio/has_video frame, title embeddings or
+    None, their dim)."""
     source = str(path)
     try:
         table = pq.read_table(path)
@@ -147,6 +147,6 @@ def read_titles(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray | Non
         emb, valid, dim = list_column(shim, "metadata", source, nullable=True, dim=None)
         emb[~valid] = 0.0
     frame = pd.DataFrame({"title_id": [str(t) for t in ids]})
-    for col in ("synopsis", "tags", "has_audio"):
+    for col in ("synopsis", "tags", "has_audio", "has_video"):
         frame[col] = table[col].to_pylist() if col in table.column_names else None
     return frame, emb, dim

@@ -87,9 +87,9 @@ class StoreWriter:
                ) -> StoreInfo:
         """Write the last part, titles.parquet and store.json.
 
-        ``titles``: optional rows (title_id, synopsis, tags, has_audio) and ``title_emb`` the
-        matching (rows, dims["metadata"]) title embeddings; titles without a row get nulls /
-        zeros.
+        ``titles``: optional rows (title_id, synopsis, tags, has_audio, has_video) and
+        ``title_emb`` the matching (rows, dims["metadata"]) title embeddings; titles without a
+        row get nulls / zeros.
         """
         if not self.locations:
             raise StoreError("no titles to write")
@@ -121,7 +121,7 @@ class StoreWriter:
         else:
             cols["metadata"] = pa.nulls(len(ids), pa.list_(pa.float32(), max(dim, 1)))
         for c, typ in (("synopsis", pa.string()), ("tags", pa.list_(pa.string())),
-                       ("has_audio", pa.bool_())):
+                       ("has_audio", pa.bool_()), ("has_video", pa.bool_())):
             vals = [frame[c].iloc[i] if frame is not None and c in frame and i is not None
                     else None for i in idx]
             cols[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v))

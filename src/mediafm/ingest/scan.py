@@ -1,0 +1,150 @@
+"""One decoding pass per title: the shot cuts, each shot's frames for the video encoder, and
+its thumbnail.
+
+Every frame is decoded once (PyAV, threaded) and downscaled once to the size the shot detector
+wants. Every ``sample_s`` seconds a frame is also kept at the video encoder's size (and a
+thumbnail's), in a buffer that holds only shots not yet final: when it grows past
+``max_samples`` (a very long shot) every other sample is dropped and the stride doubles, so
+memory is bounded per shot whatever the title's or the shot's length.
+
+A shot is final once the detector has cut after it and ``min_shot_s`` more has been decoded
+(a shorter last piece would join it, as ``shots.merge_short`` does for a list of cuts). Its
+``frames_per_shot`` frames are then picked from the buffer at evenly spread times (the last
+sample at or before each) and handed to ``on_shot`` while decoding goes on: the encoders can
+work in another thread on the previous shots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mediafm.ingest.media import Converter, MediaInfo, jpeg, probe, video_frames
+
+
+class DetectorStream(Protocol):
+    """One title's shot detection, fed frame by frame (``ShotDetector.stream``)."""
+
+    size: tuple[int, int]  # (width, height) of the frames it takes
+    format: str  # their pixel format: "bgr24" (OpenCV's order) or "rgb24"
+
+    def push(self, index: int, image: np.ndarray) -> list[int]:
+        """Frame ``index`` (0, 1, 2, ...); returns the indices of the first frames of new shots
+        found so far (possibly earlier frames: detectors may look ahead)."""
+        ...
+
+    def finish(self, n_frames: int) -> list[int]:
+        """No more frames: the cuts still held back."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScannedShot:
+    start: float
+    end: float
+    frames: np.ndarray  # (frames_per_shot, crop, crop, 3) uint8 RGB; (0, ...) when not sampled
+    times: np.ndarray  # the presentation time of each of those frames
+    thumb: bytes | None  # JPEG of the middle frame
+
+
+@dataclass
+class _Sample:
+    time: float
+    crop: np.ndarray
+    thumb: np.ndarray
+
+
+class _Shots:
+    """Cut times -> final shots with their frames, as decoding advances."""
+
+    def __init__(self, k: int, min_shot_s: float, on_shot: Callable[[ScannedShot], None] | None,
+                 stride: float):
+        self.k, self.min_shot_s, self.on_shot = k, min_shot_s, on_shot
+        self.base = self.stride = stride  # seconds between samples; doubled in a long shot
+        self.samples: list[_Sample] = []
+        self.before: _Sample | None = None  # the last sample of the previous shot
+        self.start = 0.0  # start of the first shot not yet final
+        self.pending: list[float] = []  # accepted cuts whose shot is not yet final
+        self.shots: list[ScannedShot] = []
+
+    def cut(self, t: float) -> None:
+        last = self.pending[-1] if self.pending else self.start
+        if t - last >= self.min_shot_s:  # else the shot before it would be too short: no cut
+            self.pending.append(t)
+
+    def advance(self, now: float) -> None:
+        """Decoding has reached ``now``: shots whose cut lies ``min_shot_s`` behind are final."""
+        while self.pending and now - self.pending[0] >= self.min_shot_s:
+            self.close(self.pending.pop(0))
+
+    def end(self, duration: float) -> None:
+        while self.pending and duration - self.pending[-1] < self.min_shot_s:
+            self.pending.pop()  # the last piece is too short: it joins the shot before
+        for c in self.pending:
+            self.close(c)
+        self.pending = []
+        self.close(max(duration, self.start))
+
+    def close(self, end: float) -> None:
+        start, k = self.start, self.k
+        n = 0
+        while n < len(self.samples) and self.samples[n].time < end:
+            n += 1
+        mine, self.samples = self.samples[:n], self.samples[n:]
+        frames, times, thumb = np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), None
+        pool = mine or [s for s in (self.before, *self.samples[:1]) if s is not None]
+        if k and pool:
+            have = np.array([s.time for s in pool])
+            want = start + (np.arange(k) + 0.5) * (end - start) / k
+            idx = np.clip(np.searchsorted(have, want, side="right") - 1, 0, len(pool) - 1)
+            frames, times = np.stack([pool[i].crop for i in idx]), have[idx]
+            thumb = jpeg(pool[idx[k // 2]].thumb)
+        if mine:
+            self.before = mine[-1]
+        shot = ScannedShot(start, end, frames, times, thumb)
+        self.shots.append(shot)
+        self.start, self.stride = end, self.base
+        if self.on_shot is not None:
+            self.on_shot(shot)
+
+
+def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float = 0.5,
+         on_shot: Callable[[ScannedShot], None] | None = None, sample_s: float = 0.25,
+         max_samples: int = 256, short_side: int = 256, crop: int = 224,
+         thumb_width: int = 192, info: MediaInfo | None = None) -> list[ScannedShot]:
+    """Shots covering the title (start, end, frames, thumbnail), in one decoding pass.
+
+    ``detector``: a ``ShotDetector`` (its ``stream(info)`` is fed every frame).
+    ``frames_per_shot=0``: cuts only, nothing sampled. Frames are matched by presentation
+    time, so variable frame rates keep exact cut times; a file that breaks off after some
+    frames (truncated) ends there. Raises MediaError for a file with no decodable frame.
+    """
+    info = info or probe(path)
+    stream: DetectorStream = detector.stream(info)
+    conv = Converter()
+    # a sample at least every min_shot_s / 2: every shot holds one
+    shots = _Shots(frames_per_shot, min_shot_s, on_shot, min(sample_s, min_shot_s / 2))
+    next_sample = -np.inf
+    times: list[float] = []
+    for i, frame in enumerate(video_frames(path)):
+        t = float(frame.time)
+        times.append(t)
+        shots.advance(t)
+        if frames_per_shot and t >= next_sample:
+            if len(shots.samples) >= max_samples:  # a very long shot: keep half, sample half
+                shots.samples = shots.samples[::2]
+                shots.stride *= 2
+            shots.samples.append(_Sample(t, conv.crop(frame, short_side, crop),
+                                         conv.thumb(frame, thumb_width)))
+            next_sample = t + shots.stride
+        w, h = stream.size
+        for c in stream.push(i, conv.array(frame, w, h, stream.format)):
+            shots.cut(times[c])
+    for c in stream.finish(len(times)):
+        shots.cut(times[c])
+    shots.end(max(info.duration_s, times[-1]))
+    return shots.shots

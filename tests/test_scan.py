@@ -1,0 +1,106 @@
+"""The one decoding pass of ingest (``ingest.scan``): the detectors fed frame by frame give what
+their own libraries give on the whole file, each shot's frames come from inside the shot at
+the right times, memory stays bounded in a very long shot, and an encoder failing in the
+overlapping thread fails its title cleanly."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import FPS, ffmpeg
+
+from mediafm.ingest import IngestConfig
+from mediafm.ingest.manifest import TitleJob
+from mediafm.ingest.media import Converter, frames_at, probe, video_frames
+from mediafm.ingest.pipeline import Encoders, process_title
+from mediafm.ingest.scan import scan
+from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
+from mediafm.ingest.staging import Staging
+
+
+@pytest.mark.parametrize("kind", ["content", "adaptive"])
+def test_pyscenedetect_fed_frame_by_frame_matches_its_own_pipeline(media, kind):
+    """scenedetect.detect() (its decoder, its downscaling) against our one pass."""
+    import scenedetect
+
+    for name in ("cuts.mp4", "odd.mkv"):
+        path = media / name
+        info = probe(path)
+        min_len = round(0.5 * info.fps)
+        det = (scenedetect.ContentDetector(min_scene_len=min_len) if kind == "content"
+               else scenedetect.AdaptiveDetector(min_scene_len=min_len))
+        theirs = [s[0].seconds for s in scenedetect.detect(str(path), det)[1:]]
+        ours = [s for s, _ in SceneDetectShots(kind).detect(path)[1:]]
+        assert len(ours) == len(theirs) and len(ours) >= 1, (name, ours, theirs)
+        np.testing.assert_allclose(ours, theirs, atol=1 / info.fps + 1e-6)
+
+
+def test_transnetv2_in_streaming_windows_matches_the_whole_file_prediction(media):
+    """Our window-at-a-time TransNetV2 against the package's predict_frames on all frames."""
+    import torch
+
+    det = TransNetV2Shots()
+    path = media / "cuts.mp4"
+    conv = Converter()
+    frames = np.stack([conv.array(f, 48, 27) for f in video_frames(path)])
+    single, _ = det.model.predict_frames(torch.from_numpy(frames), quiet=True)
+    theirs = det.model.predictions_to_scenes(single.numpy(), det.threshold)[1:, 0].tolist()
+    stream = det.stream(probe(path))
+    ours = [c for i, f in enumerate(frames) for c in stream.push(i, f)]
+    ours += stream.finish(len(frames))
+    assert ours == theirs and len(ours) == 2
+
+
+def test_each_shot_gets_frames_from_inside_it_at_spread_times(media):
+    path = media / "cuts.mp4"
+    shots = scan(path, SceneDetectShots(), frames_per_shot=4)
+    assert [(round(s.start, 2), round(s.end, 2)) for s in shots] == [(0, 2), (2, 4), (4, 6)]
+    for s in shots:
+        assert s.frames.shape == (4, 224, 224, 3) and s.thumb[:2] == b"\xff\xd8"
+        assert (s.times >= s.start).all() and (s.times < s.end).all()
+        assert (np.diff(s.times) > 0).all()  # four different frames
+        want = s.start + (np.arange(4) + 0.5) * (s.end - s.start) / 4
+        assert (s.times <= want + 1e-6).all() and (want - s.times < 0.25 + 1 / FPS).all()
+        # the very pixels the standalone decoder gives for those times
+        np.testing.assert_array_equal(s.frames, frames_at(path, s.times + 1e-3))
+    colours = [s.frames.reshape(-1, 3).mean(0) for s in shots]
+    assert colours[1][0] > 150 and colours[1][1] < 80  # the red shot's frames are red
+
+
+def test_a_very_long_shot_keeps_memory_bounded(tmp_path):
+    """90 s in one shot: the buffer is thinned (every other sample dropped, stride doubled)
+    instead of growing, and the frames still come from across the shot."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=90", "-c:v",
+           "libx264", "-preset", "ultrafast", "long.mp4", cwd=tmp_path)
+    peaks = {}
+    for cap in (8, 512):
+        tracemalloc.start()
+        (shot,) = scan(tmp_path / "long.mp4", SceneDetectShots(), frames_per_shot=4,
+                       max_samples=cap)
+        peaks[cap] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        want = (np.arange(4) + 0.5) * 90 / 4
+        assert (shot.times <= want + 1e-6).all() and (want - shot.times < 90 / 8 * 2).all()
+    # 360 samples of ~0.23 MB kept unthinned, 8 at most thinned
+    assert peaks[8] < 20e6 < 60e6 < peaks[512], peaks
+
+
+class BrokenVideoEncoder:
+    name, dim = "broken", 8
+
+    def encode(self, shots):
+        raise ValueError("the video encoder ran out of memory")
+
+
+def test_an_encoder_failing_in_its_thread_fails_only_that_title(media, tmp_path):
+    enc = Encoders(IngestConfig(video_encoder="color-stats", audio_encoder="logmel"))
+    enc.video = BrokenVideoEncoder()
+    staging = Staging(tmp_path / "staging")
+    before = threading.active_count()
+    result = process_title(TitleJob("cuts", str(media / "cuts.mp4")), IngestConfig(), enc,
+                           staging)
+    assert result.failure is not None and "ran out of memory" in result.failure["error"]
+    assert not staging.is_staged("cuts") and threading.active_count() == before
