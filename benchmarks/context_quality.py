@@ -47,6 +47,8 @@ RECIPES: dict[str, list[str]] = {
     "tiny + fused readout": ["readout=fused+context"],
     "tiny 1200 steps": ["steps=1200"],
     "tiny 1200 steps + fused readout": ["steps=1200", "readout=fused+context"],
+    "tiny + dropout 0.1": ["dropout=0.1"],
+    "tiny + dropout 0.1 + 1200 steps": ["dropout=0.1", "steps=1200"],
 }
 
 
@@ -191,12 +193,20 @@ def table(records: list[dict]) -> str:
                      + ("*" if best[t] == method else "") for t in tasks]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         for recipe, r in p[p["recipe"] != "baselines"].groupby("recipe", sort=False):
+            ran = sorted(r["seed"].unique())
+            label = recipe if len(ran) == len(seeds) else (
+                f"{recipe} (seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))} only)")
             for method in METHODS:
                 sub = r[r["method"] == method]
                 if len(sub):
-                    cells = [_cell(sub[sub.task == t]["score"], multi) for t in tasks]
-                    lines.append(f"| {recipe}: {method.replace('MediaFM ', '')} | "
+                    cells = [_cell(sub[sub.task == t]["score"], len(ran) > 1) for t in tasks]
+                    lines.append(f"| {label}: {method.replace('MediaFM ', '')} | "
                                  + " | ".join(cells) + " |")
+            if len(ran) < len(seeds):  # compare it with the baselines of the same catalogs
+                same = base[base["seed"].isin(ran)].groupby(["method", "task"])["score"].mean()
+                cells = [f"{same.unstack()[t].max():.3f}" for t in tasks]
+                lines.append(f"| best baseline on seed{'s' if len(ran) > 1 else ''} "
+                             f"{', '.join(map(str, ran))} | " + " | ".join(cells) + " |")
         runs = p[p["recipe"] != "baselines"].drop_duplicates(["recipe", "seed"])
         if len(runs):
             lines += ["", "| recipe | seed | best val loss (step) | window mean | neighbour mean "

@@ -89,7 +89,7 @@ def inputs(modality: str, seed: int):
 @pytest.mark.parametrize("modality,name", [(m, n) for m, names in REGISTRY.items()
                                            for n in names])
 def test_every_registered_encoder(modality, name, local_models):
-    enc = build(modality, name, **local_models.get(name, {}))
+    enc = build(modality, name, device="cpu", **local_models.get(name, {}))  # the --device path
     assert enc.modality == modality and enc.dim > 0 and enc.name and enc.version
     a, b = enc.encode(inputs(modality, 0)), enc.encode(inputs(modality, 1))
     assert a.shape == (2, enc.dim) and a.dtype == np.float32 and np.isfinite(a).all()
@@ -106,6 +106,7 @@ def test_defaults_are_offline_and_real():
     assert sims[0] @ sims[1] > sims[0] @ sims[2] + 0.2  # real semantics, not random weights
     with pytest.raises(ValueError, match="unknown video encoder"):
         build("video", "nope")
+    assert build("video", "color-stats", device="cuda:7").dim == 96  # no model: no device
 
 
 def test_audio_default_is_aisfx_with_log_mel_fallback(monkeypatch):

@@ -326,3 +326,27 @@ def test_what_real_catalogs_have_and_generated_media_lack(media, tmp_path):
     np.testing.assert_allclose(np.stack(short.text.to_list()), build("text").encode(
         ["Before the start. First line.", "First line. Overlapping line.",
          "Overlapping line."]), atol=1e-4)
+
+
+def test_a_title_that_does_not_start_at_zero(media, tmp_path):
+    """MPEG-TS (broadcast) starts its clock at ~1.4 s, and muxers may start audio late: every
+    time is on the title's own timeline, as a player shows it, so cuts, subtitles and audio
+    stay aligned."""
+    from conftest import ffmpeg
+
+    from mediafm.ingest.media import audio_mono
+
+    ffmpeg("-i", media / "cuts.mp4", "-c", "copy", "-f", "mpegts", "cuts.ts", cwd=tmp_path)
+    ffmpeg("-i", media / "cuts.mp4", "-itsoffset", "1", "-i", media / "cuts.mp4", "-map",
+           "0:v", "-map", "1:a", "-c", "copy", "late.mkv", cwd=tmp_path)
+    ts = tmp_path / "cuts.ts"
+    assert probe(ts).start_s > 1.0  # the broadcast clock
+    cuts = [s for s, _ in SceneDetectShots().detect(ts)[1:]]
+    np.testing.assert_allclose(cuts, [2.0, 4.0], atol=2 / FPS + 1e-6)
+    wave = audio_mono(tmp_path / "late.mkv")
+    rms = [float(np.sqrt(np.mean(wave[int(a * 16_000):int(b * 16_000)] ** 2)))
+           for a, b in ((0.0, 0.9), (1.1, 2.0))]
+    assert rms[0] < 1e-3 < 0.05 < rms[1], rms  # silence, then the tone (rms 0.088) from 1 s
+    at = np.array([1.0, 3.0])  # the same pictures at the same title times
+    diff = frames_at(ts, at).astype(int) - frames_at(media / "cuts.mp4", at).astype(int)
+    assert np.abs(diff).mean() < 3

@@ -5,6 +5,7 @@ overlapping thread fails its title cleanly."""
 
 from __future__ import annotations
 
+import io
 import threading
 import tracemalloc
 
@@ -104,3 +105,41 @@ def test_an_encoder_failing_in_its_thread_fails_only_that_title(media, tmp_path)
                            staging)
     assert result.failure is not None and "ran out of memory" in result.failure["error"]
     assert not staging.is_staged("cuts") and threading.active_count() == before
+
+
+def test_rotation_metadata_turns_frames_upright(tmp_path):
+    """A phone video stored landscape with a 90 degree display matrix: the encoder's frames
+    and the thumbnail are what FFmpeg's own (auto-rotating) decoder shows."""
+    from PIL import Image
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=1", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "plain.mp4", cwd=tmp_path)
+    ffmpeg("-i", "plain.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90", "rot.mp4",
+           cwd=tmp_path)
+    ffmpeg("-i", "rot.mp4", "-frames:v", "1", "shown.png", cwd=tmp_path)  # autorotated
+    shown = Image.open(tmp_path / "shown.png").convert("RGB")
+    assert shown.size == (180, 320)
+    a = np.asarray(shown.resize((256, round(320 * 256 / 180)), Image.BILINEAR))
+    top = (a.shape[0] - 224) // 2
+    want = a[top:top + 224, 16:240].astype(int)
+    (shot,) = scan(tmp_path / "rot.mp4", SceneDetectShots(), frames_per_shot=4)
+    first = frames_at(tmp_path / "rot.mp4", np.array([0.0]))[0].astype(int)
+    assert np.abs(first - want).mean() < 8  # interpolation differences only
+    assert np.abs(np.rot90(first, 2) - want).mean() > 40  # (the test can tell orientations)
+    assert np.abs(shot.frames[0].astype(int) - want).mean() < 8
+    thumb = Image.open(io.BytesIO(shot.thumb))
+    assert thumb.size == (180, 320)  # upright, portrait
+
+
+def test_a_10_bit_4k_title(tmp_path):
+    """High 10 H.264 at 3840x2160: decoded, downscaled once per use (detector, encoder crop,
+    thumbnail), the cut found and the colours right."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=3840x2160:rate=25:duration=1", "-f", "lavfi",
+           "-i", "color=c=red:size=3840x2160:rate=25:duration=1", "-filter_complex",
+           "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p10le", "k4.mp4", cwd=tmp_path)
+    first, red = scan(tmp_path / "k4.mp4", SceneDetectShots(), frames_per_shot=2)
+    assert first.end == pytest.approx(1.0, abs=2 / FPS)
+    assert red.frames.shape == (2, 224, 224, 3)
+    r, g, b = red.frames.reshape(-1, 3).mean(0)
+    assert r > 240 and g < 15 and b < 15

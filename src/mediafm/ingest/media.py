@@ -25,6 +25,12 @@ class MediaInfo:
     fps: float
     width: int
     height: int
+    start_s: float = 0.0  # the container's start time: where the title's time 0 lies (an
+    # MPEG-TS broadcast starts at ~1.4 s); every time mediafm reports is relative to it
+
+
+def _origin(container) -> float:
+    return container.start_time / 1_000_000 if container.start_time else 0.0
 
 
 def _open(path: str | Path):
@@ -59,10 +65,10 @@ def probe(path: str | Path) -> MediaInfo:
         if duration <= 0:
             raise MediaError(f"{path}: zero-length {'video' if v is not None else 'audio'}")
         if v is None:
-            return MediaInfo(duration, False, True, 0.0, 0, 0)
+            return MediaInfo(duration, False, True, 0.0, 0, 0, _origin(c))
         fps = float(v.average_rate or v.guessed_rate or 25)
         return MediaInfo(duration, True, a is not None, fps, v.codec_context.width,
-                         v.codec_context.height)
+                         v.codec_context.height, _origin(c))
 
 
 def video_frames(path: str | Path):
@@ -104,21 +110,35 @@ class Converter:
         return r.reformat(frame, width, height, fmt, threads=1).to_ndarray()
 
     def crop(self, frame, short_side: int = 256, crop: int = 224) -> np.ndarray:
-        """Resized so the short side is ``short_side``, then centre-cropped to crop x crop (a
-        copy: a view would keep the whole converted frame alive)."""
+        """Resized so the short side is ``short_side``, then centre-cropped to crop x crop, then
+        turned upright (a phone's rotation metadata, as FFmpeg's player applies it). A copy: a
+        view would keep the whole converted frame alive."""
         w, h = frame.width, frame.height
         scale = short_side / min(w, h)
         nw, nh = max(crop, round(w * scale)), max(crop, round(h * scale))
         img = self.array(frame, nw, nh)
         top, left = (nh - crop) // 2, (nw - crop) // 2
-        return img[top:top + crop, left:left + crop].copy()
+        return upright(img[top:top + crop, left:left + crop], frame).copy()
 
     def thumb(self, frame, width: int = 192) -> np.ndarray:
-        """At most ``width`` pixels wide, aspect ratio kept (never enlarged)."""
+        """Upright, at most ``width`` pixels wide as displayed, aspect ratio kept (never
+        enlarged)."""
         w, h = frame.width, frame.height
-        if w > width:
-            w, h = width, max(1, round(frame.height * width / frame.width))
-        return self.array(frame, w, h).copy()
+        shown_w = h if _quarter_turns(frame) % 2 else w
+        if shown_w > width:
+            w, h = round(w * width / shown_w), round(h * width / shown_w)
+        return upright(self.array(frame, max(1, w), max(1, h)), frame).copy()
+
+
+def _quarter_turns(frame) -> int:
+    return round(getattr(frame, "rotation", 0) or 0) // 90 % 4
+
+
+def upright(image: np.ndarray, frame) -> np.ndarray:
+    """``image`` (converted from ``frame``) as displayed: rotated by the frame's display matrix
+    (PyAV's ``frame.rotation``, degrees counter-clockwise, multiples of 90)."""
+    k = _quarter_turns(frame)
+    return np.rot90(image, k) if k else image
 
 
 def jpeg(image: np.ndarray, quality: int = 80) -> bytes:
@@ -137,8 +157,9 @@ def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: 
               ) -> np.ndarray | tuple[np.ndarray, list[bytes | None]]:
     """(len(times), crop, crop, 3) uint8 RGB: for each time, the last frame shown at or before it,
     resized so its short side is ``short_side``, then centre-cropped. Variable frame rates are
-    fine: frames are matched by presentation time, not by index. Times past the last decodable
-    frame (a truncated file) get the last frame.
+    fine: frames are matched by presentation time, not by index. Times are relative to the
+    title's start (``MediaInfo.start_s``). Times past the last decodable frame (a truncated
+    file) get the last frame.
 
     ``thumbs``: a bool mask over ``times``; those frames are also returned as JPEG thumbnails
     at most ``thumb_width`` wide (aspect kept), from the same decoding pass: returns
@@ -149,6 +170,7 @@ def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: 
     out = np.zeros((len(times), crop, crop, 3), dtype=np.uint8)
     jpegs: list[bytes | None] = [None] * len(times)
     conv = Converter()
+    origin = probe(path).start_s
 
     def take(i: int, frame) -> None:
         out[i] = conv.crop(frame, short_side, crop)
@@ -157,7 +179,7 @@ def frames_at(path: str | Path, times: np.ndarray, short_side: int = 256, crop: 
 
     k, last = 0, None
     for frame in video_frames(path):
-        while k < len(order) and last is not None and times[order[k]] < frame.time:
+        while k < len(order) and last is not None and times[order[k]] < frame.time - origin:
             take(order[k], last)
             k += 1
         last = frame
@@ -185,8 +207,9 @@ def audio_stream(container, path: str | Path, track: int | None = None):
 
 
 def audio_mono(path: str | Path, rate: int = 16_000, track: int | None = None) -> np.ndarray:
-    """An audio stream (``audio_stream``) as float32 mono at ``rate`` Hz; empty when there is
-    none."""
+    """An audio stream (``audio_stream``) as float32 mono at ``rate`` Hz, on the title's
+    timeline: sample 0 is at the title's start, so audio that starts late (a muxing offset) is
+    preceded by silence and audio that starts early is trimmed. Empty when there is none."""
     import av
 
     with _open(path) as c:
@@ -194,13 +217,19 @@ def audio_mono(path: str | Path, rate: int = 16_000, track: int | None = None) -
         if stream is None:
             return np.zeros(0, dtype=np.float32)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = []
+        chunks, first = [], None
         try:
             for frame in c.decode(stream):
+                if first is None and frame.time is not None:
+                    first = frame.time - _origin(c)
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError:
             pass  # truncated audio: keep what decoded
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    shift = round((first or 0.0) * rate)
+    if shift > 0:
+        return np.concatenate([np.zeros(shift, np.float32), wave])
+    return wave[-shift:] if shift < 0 else wave

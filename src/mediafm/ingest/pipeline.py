@@ -36,6 +36,7 @@ class IngestConfig:
     max_segment_s: float = 30.0  # merged up to min_segment_s, split down to max_segment_s
     pause_s: float = 0.3
     audio_track: int | None = None  # 0-based among the audio streams; None: the default one
+    device: str | None = None  # the encoders' (and TransNetV2's) device; None: cuda if any
     video_encoder: str = "efficientnet-lite0"
     audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
@@ -62,11 +63,12 @@ class Encoders:
         if threads is not None:
             torch.set_num_threads(threads)
         args = cfg.encoder_args
-        self.video = build("video", cfg.video_encoder, **args.get("video", {}))
-        self.audio = build("audio", cfg.audio_encoder, **args.get("audio", {}))
-        self.text = build("text", cfg.text_encoder, **args.get("text", {}))
+        self.device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.video = build("video", cfg.video_encoder, self.device, **args.get("video", {}))
+        self.audio = build("audio", cfg.audio_encoder, self.device, **args.get("audio", {}))
+        self.text = build("text", cfg.text_encoder, self.device, **args.get("text", {}))
         if cfg.detector == "transnetv2":
-            self.detector = TransNetV2Shots(cfg.threshold or 0.5, cfg.min_shot_s)
+            self.detector = TransNetV2Shots(cfg.threshold or 0.5, cfg.min_shot_s, self.device)
         else:
             self.detector = SceneDetectShots(cfg.detector, cfg.threshold, cfg.min_shot_s)
 

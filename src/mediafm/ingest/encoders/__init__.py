@@ -13,6 +13,7 @@ store/model code never pay for them.
 
 from __future__ import annotations
 
+import inspect
 from importlib import import_module
 from typing import Any, Protocol
 
@@ -53,8 +54,11 @@ def default_name(modality: str) -> str:
     return name
 
 
-def build(modality: str, name: str | None = None, **kwargs) -> Encoder:
-    """Instantiate a registered encoder (``name`` defaults to the modality's offline default)."""
+def build(modality: str, name: str | None = None, device: str | None = None,
+          **kwargs) -> Encoder:
+    """Instantiate a registered encoder (``name`` defaults to the modality's offline default)
+    on ``device`` ("cpu", "cuda", "cuda:1"; None: the backend's default, the CPU) where it runs
+    a model; encoders without one (colour statistics, log-mel, a remote API) ignore it."""
     choices = REGISTRY.get(modality)
     if choices is None:
         raise ValueError(f"unknown modality {modality!r}: {sorted(REGISTRY)}")
@@ -62,7 +66,10 @@ def build(modality: str, name: str | None = None, **kwargs) -> Encoder:
     if name not in choices:
         raise ValueError(f"unknown {modality} encoder {name!r}: {sorted(choices)}")
     module, cls = choices[name].split(":")
-    return getattr(import_module(module), cls)(**kwargs)
+    factory = getattr(import_module(module), cls)
+    if device is not None and "device" in inspect.signature(factory).parameters:
+        kwargs["device"] = device
+    return factory(**kwargs)
 
 
 def describe(encoder: Encoder) -> dict:

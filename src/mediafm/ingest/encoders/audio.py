@@ -59,10 +59,12 @@ class HFWav2Vec2:
     modality = "audio"
     rate = 16_000
 
-    def __init__(self, path: str, batch_size: int = 8):
+    def __init__(self, path: str, batch_size: int = 8, device: str = "cpu"):
         from transformers import Wav2Vec2Model
 
-        self.model = Wav2Vec2Model.from_pretrained(path, local_files_only=True).eval()
+        self.device = torch.device(device)
+        self.model = Wav2Vec2Model.from_pretrained(path, local_files_only=True).eval().to(
+            self.device)
         self.dim = self.model.config.hidden_size
         self.name, self.version = "hf-wav2vec2", str(path)
 
@@ -70,11 +72,11 @@ class HFWav2Vec2:
     def encode(self, items: list[np.ndarray]) -> np.ndarray:
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for i, wave in enumerate(items):
-            x = torch.from_numpy(np.asarray(wave, np.float32))
+            x = torch.from_numpy(np.asarray(wave, np.float32)).to(self.device)
             if len(x) < 400:
                 x = torch.nn.functional.pad(x, (0, 400 - len(x)))
             x = (x - x.mean()) / (x.std() + 1e-7)
-            out[i] = self.model(x[None]).last_hidden_state[0].mean(0).numpy()
+            out[i] = self.model(x[None]).last_hidden_state[0].mean(0).cpu().numpy()
         return out
 
 
@@ -98,7 +100,7 @@ class AISFX:
     rate = 44_100
     BLOCK, N_MELS, MAX_LOG = 100, 96, 9.457798957824707
 
-    def __init__(self):
+    def __init__(self, device: str = "cpu"):
         import aisfx.inference as inference
         from aisfx.models.cnn2d import CrossNet, EmbeddingNet
         from numpy._core.multiarray import scalar
@@ -107,9 +109,10 @@ class AISFX:
         with torch.serialization.safe_globals(allow):
             weights, datasets = torch.load(inference.get_path_modelWeights(),
                                            map_location="cpu", weights_only=True)
-        self.model = CrossNet(EmbeddingNet("max", 3, 1, 64), datasets, "cpu")
+        self.device = torch.device(device)
+        self.model = CrossNet(EmbeddingNet("max", 3, 1, 64), datasets, str(self.device))
         self.model.load_state_dict(weights, strict=True)
-        self.model.eval()
+        self.model.eval().to(self.device)
         from importlib.metadata import version
 
         self.version = f"aisfx-{version('aisfx')}/X-Sequential-CE"
@@ -136,5 +139,6 @@ class AISFX:
                 spec = np.pad(spec, ((0, self.BLOCK - len(spec)), (0, 0)))
             starts = range(0, len(spec) - self.BLOCK + 1, self.BLOCK // 2)
             blocks = np.stack([spec[s:s + self.BLOCK] for s in starts])
-            out[i] = self.model.get_embedding(torch.from_numpy(blocks)).mean(0).numpy()
+            x = torch.from_numpy(blocks).to(self.device)
+            out[i] = self.model.get_embedding(x).mean(0).cpu().numpy()
         return out

