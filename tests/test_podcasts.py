@@ -137,3 +137,15 @@ def test_a_podcast_is_an_audio_only_title_that_trains_and_embeds(podcast, media,
     emb = pd.read_parquet(out)
     assert (emb.title_id == "pod").sum() == len(SENTENCES)
     assert np.isfinite(np.stack(emb.embedding.to_list())).all()
+    # the explorer: no thumbnails to ask for, the audio file to play
+    from fastapi.testclient import TestClient
+
+    from mediafm.serve.app import create_app
+    from mediafm.serve.catalog import Catalog
+
+    client = TestClient(create_app(Catalog(store.path)))
+    pod, film = (client.get(f"/api/titles/{t}").json() for t in ("pod", "film"))
+    assert (pod["has_video"], pod["thumbs"], film["has_video"], film["thumbs"]) == (
+        False, False, True, True)
+    audio = client.get("/api/titles/pod/media")
+    assert audio.status_code == 200 and audio.content == (d / "pod.m4a").read_bytes()

@@ -104,9 +104,12 @@ class Catalog:
         has_text = part["has_text"].to_pylist()
         preds = self._predictions(title_id, n)
         moments = self._moments(title_id, preds)
+        flag = row.get("has_video")  # false: an audio-only title (a podcast), no pictures
+        has_video = flag is None or bool(pd.isna(flag)) or bool(flag)
         return {"title_id": title_id, "n_shots": n, "synopsis": row.synopsis,
                 "tags": row.tags, "duration_s": float(end[-1]) if n else 0.0,
-                "media": self.has_media(title_id), "thumbs": self.thumbs.available,
+                "media": self.has_media(title_id), "has_video": has_video,
+                "thumbs": self.thumbs.available and has_video,
                 "shots": {"start_s": np.round(start, 3).tolist(),
                           "end_s": np.round(end, 3).tolist(),
                           "has_text": [bool(x) for x in has_text]},

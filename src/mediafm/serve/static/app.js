@@ -200,7 +200,10 @@ async function selectShot(i, scroll = false) {
     el("div", { class: "meta", text: `${clock(start)}–${clock(end)}` +
       (t.shots.has_text[i] ? " · has subtitles" : " · no subtitles") })];
   if (t.media) {
-    const video = el("video", { controls: "", preload: "metadata", muted: "" });
+    // an audio-only title (a podcast) plays in an audio element: no black picture
+    const video = t.has_video === false
+      ? el("audio", { controls: "", preload: "metadata" })
+      : el("video", { controls: "", preload: "metadata", muted: "" });
     video.src = `/api/titles/${encodeURIComponent(t.title_id)}/media#t=${start},${end}`;
     video.addEventListener("timeupdate", () => { if (video.currentTime >= end) video.pause(); });
     parts.push(video);
