@@ -2,10 +2,11 @@
 its thumbnail.
 
 Every frame is decoded once (PyAV, threaded) and downscaled once to the size the shot detector
-wants. Every ``sample_s`` seconds a frame is also kept at the video encoder's size (and a
-thumbnail's), in a buffer that holds only shots not yet final: when it grows past
-``max_samples`` (a very long shot) every other sample is dropped and the stride doubles, so
-memory is bounded per shot whatever the title's or the shot's length.
+wants. Every ``sample_s`` seconds (more often when the shortest shot needs it) a frame is also
+kept at the video encoder's size (and a thumbnail's), in a buffer that holds only shots not
+yet final: when it grows past ``max_samples`` (a very long shot) every other sample is dropped
+and the stride doubles, so memory is bounded per shot whatever the title's or the shot's
+length.
 
 A shot is final once the detector has cut after it and ``min_shot_s`` more has been decoded
 (a shorter last piece would join it, as ``shots.merge_short`` does for a list of cuts). Its
@@ -127,8 +128,10 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     info = info or probe(path)
     stream: DetectorStream = detector.stream(info)
     conv = Converter()
-    # a sample at least every min_shot_s / 2: every shot holds one
-    shots = _Shots(frames_per_shot, min_shot_s, on_shot, min(sample_s, min_shot_s / 2))
+    # a sample at least every min_shot_s / frames_per_shot: the shortest shot still holds
+    # frames_per_shot different frames
+    stride = min(sample_s, min_shot_s / max(frames_per_shot, 2))
+    shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride)
     next_sample = -np.inf
     times: list[float] = []
     for i, frame in enumerate(video_frames(path)):
