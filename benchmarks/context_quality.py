@@ -27,28 +27,33 @@ import pandas as pd
 import harness  # benchmarks/harness.py, beside this script
 
 # name -> --set overrides on top of the tiny config; the levers of the context issue
+# (every recipe measured before dropout 0.1 became tiny's default names dropout=0)
 RECIPES: dict[str, list[str]] = {
-    "spec (learned positions)": ["positions=learned", "crop=0", "mask_ratio=0.2"],
-    "max_shots 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "max_shots=128"],
-    "warm-up 75% at 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "short_steps=0.75"],
-    "rope": ["positions=rope", "crop=0", "mask_ratio=0.2"],
-    "alibi": ["positions=alibi", "crop=0", "mask_ratio=0.2"],
-    "rope + crop": ["positions=rope", "crop=0.5", "mask_ratio=0.2"],
-    "alibi + crop": ["positions=alibi", "crop=0.5", "mask_ratio=0.2"],
-    "rope + crop + span 3": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_span=3"],
-    "rope + crop + keep 10%": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_keep=0.1"],
+    "spec (learned positions)": ["positions=learned", "crop=0", "mask_ratio=0.2", "dropout=0"],
+    "max_shots 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "max_shots=128",
+                      "dropout=0"],
+    "warm-up 75% at 128": ["positions=learned", "crop=0", "mask_ratio=0.2", "short_steps=0.75",
+                           "dropout=0"],
+    "rope": ["positions=rope", "crop=0", "mask_ratio=0.2", "dropout=0"],
+    "alibi": ["positions=alibi", "crop=0", "mask_ratio=0.2", "dropout=0"],
+    "rope + crop": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "dropout=0"],
+    "alibi + crop": ["positions=alibi", "crop=0.5", "mask_ratio=0.2", "dropout=0"],
+    "rope + crop + span 3": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_span=3",
+                             "dropout=0"],
+    "rope + crop + keep 10%": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "mask_keep=0.1",
+                               "dropout=0"],
     "rope + crop + unmasked x0.2": ["positions=rope", "crop=0.5", "mask_ratio=0.2",
-                                    "unmasked_loss=0.2"],
+                                    "unmasked_loss=0.2", "dropout=0"],
     "rope + crop + dropout 0.1": ["positions=rope", "crop=0.5", "mask_ratio=0.2",
                                   "dropout=0.1"],
-    "rope + crop + hidden 256": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "hidden=256"],
-    "alibi + crop + mask 0.4": ["positions=alibi", "crop=0.5", "mask_ratio=0.4"],
-    "tiny default (rope + crop + mask 0.4)": [],
-    "tiny + fused readout": ["readout=fused+context"],
-    "tiny 1200 steps": ["steps=1200"],
-    "tiny 1200 steps + fused readout": ["steps=1200", "readout=fused+context"],
-    "tiny + dropout 0.1": ["dropout=0.1"],
-    "tiny + dropout 0.1 + 1200 steps": ["dropout=0.1", "steps=1200"],
+    "rope + crop + hidden 256": ["positions=rope", "crop=0.5", "mask_ratio=0.2", "hidden=256",
+                                 "dropout=0"],
+    "alibi + crop + mask 0.4": ["positions=alibi", "crop=0.5", "mask_ratio=0.4", "dropout=0"],
+    "rope + crop + mask 0.4 (no dropout)": ["dropout=0"],
+    "no dropout + fused readout": ["dropout=0", "readout=fused+context"],
+    "no dropout + 1200 steps": ["dropout=0", "steps=1200"],
+    "tiny default (rope + crop + mask 0.4 + dropout 0.1)": [],
+    "tiny default + 1200 steps": ["steps=1200"],
 }
 
 
@@ -183,7 +188,8 @@ def table(records: list[dict]) -> str:
         multi = len(seeds) > 1
         tasks = list(dict.fromkeys(p["task"]))
         lines += [f"### preset `{preset}` (catalog seeds {', '.join(map(str, seeds))}; "
-                  f"{int(p['n_shots'].mean()):,} shots a catalog)", ""]
+                  f"{int(p.groupby('seed')['n_shots'].first().mean()):,} shots a catalog)",
+                  ""]
         base = p[p["recipe"] == "baselines"]
         means = base.groupby(["method", "task"])["score"].mean().unstack()
         best = means.idxmax(axis=0)
@@ -215,9 +221,11 @@ def table(records: list[dict]) -> str:
                       f"{r.window_mean_loss:.4f} | {r.neighbour_mean_loss:.4f} | "
                       f"{r.train_s:.0f} |" for r in runs.itertuples()]
         lines.append("")
-    m = frame.iloc[0]
-    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
-                 f"({m['threads']} threads), {m['date']}.")
+    machines = frame.drop_duplicates(["cpu", "cores", "torch", "threads"])
+    days = sorted({d[:10] for d in frame["date"]})
+    lines.append("Machines (each record names its own): " + "; ".join(
+        f"{m.cpu}, {m.cores} cores, torch {m.torch} ({m.threads} threads)"
+        for m in machines.itertuples()) + f"; {', '.join(days)}.")
     return "\n".join(lines)
 
 
