@@ -24,7 +24,8 @@ from mediafm.ingest.staging import Staging
 
 @pytest.mark.parametrize("kind", ["content", "adaptive"])
 def test_pyscenedetect_fed_frame_by_frame_matches_its_own_pipeline(media, kind):
-    """scenedetect.detect() (its decoder, its downscaling) against our one pass."""
+    """scenedetect.detect() (its decoder, its downscaling) against our one pass (these files
+    have no flashes, the one thing ours does differently)."""
     import scenedetect
 
     for name in ("cuts.mp4", "odd.mkv"):
@@ -159,3 +160,23 @@ def test_interlaced_pal(tmp_path):
     assert first.end == pytest.approx(2.0, abs=2 / 12.5)  # 12.5 frames a second, 2 fields each
     r, g, b = red.frames.reshape(-1, 3).mean(0)
     assert r > 240 and g < 15 and b < 15
+
+
+def test_a_flash_inside_a_shot_is_not_a_cut(tmp_path):
+    """Two white frames in the middle of one take: PySceneDetect alone cuts there (its flash
+    filter merges the flash's two cuts into one); ours sees the picture come back and keeps one
+    shot, while a real cut next to it stays."""
+    import scenedetect
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4", "-f", "lavfi",
+           "-i", "color=c=blue:size=320x240:rate=25:duration=2", "-filter_complex",
+           "[0:v]drawbox=enable='between(n,50,51)':x=0:y=0:w=iw:h=ih:color=white:t=fill[f];"
+           "[f][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "flash.mp4", cwd=tmp_path)
+    path = tmp_path / "flash.mp4"
+    theirs = [s[0].seconds for s in scenedetect.detect(
+        str(path), scenedetect.ContentDetector(min_scene_len=12))[1:]]
+    assert theirs == pytest.approx([2.0, 4.0], abs=0.05)  # the flash, then the real cut
+    for kind in ("content", "adaptive"):
+        ours = [s for s, _ in SceneDetectShots(kind).detect(path)[1:]]
+        assert ours == pytest.approx([4.0], abs=2 / FPS), (kind, ours)

@@ -61,34 +61,70 @@ class SceneDetectShots:
 
 
 class _SceneDetectStream:
+    """PySceneDetect's detector, plus flash rejection: a cut whose frame ``min_len`` frames on
+    looks like the frame before it again (closer than ContentDetector's threshold and than half
+    the jump at the cut: a camera flash, a white frame, an explosion's glare) is no cut.
+    PySceneDetect's own flash filter only merges the flash's two cuts into one."""
+
     format = "bgr24"  # OpenCV's channel order, which PySceneDetect's detectors expect
+    SAME = 27.0  # ContentDetector's default threshold: below it, two frames show one shot
 
     def __init__(self, cfg: SceneDetectShots, info: MediaInfo):
         from scenedetect import AdaptiveDetector, ContentDetector
         from scenedetect.scene_manager import compute_downscale_factor
 
-        min_len = max(1, round(cfg.min_shot_s * info.fps))
+        self.min_len = max(1, round(cfg.min_shot_s * info.fps))
         if cfg.kind == "content":
             kw = {} if cfg.threshold is None else {"threshold": cfg.threshold}
-            self.detector = ContentDetector(min_scene_len=min_len, **kw)
+            self.detector = ContentDetector(min_scene_len=self.min_len, **kw)
         else:
             kw = {} if cfg.threshold is None else {"adaptive_threshold": cfg.threshold}
-            self.detector = AdaptiveDetector(min_scene_len=min_len, **kw)
+            self.detector = AdaptiveDetector(min_scene_len=self.min_len, **kw)
         f = compute_downscale_factor(info.width)
         self.size = (max(1, int(info.width / f)), max(1, int(info.height / f)))
         self.fps = info.fps
+        self.recent: dict[int, np.ndarray] = {}  # the last few frames, by index
+        self.pending: list[int] = []  # cuts waiting for the frame min_len after them
+
+    @staticmethod
+    def _distance(a: np.ndarray, b: np.ndarray) -> float:
+        """ContentDetector's score between two frames: mean |difference| of H, S and V."""
+        import cv2
+
+        ha = cv2.cvtColor(a, cv2.COLOR_BGR2HSV).astype(np.int16)
+        hb = cv2.cvtColor(b, cv2.COLOR_BGR2HSV).astype(np.int16)
+        return float(np.abs(ha - hb).mean())
+
+    def _settle(self, index: int, final: bool = False) -> list[int]:
+        """The pending cuts that can be judged at frame ``index``, minus the flashes."""
+        out = []
+        while self.pending and (final or index >= self.pending[0] + self.min_len):
+            c = self.pending.pop(0)
+            before, at = self.recent.get(c - 1), self.recent.get(c)
+            after = self.recent.get(min(index, c + self.min_len))
+            if any(x is None for x in (before, at, after)):
+                out.append(c)
+                continue
+            back = self._distance(before, after)  # the picture came back: a flash
+            if back >= self.SAME or back >= 0.5 * self._distance(before, at):
+                out.append(c)
+        return out
 
     def push(self, index: int, image: np.ndarray) -> list[int]:
         from scenedetect.common import FrameTimecode
 
-        return [c.frame_num for c in self.detector.process_frame(FrameTimecode(index, self.fps),
-                                                                 image)]
+        self.recent[index] = image
+        self.recent.pop(index - 4 * self.min_len - 4, None)
+        self.pending += [c.frame_num for c in self.detector.process_frame(
+            FrameTimecode(index, self.fps), image)]
+        return self._settle(index)
 
     def finish(self, n_frames: int) -> list[int]:
         from scenedetect.common import FrameTimecode
 
-        return [c.frame_num for c in self.detector.post_process(
+        self.pending += [c.frame_num for c in self.detector.post_process(
             FrameTimecode(max(n_frames - 1, 0), self.fps))]
+        return self._settle(n_frames - 1, final=True)
 
 
 @dataclass
