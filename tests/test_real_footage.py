@@ -22,11 +22,12 @@ from mediafm.store.thumbs import Thumbs
 
 
 def packaged(dist: str, name: str) -> Path:
-    """A media file inside an installed distribution's wheel."""
+    """A media file inside an installed distribution's wheel. A missing package is a failure,
+    not a skip: the dev extra installs it, so its absence is a broken install."""
     try:
         files = importlib.metadata.files(dist) or []
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip(f"{dist} is not installed: `make test` installs it (dev extra)")
+        pytest.fail(f"{dist} is not installed: the dev extra installs it (`make test`)")
     found = [f for f in files if f.name == name]
     assert found, f"{dist} is installed but ships no {name}"
     return Path(found[0].locate())

@@ -88,6 +88,12 @@ class Encoders:
 STAGES = 5  # the lap() calls of ingest_title, for a per-title progress bar
 
 
+def shot_audio(wave: np.ndarray, rate: int, start: float, end: float) -> np.ndarray:
+    """The shot's samples (at least one index wide: past the audio's end it is empty, and the
+    encoders pad it as silence)."""
+    return wave[int(start * rate):max(int(end * rate), int(start * rate) + 1)]
+
+
 class EncodeBehind:
     """The video and audio encoders in a thread, on the shots the decoding pass has finished,
     in batches: on two cores, encoding the previous shots overlaps decoding the next ones.
@@ -124,9 +130,8 @@ class EncodeBehind:
         self.thread.join()
         if self.error is not None:
             raise self.error
-        n = sum(len(v) for v in self.video)
-        video = np.concatenate(self.video) if self.video else np.zeros((n, self.enc.video.dim))
-        audio = np.concatenate(self.audio) if self.audio else np.zeros((n, self.enc.audio.dim))
+        video = np.concatenate(self.video) if self.video else np.zeros((0, self.enc.video.dim))
+        audio = np.concatenate(self.audio) if self.audio else np.zeros((0, self.enc.audio.dim))
         return video.astype(np.float32), audio.astype(np.float32)
 
     def _encode(self, shots: list) -> None:
@@ -138,8 +143,7 @@ class EncodeBehind:
         else:
             r = self.rate
             self.audio.append(self.enc.audio.encode(
-                [self.wave[int(s.start * r):max(int(s.end * r), int(s.start * r) + 1)]
-                 for s in shots]))
+                [shot_audio(self.wave, r, s.start, s.end) for s in shots]))
         self.seconds["video encoder"] += t2 - t
         self.seconds["audio encoder"] += time.perf_counter() - t2
 
@@ -211,8 +215,7 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                                cfg.max_segment_s, cfg.pause_s)
         lap("decode+shots")
         video, thumbs = np.zeros((len(shots), enc.video.dim), np.float32), [None] * len(shots)
-        audio = enc.audio.encode([wave[int(s * rate):max(int(e * rate), int(s * rate) + 1)]
-                                  for s, e in shots])
+        audio = enc.audio.encode([shot_audio(wave, rate, s, e) for s, e in shots])
     lap("encoders (after decoding)")
     texts = assign(cues, shots)
     with_text = [i for i, x in enumerate(texts) if x]
