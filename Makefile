@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	# (librosa comes with the ingest extra); without it, ingest falls back to log-mel.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps "aisfx==0.1.2" || \
 		echo "aisfx could not be installed: audio falls back to log-mel statistics"
+	# TorchCodec (ingest --decoder torchcodec) must match torch: torch 2.N <-> torchcodec 0.N
+	$(PY) -m pip install -q --disable-pip-version-check "torchcodec==0.$$($(PY) -c \
+		'import torch; print(torch.__version__.split(".")[1])').*" || \
+		echo "no TorchCodec release matches this torch: ingest --decoder torchcodec unavailable"
 	touch $@
 
 # Debian packages (command:package): ffmpeg and espeak-ng make the test media, chromium renders
@@ -63,6 +67,8 @@ bench-gpu: install
 	$(PY) benchmarks/train_throughput.py --config base --batch 32 --device cuda --bf16
 	$(PY) benchmarks/embed_throughput.py --device cuda --bf16
 	$(PY) benchmarks/loader_throughput.py --sources cache cuda --threads 1 2 4 --workers 0
+	$(PY) benchmarks/ingest_throughput.py --minutes 2 --decoder torchcodec --device cuda \
+		--json benchmarks/results/ingest_throughput_cuda.json
 	$(PY) benchmarks/readme.py
 
 # Does context win? presets x seeds x recipes -> probe tables (~2 h on 2 cores).

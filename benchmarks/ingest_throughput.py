@@ -7,6 +7,7 @@ on it: wall time, real-time multiple, the ratio of the two, and seconds per inge
 
     python benchmarks/ingest_throughput.py                # 10-minute title
     python benchmarks/ingest_throughput.py --minutes 2
+    python benchmarks/ingest_throughput.py --decoder torchcodec --device cuda   # a GPU box
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=0, help="ingest loads its models each run")
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
+    p.add_argument("--decoder", default="pyav", help="pyav | torchcodec")
+    p.add_argument("--device", help="encoders (and torchcodec) device; default: cuda if any")
     p.add_argument("--json")
     args = p.parse_args()
     work = Path(args.workdir)
@@ -72,7 +75,8 @@ def main() -> None:
         shutil.rmtree(work / ".store.ingest", ignore_errors=True)
         t = time.perf_counter()
         report = ingest([TitleJob("bench", str(video), (str(subs),), "A benchmark title.")],
-                        store, IngestConfig(), progress=False)
+                        store, IngestConfig(decoder=args.decoder, device=args.device),
+                        progress=False)
         stages.append(report.stage_seconds)
         return time.perf_counter() - t
 
@@ -81,7 +85,7 @@ def main() -> None:
     seconds = args.minutes * 60
     result = {"benchmark": "ingest_throughput", "machine": harness.machine(),
               "title": {"minutes": args.minutes, "size": "1280x720", "fps": 25,
-                        "cut_every_s": 3}, "repeats": args.repeats, "variants": {},
+                        "cut_every_s": 3}, "decoder": args.decoder, "repeats": args.repeats, "variants": {},
               "stages": {}, "ratios": {}}
     for name, sec in runs.items():
         result["variants"][name] = {"seconds": harness.summary(sec),
@@ -103,7 +107,8 @@ def render(r: dict) -> str:
     stage_rows = [[name, harness.fmt(v["seconds"], ".1f"), harness.fmt(v["video_s_per_s"], ".1f")]
                   for name, v in r["stages"].items()]
     lines = [f"A generated {t['minutes']:g}-minute {t['size']} title at {t['fps']} fps, a cut "
-             f"every {t['cut_every_s']} s, default encoders; {r['repeats']} interleaved rounds.",
+             f"every {t['cut_every_s']} s, default encoders, decoder "
+             f"{r.get('decoder', 'pyav')}; {r['repeats']} interleaved rounds.",
              "", harness.markdown_table(["run", "seconds median (range)", "× real time"], rows),
              "", *[f"{n}: {harness.fmt_ratio(x)}." for n, x in r["ratios"].items()], "",
              harness.markdown_table(["ingest stage", "seconds", "video s / s"], stage_rows),

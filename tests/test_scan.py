@@ -180,3 +180,41 @@ def test_a_flash_inside_a_shot_is_not_a_cut(tmp_path):
     for kind in ("content", "adaptive"):
         ours = [s for s, _ in SceneDetectShots(kind).detect(path)[1:]]
         assert ours == pytest.approx([4.0], abs=2 / FPS), (kind, ours)
+
+
+def test_torchcodec_decoder_gives_the_pyav_scan(media, tmp_path):
+    """``--decoder torchcodec`` (the GPU path's decoder, run here on the CPU) finds the same
+    cuts, samples the same frame times, and its frames and thumbnails differ from PyAV's only
+    by interpolation (torch's bilinear against swscale's bicubic), rotated videos included."""
+    from PIL import Image
+
+    from mediafm.ingest import codec
+
+    assert codec.available(), "torchcodec is part of the dev install (Makefile)"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x180:rate=25:duration=1", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "plain.mp4", cwd=tmp_path)
+    ffmpeg("-i", "plain.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90", "rot.mp4",
+           cwd=tmp_path)
+    for path in (media / "cuts.mp4", media / "odd.mkv", tmp_path / "rot.mp4"):
+        fps = probe(path).fps
+        ours = scan(path, SceneDetectShots(), frames_per_shot=4, decoder="torchcodec")
+        pyav = scan(path, SceneDetectShots(), frames_per_shot=4)
+        assert len(ours) == len(pyav), path
+        for a, b in zip(ours, pyav, strict=True):
+            assert a.start == pytest.approx(b.start, abs=2 / fps)
+            assert a.end == pytest.approx(b.end, abs=2 / fps)
+            np.testing.assert_allclose(a.times, b.times, atol=1e-6)
+            assert a.frames.shape == b.frames.shape
+            assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 8, path
+            ta, tb = (Image.open(io.BytesIO(s.thumb)) for s in (a, b))
+            assert ta.size == tb.size
+    with pytest.raises(ValueError, match="unknown decoder"):
+        scan(media / "cuts.mp4", SceneDetectShots(), decoder="opencv")
+
+
+def test_torchcodec_decoder_names_a_broken_file(media):
+    from mediafm.ingest.media import MediaError
+
+    with pytest.raises(MediaError, match="not_video.mp4"):
+        scan(media / "not_video.mp4", SceneDetectShots(), decoder="torchcodec",
+             info=probe(media / "cuts.mp4"))

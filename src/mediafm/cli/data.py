@@ -44,7 +44,8 @@ def _ingest(args: argparse.Namespace) -> int:
                        threshold=args.threshold, min_shot_s=args.min_shot,
                        min_segment_s=args.min_segment, max_segment_s=args.max_segment,
                        pause_s=args.pause, audio_track=args.audio_track, device=args.device,
-                       video_encoder=args.video_encoder, audio_encoder=args.audio_encoder,
+                       decoder=args.decoder, video_encoder=args.video_encoder,
+                       audio_encoder=args.audio_encoder,
                        text_encoder=args.text_encoder,
                        encoder_args=enc_args, require_audio=args.require_audio,
                        workers=args.workers, engine=args.engine, ray_address=args.address)
@@ -153,7 +154,11 @@ def register(sub) -> None:
     s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")
     s.add_argument("--device", help="where the encoders (and TransNetV2) run: cpu, cuda, "
-                   "cuda:1 ... (default: cuda if available); decoding stays on the CPU")
+                   "cuda:1 ... (default: cuda if available); with --decoder torchcodec, "
+                   "decoding too")
+    s.add_argument("--decoder", choices=["pyav", "torchcodec"], default="pyav",
+                   help="video decoding: PyAV on the CPU, or TorchCodec on --device (NVDEC on "
+                   "a GPU; `pip install torchcodec` matching your torch)")
     s.add_argument("--audio-track", type=int, metavar="N",
                    help="the N-th audio stream (0-based) of every title (default: the stream "
                    "marked default, else the first)")

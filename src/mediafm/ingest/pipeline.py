@@ -37,6 +37,7 @@ class IngestConfig:
     pause_s: float = 0.3
     audio_track: int | None = None  # 0-based among the audio streams; None: the default one
     device: str | None = None  # the encoders' (and TransNetV2's) device; None: cuda if any
+    decoder: str = "pyav"  # pyav | torchcodec (decodes on ``device``: NVDEC on a GPU)
     video_encoder: str = "efficientnet-lite0"
     audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
@@ -200,7 +201,8 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
         behind = EncodeBehind(enc, wave, rate)
         try:
             scanned = scan(job.video, enc.detector, cfg.frames_per_shot,
-                           enc.detector.min_shot_s, behind.put, info=info)
+                           enc.detector.min_shot_s, behind.put, info=info,
+                           decoder=cfg.decoder, device=enc.device)
         except BaseException:
             with contextlib.suppress(Exception):  # the decoding error is the one to report
                 behind.finish()

@@ -116,10 +116,13 @@ class _Shots:
 def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float = 0.5,
          on_shot: Callable[[ScannedShot], None] | None = None, sample_s: float = 0.25,
          max_samples: int = 256, short_side: int = 256, crop: int = 224,
-         thumb_width: int = 192, info: MediaInfo | None = None) -> list[ScannedShot]:
+         thumb_width: int = 192, info: MediaInfo | None = None, decoder: str = "pyav",
+         device: str = "cpu") -> list[ScannedShot]:
     """Shots covering the title (start, end, frames, thumbnail), in one decoding pass.
 
     ``detector``: a ``ShotDetector`` (its ``stream(info)`` is fed every frame).
+    ``decoder``: ``pyav`` (``media.video_frames``), or ``torchcodec`` (``ingest.codec``: on
+    ``device``, e.g. a GPU's NVDEC, resized there).
     ``frames_per_shot=0``: cuts only, nothing sampled. Frames are matched by presentation
     time (relative to the title's start, ``MediaInfo.start_s``), so variable frame rates keep
     exact cut times; a file that breaks off after some
@@ -127,14 +130,14 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     """
     info = info or probe(path)
     stream: DetectorStream = detector.stream(info)
-    conv = Converter()
+    frames, conv = _decoder(path, decoder, device)
     # a sample at least every min_shot_s / frames_per_shot: the shortest shot still holds
     # frames_per_shot different frames
     stride = min(sample_s, min_shot_s / max(frames_per_shot, 2))
     shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride)
     next_sample = -np.inf
     times: list[float] = []
-    for i, frame in enumerate(video_frames(path)):
+    for i, frame in enumerate(frames):
         t = float(frame.time) - info.start_s  # the title's time: 0 at its start
         times.append(t)
         shots.advance(t)
@@ -152,3 +155,17 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
         shots.cut(times[c])
     shots.end(max(info.duration_s, times[-1]))
     return shots.shots
+
+
+DECODERS = ("pyav", "torchcodec")
+
+
+def _decoder(path: str | Path, name: str, device: str):
+    """(frames, converter) of a decoding backend."""
+    if name == "pyav":
+        return video_frames(path), Converter()
+    if name == "torchcodec":
+        from mediafm.ingest.codec import TensorConverter, tensor_frames
+
+        return tensor_frames(path, device), TensorConverter()
+    raise ValueError(f"unknown decoder {name!r}: use one of {DECODERS}")
