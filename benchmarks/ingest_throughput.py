@@ -85,8 +85,8 @@ def main() -> None:
     seconds = args.minutes * 60
     result = {"benchmark": "ingest_throughput", "machine": harness.machine(),
               "title": {"minutes": args.minutes, "size": "1280x720", "fps": 25,
-                        "cut_every_s": 3}, "decoder": args.decoder, "repeats": args.repeats, "variants": {},
-              "stages": {}, "ratios": {}}
+                        "cut_every_s": 3}, "decoder": args.decoder, "repeats": args.repeats,
+              "variants": {}, "stages": {}, "ratios": {}}
     for name, sec in runs.items():
         result["variants"][name] = {"seconds": harness.summary(sec),
                                     "x_real_time": harness.summary([seconds / x for x in sec])}
