@@ -140,3 +140,23 @@ def test_clip_with_title_context(model, store):
                                atol=1e-5)
     with pytest.raises(ValueError, match="with_title needs"):
         embed_clips(model, store, clips, "clip-only", progress=False, with_title=True)
+
+
+def test_windows_of_a_long_title_carry_its_clock(model):
+    """With the title clock, a shot of a 40-shot title embeds as its window does when told
+    where that window sits in the title; clip-only treats the clip as the whole sequence."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    clocked = MediaFM(replace(model.config, title_clock=True)).eval()
+    rng = np.random.default_rng(2)
+    seq = rng.normal(size=(40, clocked.config.fused_dim)).astype(np.float32)
+    title = rng.normal(size=clocked.config.title_dim).astype(np.float32)
+    (got,) = embed_sequences(clocked, [seq], title[None], "hidden")
+    with torch.no_grad():
+        h, _ = clocked(torch.tensor(seq[24:40])[None], torch.tensor([16]),
+                       torch.from_numpy(title)[None],
+                       clock=torch.arange(24, 40, dtype=torch.float32)[None] / 39)
+    np.testing.assert_allclose(got[35], h[0, 11].numpy(), atol=1e-5)  # window 24..39
+    (alone,) = embed_sequences(clocked, [seq[24:40]], title[None], "hidden")
+    assert np.abs(alone[11] - got[35]).max() > 1e-4

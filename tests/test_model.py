@@ -169,3 +169,40 @@ def test_alibi_bias_is_distance_between_shots_only():
     slopes = -shots[:, 0, 1]
     assert (slopes > 0).all() and (slopes[:-1] > slopes[1:]).all()  # local to global heads
     torch.testing.assert_close(shots[:, 0, 5], 5 * shots[:, 0, 1])
+
+
+def test_attention_dropout_is_its_own_knob():
+    """None follows ``dropout`` (BERT); 0 keeps the fused CPU attention kernel (tiny)."""
+    assert MediaFM(replace(CFG, dropout=0.1)).blocks[0].attn_dropout == 0.1
+    assert MediaFM(replace(CFG, dropout=0.1, attn_dropout=0.0)).blocks[0].attn_dropout == 0.0
+    with pytest.raises(ValueError, match="attn_dropout"):
+        replace(CFG, attn_dropout=1.5)
+    torch.manual_seed(0)
+    m = MediaFM(replace(CFG, dropout=0.0, attn_dropout=0.5)).train()
+    x, lengths = torch.randn(1, 6, 24), torch.tensor([6])
+    assert not torch.equal(m(x, lengths)[0], m(x, lengths)[0])  # it does drop in training
+    m.eval()
+    assert torch.equal(m(x, lengths)[0], m(x, lengths)[0])
+
+
+def test_title_clock_tells_each_shot_where_it_sits_in_its_title():
+    from mediafm.model import window_clock
+
+    torch.manual_seed(0)
+    m = MediaFM(replace(CFG, title_clock=True)).eval()
+    x, lengths = torch.randn(2, 6, 24), torch.tensor([6, 4])
+    clock = window_clock(lengths, 6)
+    assert clock[0].tolist() == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert clock[1, :4].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    # no clock given: each row is a whole title
+    torch.testing.assert_close(m(x, lengths)[0], m(x, lengths, clock=clock)[0])
+    # the same six shots as the end of a longer title embed differently
+    late = 0.5 + 0.5 * clock
+    assert (m(x, lengths, clock=late)[0] - m(x, lengths)[0]).abs().max() > 1e-4
+    # a masked shot still knows its place
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[:, 2] = True
+    a, _ = m(x, lengths, mask=mask)
+    b, _ = m(x, lengths, mask=mask, clock=late)
+    assert (a[:, 2] - b[:, 2]).abs().max() > 1e-4
+    assert not hasattr(MediaFM(CFG), "clock_proj") or MediaFM(CFG).clock_proj is None

@@ -169,3 +169,18 @@ def test_sequence_length_warm_up(store):
             assert (w[:, 1] >= p[:, 1]).all() and (w[:, 1] + w[:, 2] <= p[:, 1] + p[:, 2]).all()
         else:
             np.testing.assert_array_equal(w, p)
+
+
+def test_batches_carry_the_title_clock_of_their_windows(store):
+    """Each window's shots at (start + j) / (n_shots - 1) of their whole title, crops and
+    windows of long titles included."""
+    rows = list(range(len(store.titles)))
+    loader = WindowLoader(store, rows, 16, 4, seed=0, parts_in_memory=1, crop=1.0)
+    n = store.titles["n_shots"].to_numpy()
+    for step in range(3):
+        windows = loader.batch_windows(step)
+        batch = loader.load(windows)
+        assert batch["clock"].shape == batch["shots"].shape[:2]
+        for (row, start, length), clock in zip(windows, batch["clock"], strict=True):
+            want = (start + np.arange(length)) / (n[row] - 1)
+            np.testing.assert_allclose(clock[:length].numpy(), want, rtol=1e-6)

@@ -158,3 +158,26 @@ def test_gpu_path_options_match_eager(store, tmp_path, eager_losses, options, to
 def test_precision_is_checked():
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
+
+
+def test_kept_shot_noise_is_the_same_for_any_number_of_processes():
+    """``keep_noise``: the kept shots' inputs get noise drawn for the global batch, so rank r
+    of 2 sees exactly rows r, r + 2, ... of the one-process input; the rest is untouched and
+    every noisy input is unit-norm again."""
+    from mediafm.train import clock_shift, noisy_inputs
+
+    tc = TrainConfig(keep_noise=0.8, mask_keep=0.5, clock_jitter=0.1)
+    g = torch.Generator().manual_seed(0)
+    shots = torch.nn.functional.normalize(torch.randn(4, 7, 12, generator=g), dim=-1)
+    keep = torch.rand(4, 7, generator=g) < 0.4
+    one = noisy_inputs(shots, keep, 0, 1, tc, step=3)
+    for rank in (0, 1):
+        torch.testing.assert_close(noisy_inputs(shots[rank::2], keep, rank, 2, tc, step=3),
+                                   one[rank::2])
+    assert torch.equal(one[~keep], shots[~keep])
+    assert (one[keep] - shots[keep]).norm(dim=-1).min() > 0.1
+    torch.testing.assert_close(one.norm(dim=-1), torch.ones(4, 7))
+    assert not torch.equal(noisy_inputs(shots, keep, 0, 1, tc, step=4), one)
+    shift = clock_shift(4, tc, step=3)
+    assert shift.shape == (4, 1) and torch.equal(shift, clock_shift(4, tc, step=3))
+    assert torch.equal(clock_shift(4, TrainConfig(), step=3), torch.zeros(4, 1))

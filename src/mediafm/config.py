@@ -91,9 +91,17 @@ class TrainConfig:
     crop: float = 0.0  # P(a title that fits the window is trained on a random sub-window)
     mask_span: float = 1.0  # mean length of masked runs of shots (1: independent shots)
     mask_keep: float = 0.0  # share of the selected shots that keep their input (BERT's 10%)
+    # noise added to the input of those kept shots (the norm of a Gaussian vector against
+    # the unit-norm fused vector): the model learns to denoise a shot with its context, so the
+    # hidden state of a shot it can see is trained too (ours); 0: kept as they are
+    keep_noise: float = 0.0
     unmasked_loss: float = 0.0  # loss weight of the unmasked shots (0: masked only, the spec)
     short_steps: float = 0.0  # share of steps on windows cut to short_max_shots (warm-up)
     short_max_shots: int = 128
+    # the model's title clock (model.title_clock) shifted by one draw of N(0, clock_jitter) per
+    # window: it still says where in the story a window sits, not which shot (without it the
+    # clock and [GLOBAL] together let a small model memorise its titles, as learned positions)
+    clock_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -101,8 +109,10 @@ class TrainConfig:
         for name in ("crop", "mask_keep", "short_steps"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.mask_span < 1.0 or self.unmasked_loss < 0.0:
-            raise ValueError("mask_span must be >= 1 and unmasked_loss >= 0")
+        if self.mask_span < 1.0 or min(self.unmasked_loss, self.clock_jitter,
+                                       self.keep_noise) < 0.0:
+            raise ValueError("mask_span must be >= 1; unmasked_loss, clock_jitter and "
+                             "keep_noise >= 0")
 
 
 SECTIONS = ("model", "train")

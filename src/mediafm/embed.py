@@ -23,7 +23,7 @@ import torch
 
 from mediafm.atomic import atomic_file
 from mediafm.model import MediaFM
-from mediafm.sequences import collate, window_starts
+from mediafm.sequences import collate, title_clock, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
 
 READOUTS = ("hidden", "output", "input+hidden", "context", "input+context", "fused+context")
@@ -65,10 +65,14 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
     results: dict[tuple[int, int], np.ndarray] = {}
     for b in range(0, len(windows), batch_size):
         chunk = windows[b:b + batch_size]
+        clock = title_clock(np.array([st for _, _, st, _ in chunk]),
+                            np.array([ln for *_, ln in chunk]),
+                            np.array([len(seqs[i]) for i, *_ in chunk]), chunk[0][3])
         batch = collate([seqs[i][st:st + ln] for i, _, st, ln in chunk],
-                        title_emb[[i for i, *_ in chunk]])
+                        title_emb[[i for i, *_ in chunk]], clock)
         out = readout(model, batch["shots"].to(device), batch["lengths"].to(device),
-                      batch["title_emb"].to(device), output).float().cpu().numpy()
+                      batch["title_emb"].to(device), output,
+                      batch["clock"].to(device)).float().cpu().numpy()
         for k, (i, w, _, ln) in enumerate(chunk):
             results[(i, w)] = out[k, :ln]
     embeddings = []
@@ -84,8 +88,10 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
 
 
 def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
-            title_emb: torch.Tensor, output: str) -> torch.Tensor:
-    """(B, L, dim) per-shot embeddings of a padded batch, by readout:
+            title_emb: torch.Tensor, output: str, clock: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    """(B, L, dim) per-shot embeddings of a padded batch (``clock``: as ``MediaFM.forward``),
+    by readout:
 
     - ``hidden``: the final hidden state (the spec's contextual embedding);
     - ``output``: the output projection, in fused dims;
@@ -98,7 +104,7 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``fused+context``: the shot's fused vector itself beside the context (no bottleneck
       through the input projection: fused_dim + hidden columns).
     """
-    h, pred = model(shots, lengths, title_emb)
+    h, pred = model(shots, lengths, title_emb, None, clock)
     if output in ("hidden", "output", "input+hidden"):
         out = {"hidden": h, "output": pred}.get(output)
         return out if out is not None else torch.cat([model.input_proj(shots), h], dim=-1)
@@ -108,7 +114,7 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     ctx = torch.zeros_like(h)
     for r in range(passes):
         mask = real & (torch.arange(L, device=shots.device) % passes == r)[None]
-        h_masked, _ = model(shots, lengths, title_emb, mask)
+        h_masked, _ = model(shots, lengths, title_emb, mask, clock)
         ctx = torch.where(mask[..., None], h_masked, ctx)
     if output == "context":
         return ctx
@@ -208,10 +214,14 @@ def embed_titles(model: MediaFM, store: ShotStore | str | os.PathLike, pool: str
             cls = []
             for s, t in zip(seqs, title_emb, strict=True):
                 starts = window_starts(len(s), width, max(1, width // 2))
-                batch = collate([s[st:st + width] for st in starts], np.repeat(t[None],
-                                                                              len(starts), 0))
+                n = min(width, len(s))
+                clock = title_clock(np.array(starts), np.full(len(starts), n),
+                                    np.full(len(starts), len(s)), n)
+                batch = collate([s[st:st + width] for st in starts],
+                                np.repeat(t[None], len(starts), 0), clock)
                 full = model.encode(batch["shots"].to(device), batch["lengths"].to(device),
-                                    batch["title_emb"].to(device))
+                                    batch["title_emb"].to(device), None,
+                                    batch["clock"].to(device))
                 cls.append(full[:, 0].float().mean(0).cpu().numpy())
             parts.append(np.stack(cls))
         ids_all += ids

@@ -39,13 +39,22 @@ class MediaFMConfig:
     layers: int = 12
     heads: int = 12
     mlp_ratio: float = 4.0
-    dropout: float = 0.1
+    dropout: float = 0.1  # on the embeddings and on each residual branch
+    # on the attention probabilities; None: the same as ``dropout`` (BERT). Ours: a separate
+    # knob, because any value > 0 takes PyTorch's CPU attention off its fused kernel (4x the
+    # attention time, 2x the tiny config's step time, measured); GPU kernels apply it cheaply
+    attn_dropout: float | None = None
     max_shots: int = 512
     mask_ratio: float = 0.2
     # learned: absolute embeddings (BERT); rope / alibi: relative (ours: a title that fits in
     # one window always starts at position 0, and absolute embeddings let a small model
     # memorise (title, position) instead of learning scene structure)
     positions: str = "learned"
+    # ours: the title clock, each shot's place in its whole title (0 = first shot, 1 = last),
+    # as Fourier features added to its input. Relative positions (rope, alibi) and windows
+    # cut from long titles hide where in the story a shot sits (the climax, the opening); the
+    # spec's absolute positions told it only where in the window
+    title_clock: bool = False
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads:
@@ -54,6 +63,10 @@ class MediaFMConfig:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.positions == "rope" and (self.hidden // self.heads) % 2:
             raise ValueError("rope needs an even head dimension (hidden / heads)")
+        for name in ("dropout", "attn_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         for name in ("fused_dim", "hidden", "layers", "heads", "max_shots"):
@@ -83,6 +96,23 @@ def sinusoids(n: int, dim: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(pos * freq)
     table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
     return table
+
+
+CLOCK_FREQUENCIES = 8
+
+
+def clock_features(clock: torch.Tensor) -> torch.Tensor:
+    """(..., 2 * CLOCK_FREQUENCIES) sin / cos of pi * k * clock, k = 1..8, for clock in [0, 1]:
+    smooth in the clock, and a linear map of them can peak anywhere in the title."""
+    k = torch.arange(1, CLOCK_FREQUENCIES + 1, dtype=torch.float32, device=clock.device)
+    angles = torch.pi * clock.float()[..., None] * k  # (..., K)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def window_clock(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B, max_len) the clock of windows that are whole titles: shot i of n at i / (n - 1)."""
+    pos = torch.arange(max_len, dtype=torch.float32, device=lengths.device)[None]
+    return (pos / (lengths[:, None] - 1).clamp(min=1)).clamp(max=1.0)
 
 
 def rope_tables(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +150,8 @@ class Block(nn.Module):
 
     def __init__(self, cfg: MediaFMConfig):
         super().__init__()
-        self.heads, self.dropout = cfg.heads, cfg.dropout
+        self.heads = cfg.heads
+        self.attn_dropout = cfg.dropout if cfg.attn_dropout is None else cfg.attn_dropout
         self.norm1 = nn.LayerNorm(cfg.hidden)
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
@@ -138,7 +169,7 @@ class Block(nn.Module):
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=self.attn_dropout if self.training else 0.0)
         x = x + self.drop(self.proj(a.transpose(1, 2).reshape(B, S, D)))
         return x + self.drop(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
 
@@ -162,6 +193,8 @@ class MediaFM(nn.Module):
         else:
             self.register_buffer("alibi", alibi_bias(cfg.max_shots, cfg.heads),
                                  persistent=False)
+        self.clock_proj = (nn.Linear(2 * CLOCK_FREQUENCIES, cfg.hidden) if cfg.title_clock
+                           else None)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.hidden)
@@ -175,6 +208,8 @@ class MediaFM(nn.Module):
         self.apply(self._init)
         for p in (self.cls_emb, self.global_emb, self.mask_emb):
             nn.init.normal_(p, std=0.02)
+        if self.clock_proj is not None:  # small: at 0.02 the clock drowned the shot's content
+            nn.init.normal_(self.clock_proj.weight, std=0.002)  # (tone -0.01, measured)
         if cfg.positions == "learned":
             with torch.no_grad():  # learned, but starting from sinusoids (ours): see sinusoids()
                 self.pos_emb.copy_(0.02 * sinusoids(n_pos, cfg.hidden))
@@ -186,20 +221,22 @@ class MediaFM(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, shots: torch.Tensor, lengths: torch.Tensor,
-                title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                clock: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Contextualise a batch of shot sequences.
 
         shots: (B, L, fused_dim); lengths: (B,) real shots per row (rest is padding);
-        title_emb: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK].
+        title_emb: (B, title_dim) or None; mask: (B, L) bool, True = replace input with [MASK];
+        clock: (B, L) each shot's place in its whole title in [0, 1] (``title_clock``; None:
+        each row is a whole title, ``window_clock``).
         Returns (hidden (B, L, hidden) after the final norm, prediction (B, L, fused_dim)).
         """
-        h = self.encode(shots, lengths, title_emb, mask)[:, N_SPECIAL:]  # (B, L, H)
+        h = self.encode(shots, lengths, title_emb, mask, clock)[:, N_SPECIAL:]  # (B, L, H)
         return h, self.output_proj(h)
 
     def encode(self, shots: torch.Tensor, lengths: torch.Tensor,
-               title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None
-               ) -> torch.Tensor:
+               title_emb: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+               clock: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S, hidden): the final-norm hidden states of every token, [CLS] and [GLOBAL]
         first (arguments as ``forward``)."""
         cfg = self.config
@@ -209,6 +246,10 @@ class MediaFM(nn.Module):
         x = self.input_proj(shots)  # (B, L, H)
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+        if self.clock_proj is not None:  # after masking: a masked shot still knows its place
+            if clock is None:
+                clock = window_clock(lengths, L)
+            x = x + self.clock_proj(clock_features(clock).to(x.dtype))
         global_token = self.global_emb.expand(B, -1)
         if self.title_proj is not None and title_emb is not None:
             global_token = global_token + self.title_proj(title_emb)

@@ -113,16 +113,31 @@ def sample_mask(lengths: torch.Tensor, max_len: int, ratio: float,
     return ranks < k[:, None]
 
 
-def collate(seqs: list[np.ndarray], title_emb: np.ndarray) -> dict[str, torch.Tensor]:
-    """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title_emb (B, Dt)."""
+def title_clock(starts: np.ndarray, lengths: np.ndarray, n_shots: np.ndarray, width: int
+                ) -> torch.Tensor:
+    """(B, width) float32: the place of each window's shots in their whole title, shot i of n
+    at i / (n - 1) (the model's ``title_clock`` input); padding continues the count, clipped
+    to 1. Windows are (start, length) in titles of ``n_shots``."""
+    pos = np.asarray(starts, np.float64)[:, None] + np.arange(width)[None]
+    den = np.maximum(np.asarray(n_shots, np.float64) - 1, 1)[:, None]
+    return torch.from_numpy(np.minimum(pos / den, 1.0).astype(np.float32))
+
+
+def collate(seqs: list[np.ndarray], title_emb: np.ndarray,
+            clock: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Pad (n_i, D) sequences into shots (B, L, D), lengths (B,), title_emb (B, Dt) and, when
+    the sequences are windows of longer titles, their ``clock`` (B, L) (``title_clock``)."""
     lengths = [len(s) for s in seqs]
     shots = torch.empty((len(seqs), max(lengths), seqs[0].shape[1]), dtype=torch.float32)
     out = shots.numpy()
     for i, s in enumerate(seqs):
         out[i, : len(s)] = s
         out[i, len(s):] = 0
-    return {"shots": shots, "lengths": torch.tensor(lengths),
-            "title_emb": torch.from_numpy(np.ascontiguousarray(title_emb, dtype=np.float32))}
+    batch = {"shots": shots, "lengths": torch.tensor(lengths),
+             "title_emb": torch.from_numpy(np.ascontiguousarray(title_emb, dtype=np.float32))}
+    if clock is not None:
+        batch["clock"] = clock[:, : max(lengths)]
+    return batch
 
 
 class WindowLoader:
@@ -148,6 +163,7 @@ class WindowLoader:
         self._pool: tuple[int, ThreadPoolExecutor] | None = None
         self._part = self.titles["part"].to_numpy()
         self._offset = self.titles["row_offset"].to_numpy()
+        self._n_shots = self.titles["n_shots"].to_numpy()
         self._plan: tuple[int, np.ndarray] | None = None
 
     def plan(self, epoch: int) -> np.ndarray:
@@ -200,7 +216,9 @@ class WindowLoader:
             for i in range(len(windows)):
                 read(i)
         return {"shots": shots, "lengths": torch.from_numpy(lengths.copy()),
-                "title_emb": torch.from_numpy(self.title_emb[windows[:, 0]])}
+                "title_emb": torch.from_numpy(self.title_emb[windows[:, 0]]),
+                "clock": title_clock(windows[:, 1], lengths, self._n_shots[windows[:, 0]],
+                                     shape[1])}
 
     def __getstate__(self) -> dict:  # for spawned DataLoader workers: threads don't pickle
         return {**self.__dict__, "_pool": None}

@@ -32,7 +32,14 @@ from mediafm.config import TrainConfig
 from mediafm.model import MediaFM, MediaFMConfig, count_parameters
 from mediafm.objective import MSMMetrics, masked_cosine_sum, neighbour_mean, window_mean
 from mediafm.optim import build_optimizers, lr_lambda
-from mediafm.sequences import WindowLoader, collate, sample_mask, split_titles, window_starts
+from mediafm.sequences import (
+    WindowLoader,
+    collate,
+    sample_mask,
+    split_titles,
+    title_clock,
+    window_starts,
+)
 from mediafm.store import ShotStore
 
 
@@ -57,10 +64,13 @@ def validation_batches(store: ShotStore, rows: list[int], max_shots: int, batch_
         t = store.titles.iloc[row]
         fused = store.title_vectors(t.title_id)
         for s in window_starts(len(fused), max_shots, max_shots):
-            windows.append((fused[s:s + max_shots], title_emb[row]))
+            windows.append((fused[s:s + max_shots], title_emb[row], s, len(fused)))
     for i in range(0, len(windows), batch_size):
         chunk = windows[i:i + batch_size]
-        batch = collate([w[0] for w in chunk], np.stack([w[1] for w in chunk]))
+        seqs = [w[0] for w in chunk]
+        clock = title_clock(np.array([w[2] for w in chunk]), np.array([len(x) for x in seqs]),
+                            np.array([w[3] for w in chunk]), max(len(x) for x in seqs))
+        batch = collate(seqs, np.stack([w[1] for w in chunk]), clock)
         batch["mask"] = sample_mask(batch["lengths"], batch["shots"].shape[1], mask_ratio, gen)
         yield batch
 
@@ -73,7 +83,7 @@ def evaluate(model: MediaFM, batches: list[dict], device: torch.device) -> dict[
                "window_mean": MSMMetrics()}
     for b in batches:
         _, pred = model(b["shots"].to(device), b["lengths"].to(device), b["title_emb"].to(device),
-                        b["mask"].to(device))
+                        b["mask"].to(device), b["clock"].to(device))
         args = (b["shots"], b["lengths"], b["mask"])
         metrics["model"].update(pred.float().cpu(), *args)
         metrics["neighbour_mean"].update(neighbour_mean(*args), *args)
@@ -203,6 +213,32 @@ def draw_masks(lengths: torch.Tensor, max_len: int, mask_ratio: float, tc: Train
     return selected, keep
 
 
+def noisy_inputs(shots: torch.Tensor, keep: torch.Tensor, rank: int, world: int,
+                 tc: TrainConfig, step: int) -> torch.Tensor:
+    """The local shard's input: ``shots`` with Gaussian noise of norm ~``keep_noise`` added to
+    the kept shots, then unit-normed. ``keep`` is the global batch's (B, L); noise is drawn for
+    its kept shots in order, a pure function of (seed, step) whatever the world size."""
+    where = keep.nonzero()  # (K, 2) global (row, shot), row-major
+    gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step + 104_729)
+    noise = torch.randn(len(where), shots.shape[-1], generator=gen)
+    mine = where[:, 0] % world == rank
+    rows, cols = (where[mine, 0] // world).to(shots.device), where[mine, 1].to(shots.device)
+    scale = tc.keep_noise / math.sqrt(shots.shape[-1])
+    out = shots.clone()
+    noisy = shots[rows, cols] + scale * noise[mine].to(shots.device, shots.dtype)
+    out[rows, cols] = torch.nn.functional.normalize(noisy, dim=-1)
+    return out
+
+
+def clock_shift(n: int, tc: TrainConfig, step: int) -> torch.Tensor:
+    """(n, 1): the title-clock shift of each window of the global batch of ``step``
+    (``clock_jitter``); a pure function of (seed, step), zeros when there is no jitter."""
+    if tc.clock_jitter <= 0:
+        return torch.zeros(n, 1)
+    gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step + 7_919)
+    return tc.clock_jitter * torch.randn(n, 1, generator=gen)
+
+
 def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict | None = None,
           train_config: TrainConfig | None = None, *, resume: bool = False,
           stop_after: int | None = None, device: str | None = None,
@@ -294,9 +330,14 @@ def _train(store, out, model_config, train_config, resume, stop_after, device, p
             width = batch["shots"].shape[1]
             sel = selected[local, :width].to(dev)
             shots = batch["shots"].to(dev, non_blocking=True)
+            inputs = shots
+            if tc.keep_noise > 0:
+                inputs = noisy_inputs(shots, keep, ddp.rank, ddp.world, tc, step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                _, pred = model(shots, batch["lengths"].to(dev), batch["title_emb"].to(dev),
-                                sel & ~keep[local, :width].to(dev))
+                _, pred = model(inputs, batch["lengths"].to(dev), batch["title_emb"].to(dev),
+                                sel & ~keep[local, :width].to(dev),
+                                (batch["clock"] + clock_shift(len(windows), tc, step)[local]
+                                 ).to(dev))
             total = masked_cosine_sum(pred, shots, sel)
             if tc.unmasked_loss > 0:
                 rest = real[local, :width].to(dev) & ~sel
