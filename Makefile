@@ -74,7 +74,7 @@ bench-gpu: install
 # Does context win? presets x seeds x recipes -> probe tables (~2 h on 2 cores).
 bench-quality: install
 	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
-		--recipes "spec (learned positions),tiny default (rope + crop + mask 0.4),alibi + crop" \
+		--recipes "spec (learned positions),tiny default,title clock" \
 		--probe-seeds 0,1
 	$(PY) benchmarks/readme.py
 

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -59,9 +60,12 @@ RECIPES: dict[str, list[str]] = {
     "tiny default": [],
     "title clock": ["title_clock=true"],
     "title clock + jitter 0.05": ["title_clock=true", "clock_jitter=0.05"],
-    "keep noise (mask 0.5, keep 0.2, noise 1)": ["mask_ratio=0.5", "mask_keep=0.2",
-                                                 "keep_noise=1.0"],
+    "keep noise 1 (mask 0.5 + keep 0.2)": ["mask_ratio=0.5", "mask_keep=0.2", "keep_noise=1.0"],
+    "keep noise 1 (mask 0.5 + keep 0.2) + hidden readout": [
+        "mask_ratio=0.5", "mask_keep=0.2", "keep_noise=1.0", "readout=input+context+hidden"],
+    "tiny default + hidden readout": ["readout=input+context+hidden"],
 }
+assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 
 
 def split_recipe(overrides: list[str]) -> tuple[list[str], str]:
@@ -110,7 +114,7 @@ def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readou
 
 def run(args) -> None:
     from mediafm.config import load_run_config
-    from mediafm.model import MediaFM
+    from mediafm.model import MediaFM, MediaFMConfig
     from mediafm.train import train
 
     out = Path(args.json)
@@ -140,15 +144,18 @@ def run(args) -> None:
                     continue
                 overrides, readout = split_recipe(RECIPES[recipe])
                 overrides = [*overrides, f"seed={seed}", *args.set]
-                key = ",".join(sorted(overrides)) or "defaults"
+                model_cfg, train_cfg = load_run_config("tiny", overrides)
+                # keyed by the resolved configs, not the overrides: a changed tiny default
+                # must not reuse a model trained under the old one
+                resolved = [asdict(MediaFMConfig(**model_cfg)), asdict(train_cfg)]
+                key = json.dumps(resolved, sort_keys=True)
                 run_dir = d / "runs" / hashlib.sha1(key.encode()).hexdigest()[:12]
-                stamp = run_dir / "overrides.txt"
+                stamp = run_dir / "benchmark_key.json"
                 if stamp.exists() and stamp.read_text() == key:  # trained for another readout
                     saved = json.loads((run_dir / "val.json").read_text())
                     val, train_s = saved["val"], saved["train_s"]
                 else:
                     shutil.rmtree(run_dir, ignore_errors=True)
-                    model_cfg, train_cfg = load_run_config("tiny", overrides)
                     t = time.perf_counter()
                     val = train(store.path, run_dir, model_cfg, train_cfg, progress=False,
                                 device="cpu")

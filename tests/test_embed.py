@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mediafm.embed import embed_clips, embed_sequences, embed_store
+from mediafm.embed import embed_clips, embed_sequences, embed_store, readout_blocks
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.store import StoreError
 
@@ -127,6 +127,11 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     np.testing.assert_allclose(both, np.hstack([proj, ctx]), atol=1e-5)
     unmasked = embed_sequences(model, [seq], title, "hidden")[0]
     assert not np.allclose(ctx, unmasked, atol=1e-3)  # masking changes what the shot sees
+    (three,) = embed_sequences(model, [seq], title, "input+context+hidden")
+    np.testing.assert_allclose(three, np.hstack([proj, ctx, unmasked]), atol=1e-5)
+    hidden = model.config.hidden
+    assert readout_blocks(model, "input+context+hidden") == (hidden,) * 3
+    assert readout_blocks(model, "input+context") == (hidden,) * 2
 
 
 def test_clip_with_title_context(model, store):

@@ -26,7 +26,8 @@ from mediafm.model import MediaFM
 from mediafm.sequences import collate, title_clock, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
 
-READOUTS = ("hidden", "output", "input+hidden", "context", "input+context", "fused+context")
+READOUTS = ("hidden", "output", "input+hidden", "context", "input+context", "fused+context",
+            "input+context+hidden")
 DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
 OUTPUTS = READOUTS  # the name of the ``output`` argument and of ``--output``
 MODES = ("in-context", "clip-only")
@@ -102,7 +103,10 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+hidden`` / ``input+context``: the input projection of the shot's own fused
       vector beside it (what the shot shows, and what its context says);
     - ``fused+context``: the shot's fused vector itself beside the context (no bottleneck
-      through the input projection: fused_dim + hidden columns).
+      through the input projection: fused_dim + hidden columns);
+    - ``input+context+hidden``: all three, [input projection ; context ; hidden]: the context
+      alone sees past a scene break, the hidden state (trained where ``keep_noise`` asks the
+      model to clean up a shot it can see) says what this shot is among its neighbours.
     """
     h, pred = model(shots, lengths, title_emb, None, clock)
     if output in ("hidden", "output", "input+hidden"):
@@ -118,18 +122,21 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
         ctx = torch.where(mask[..., None], h_masked, ctx)
     if output == "context":
         return ctx
+    if output == "input+context+hidden":
+        return torch.cat([model.input_proj(shots), ctx, h], dim=-1)
     own = shots if output == "fused+context" else model.input_proj(shots)
     return torch.cat([own, ctx], dim=-1)
 
 
 def readout_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
                    ) -> tuple[int, ...]:
-    """Column counts of the readout's blocks, for per-block probe weights: (hidden, hidden)
-    for [input proj ; ...], (*fused_blocks, hidden) for [fused ; context] (``fused_blocks``:
+    """Column counts of the readout's blocks, for per-block probe weights: one of hidden per
+    part of [input proj ; ...], (*fused_blocks, hidden) for [fused ; context] (``fused_blocks``:
     the store's modality widths, or one block of fused_dim)."""
     if output == "fused+context":
         return (*(fused_blocks or (model.config.fused_dim,)), model.config.hidden)
-    return (model.config.hidden,) * 2 if output.startswith("input+") else ()
+    parts = output.count("+") + 1
+    return (model.config.hidden,) * parts if output.startswith("input+") else ()
 
 
 def title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int

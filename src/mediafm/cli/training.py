@@ -111,10 +111,12 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="output Parquet file")
     s.add_argument("--clips", help="CLIPS.parquet: clip_id, title_id, first_shot, last_shot")
     s.add_argument("--mode", choices=["in-context", "clip-only"], default="in-context")
-    readouts = ["input+context", "fused+context", "context", "hidden", "input+hidden", "output"]
+    readouts = ["input+context", "input+context+hidden", "fused+context", "context", "hidden",
+                "input+hidden", "output"]
     s.add_argument("--output", choices=readouts, default=readouts[0], help=(
         "the readout: input+context (default) = [the shot's input projection ; the hidden state "
-        "when the shot is masked, i.e. what its context says]; fused+context (the shot's fused "
+        "when the shot is masked, i.e. what its context says]; input+context+hidden (the "
+        "final hidden state as a third part); fused+context (the shot's fused "
         "vector itself beside it); context; hidden (the final hidden state, the spec's); "
         "input+hidden; output (the output projection)"))
     s.add_argument("--with-title", action="store_true",
