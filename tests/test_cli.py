@@ -130,7 +130,7 @@ def test_bad_input_exit_code_and_message(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    mediafm("demo", "--out", "demo", "--titles", "16", "--probe-seeds", "1", "--set", "steps=60",
+    mediafm("demo", "--out", "demo", "--titles", "12", "--probe-seeds", "1", "--set", "steps=60",
             "--set", "eval_every=30", cwd=tmp_path)
     demo = tmp_path / "demo"
     report = (demo / "REPORT.md").read_text()
@@ -139,7 +139,7 @@ def test_demo_end_to_end(tmp_path):
     assert (demo / "probes" / "report.html").exists()
     assert (demo / "training_curve.png").stat().st_size > 10_000
     summary = json.loads((demo / "report.json").read_text())
-    assert summary["store"]["n_titles"] == 16
+    assert summary["store"]["n_titles"] == 12
     assert 0 <= summary["val"]["model/top5"] <= 1
     assert pq.read_metadata(demo / "shot_embeddings.parquet").num_rows == summary["store"][
         "n_shots"]
