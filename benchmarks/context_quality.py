@@ -5,7 +5,9 @@ labels, and the probe scores of every baseline (single modalities, fused, the mo
 over +-k shots with k chosen by inner CV, the title mean). For every recipe: ``mediafm train
 --config tiny`` with the recipe's overrides, then the probe scores of MediaFM clip-only and in
 context (each readout). Results go to a JSON file (one record per preset, seed, method, task),
-appended as runs finish, so an interrupted benchmark resumes; the table is printed from it.
+appended as runs finish, so an interrupted benchmark resumes, and a method added to the suite
+since a run is probed alone (the trained models stay in the workdir); the table is printed from
+it.
 
     python benchmarks/context_quality.py                      # every preset, seed, recipe
     python benchmarks/context_quality.py --presets noisy --seeds 0 --recipes default,rope
@@ -24,6 +26,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+
+from mediafm.probes.features import (
+    BASELINES,
+    CLIP_ONLY,
+    HIDDEN,
+    IN_CONTEXT,
+    WITH_TITLE,
+    WITH_TITLE_POSITION,
+)
 
 import harness  # benchmarks/harness.py, beside this script
 
@@ -93,8 +104,10 @@ def prepare(work: Path, preset: str, seed: int, titles: int):
     return d, ShotStore(d / "store"), labels, tasks
 
 
-def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readout: str = ""
-               ) -> list[dict]:
+def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readout: str = "",
+               done: frozenset[str] = frozenset()) -> list[dict]:
+    """Probe rows of every method the suite has for this model (or the baselines), except the
+    methods in ``done``."""
     from mediafm.probes.features import method_features
     from mediafm.probes.linear import probe
     from mediafm.probes.tasks import targets
@@ -106,6 +119,8 @@ def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readou
         idx, y, _ = targets(labels, task)
         folds = 10 if task.kind == "ranking" else 5
         for method, X in feats.items():
+            if method in done:
+                continue
             r = probe(X.subset(idx), y, groups[idx], task.metric, folds, probe_seeds)
             rows.append({"task": task.name, "metric": task.metric, "method": method,
                          "score": r.mean, "std": r.std, "choice": r.chosen_option()})
@@ -119,7 +134,9 @@ def run(args) -> None:
 
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
-    done = {(r["preset"], r["seed"], r["recipe"]) for r in records}
+    done: dict[tuple, set[str]] = {}
+    for r in records:
+        done.setdefault((r["preset"], r["seed"], r["recipe"]), set()).add(r["method"])
     work = Path(args.workdir)
     info = harness.machine()
 
@@ -134,13 +151,15 @@ def run(args) -> None:
         for seed in args.seeds:
             d, store, labels, tasks = prepare(work, preset, seed, args.titles)
             common = {"preset": preset, "seed": seed, "n_shots": store.info.n_shots, **info}
-            if (preset, seed, "baselines") not in done:
+            have = frozenset(done.get((preset, seed, "baselines"), ()))
+            if not set(BASELINES) <= have:
                 t = time.perf_counter()
-                rows = probe_rows(store, labels, tasks, None, True, args.probe_seeds)
+                rows = probe_rows(store, labels, tasks, None, True, args.probe_seeds, done=have)
                 print(f"{preset} seed {seed}: baselines probed in {time.perf_counter() - t:.0f} s")
                 save([{**common, "recipe": "baselines", **r} for r in rows])
             for recipe in args.recipes:
-                if (preset, seed, recipe) in done:
+                have = frozenset(done.get((preset, seed, recipe), ()))
+                if have and not (set(METHODS) - have):
                     continue
                 overrides, readout = split_recipe(RECIPES[recipe])
                 overrides = [*overrides, f"seed={seed}", *args.set]
@@ -165,7 +184,8 @@ def run(args) -> None:
                     stamp.write_text(key)
                 run_info = json.loads((run_dir / "run.json").read_text())
                 model = MediaFM.from_pretrained(run_dir)
-                rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds, readout)
+                rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds, readout,
+                                  have)
                 best = run_info.get("best", {})
                 print(f"{preset} seed {seed} {recipe}: trained in {train_s:.0f} s; "
                       f"{run_info.get('summary', '')}")
@@ -178,8 +198,7 @@ def run(args) -> None:
     print(table(records))
 
 
-METHODS = ("MediaFM in context", "MediaFM in context + title", "MediaFM clip-only",
-           "MediaFM in context (hidden state)")
+METHODS = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, CLIP_ONLY, HIDDEN)
 
 
 def _cell(scores: pd.Series, spread: bool) -> str:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+
+# Under pytest-xdist (``make test``: two workers on two cores) each worker, and every process a
+# test starts (the CLI, torchrun, Ray), computes with one thread: two workers with two threads
+# each thrash two cores. Set before NumPy and torch start their thread pools.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 import numpy as np
 import pandas as pd

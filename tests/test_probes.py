@@ -177,3 +177,30 @@ def test_dual_and_primal_ridge_agree():
         a, b = dual.predict(weights), primal.predict(weights)
         for alpha in a:
             np.testing.assert_allclose(a[alpha], b[alpha], rtol=1e-6, atol=1e-8)
+
+
+def test_position_baseline_gets_the_clock_the_model_gets(store):
+    """The position block of the position-aware baseline is the title clock's features
+    (``model.clock_features``) pooled over the clip's shots, and a probe reads a story-arc
+    label from it that the same features without it cannot."""
+    from mediafm.model import clock_features
+    from mediafm.probes.features import AVERAGE_AND_TITLE, AVERAGE_TITLE_POSITION, baseline_features
+
+    n_shots = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
+    rows = [{"clip_id": f"{t}/{i}", "title_id": t, "first_shot": i, "last_shot": i + 2}
+            for t, n in n_shots.items() for i in range(0, n - 3, 3)]
+    clips = pd.DataFrame(rows)
+    feats = baseline_features(store, clips)
+    plain, placed = feats[AVERAGE_AND_TITLE], feats[AVERAGE_TITLE_POSITION]
+    assert placed.blocks == (*plain.blocks, 16)
+    for row in clips.sample(5, random_state=0).itertuples():
+        n = n_shots[row.title_id]
+        clock = torch.arange(row.first_shot, row.last_shot + 1) / (n - 1)
+        np.testing.assert_allclose(placed.options["k=1"][row.Index, -16:],
+                                   clock_features(clock).mean(0).numpy(), atol=1e-5)
+    pos = (clips["first_shot"] + 1) / clips["title_id"].map(n_shots)
+    y = (np.exp(-((pos - 0.8) / 0.12) ** 2) > 0.5).to_numpy()  # the climax
+    groups = clips["title_id"].to_numpy()
+    with_pos = probe(placed, y, groups, "ap", seeds=(0,)).mean
+    without = probe(plain, y, groups, "ap", seeds=(0,)).mean
+    assert with_pos > 0.8 and with_pos > without + 0.3, (with_pos, without, y.mean())

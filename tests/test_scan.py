@@ -162,6 +162,32 @@ def test_interlaced_pal(tmp_path):
     assert r > 240 and g < 15 and b < 15
 
 
+def test_a_title_that_starts_between_keyframes(tmp_path):
+    """A broadcast capture that begins mid-GOP (an MPEG-TS cut at a packet boundary, 1.2 s
+    into a 2-s GOP): the frames before the first keyframe cannot be decoded and are skipped, the
+    title's clock still starts at its first packet (the audio's), and the cuts fall at the same
+    moments as in the whole recording."""
+    import av
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-f", "lavfi",
+           "-i", "sine=f=440:d=8", "-vf", "hue=h='90*floor(t/3)'", "-c:v", "libx264",
+           "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-c:a", "aac",
+           "-f", "mpegts", "full.ts", cwd=tmp_path)
+    data = (tmp_path / "full.ts").read_bytes()
+    (tmp_path / "mid.ts").write_bytes(data[len(data) // 188 * 15 // 100 * 188:])
+    with av.open(str(tmp_path / "mid.ts")) as c:
+        first = next(p for p in c.demux(c.streams.video[0]) if p.size)
+        assert not first.is_keyframe
+    full, mid = probe(tmp_path / "full.ts"), probe(tmp_path / "mid.ts")
+    whole = [s.start + full.start_s for s in
+             scan(tmp_path / "full.ts", SceneDetectShots(), frames_per_shot=0)[1:]]
+    shots = scan(tmp_path / "mid.ts", SceneDetectShots(), frames_per_shot=2)
+    assert len(whole) == 2
+    assert [s.start + mid.start_s for s in shots[1:]] == pytest.approx(whole, abs=1 / FPS)
+    assert shots[0].start == 0 and shots[0].times[0] > 0.5  # the undecodable start: skipped
+    assert all(len(s.frames) == 2 for s in shots)
+
+
 def test_a_flash_inside_a_shot_is_not_a_cut(tmp_path):
     """Two white frames in the middle of one take: PySceneDetect alone cuts there (its flash
     filter merges the flash's two cuts into one); ours sees the picture come back and keeps one

@@ -79,8 +79,9 @@ class TensorConverter:
     """``media.Converter``'s methods for ``TensorFrame``s: resized on the frame's device, then
     copied to the host as the small uint8 arrays the detector, encoder and thumbnails take."""
 
-    def array(self, frame: TensorFrame, width: int, height: int, fmt: str = "rgb24"
-              ) -> np.ndarray:
+    def array(self, frame: TensorFrame, width: int, height: int, fmt: str = "rgb24",
+              interpolation: str | None = None) -> np.ndarray:
+        """``interpolation`` is PyAV's; here every resize is antialiased bilinear."""
         img = self._resized(frame.image, width, height)
         if fmt == "bgr24":
             img = img.flip(-1)

@@ -100,14 +100,18 @@ class Converter:
     def __init__(self):
         self._reformatters: dict[tuple[int, int, str], object] = {}
 
-    def array(self, frame, width: int, height: int, fmt: str = "rgb24") -> np.ndarray:
+    def array(self, frame, width: int, height: int, fmt: str = "rgb24",
+              interpolation: str | None = None) -> np.ndarray:
+        """``interpolation``: an swscale method (PyAV's ``Interpolation`` name); None is its
+        default, bilinear."""
         from av.video.reformatter import VideoReformatter
 
         key = (width, height, fmt)
         r = self._reformatters.get(key)
         if r is None:
             r = self._reformatters[key] = VideoReformatter()
-        return r.reformat(frame, width, height, fmt, threads=1).to_ndarray()
+        return r.reformat(frame, width, height, fmt, threads=1,
+                          interpolation=interpolation).to_ndarray()
 
     def crop(self, frame, short_side: int = 256, crop: int = 224) -> np.ndarray:
         """Resized so the short side is ``short_side``, then centre-cropped to crop x crop, then

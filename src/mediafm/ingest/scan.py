@@ -32,6 +32,7 @@ class DetectorStream(Protocol):
 
     size: tuple[int, int]  # (width, height) of the frames it takes
     format: str  # their pixel format: "bgr24" (OpenCV's order) or "rgb24"
+    # optional ``interpolation``: the swscale method that downscales them (default bilinear)
 
     def push(self, index: int, image: np.ndarray) -> list[int]:
         """Frame ``index`` (0, 1, 2, ...); returns the indices of the first frames of new shots
@@ -149,7 +150,8 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
                                          conv.thumb(frame, thumb_width)))
             next_sample = t + shots.stride
         w, h = stream.size
-        for c in stream.push(i, conv.array(frame, w, h, stream.format)):
+        small = conv.array(frame, w, h, stream.format, getattr(stream, "interpolation", None))
+        for c in stream.push(i, small):
             shots.cut(times[c])
     for c in stream.finish(len(times)):
         shots.cut(times[c])

@@ -67,6 +67,9 @@ class _SceneDetectStream:
     PySceneDetect's own flash filter only merges the flash's two cuts into one."""
 
     format = "bgr24"  # OpenCV's channel order, which PySceneDetect's detectors expect
+    # area averaging anti-aliases the ~5x downscale of a 720p frame and, measured there, takes
+    # half the time of swscale's default bilinear (0.5 against 1.1 ms a frame)
+    interpolation = "AREA"
     SAME = 27.0  # ContentDetector's default threshold: below it, two frames show one shot
 
     def __init__(self, cfg: SceneDetectShots, info: MediaInfo):

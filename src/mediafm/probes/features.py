@@ -6,12 +6,16 @@ Baselines read the store:
   concatenated, no context), probed with per-modality block weights;
 - the naive context baselines a model must beat to show it reads context: the fused vector
   averaged over +-k neighbouring shots (k chosen by inner CV, like the regularisation), and
-  the whole-title mean of the fused vector.
+  the whole-title mean of the fused vector;
+- the same with the clip's place in its title beside them (``position_features``, what the
+  title clock gives the model): where a clip sits is metadata every catalog has (the shot's
+  start over the title's length), and a label that follows the story arc (a climax) can be
+  read from it without any context. A model fed the clock must beat this one, not the others.
 
 MediaFM methods embed the clip's shots clip-only or in context, through a readout
 (``embed.READOUTS``), and in context with the title's mean beside the clip's; the spec's readout
 (the final hidden state) is reported too. The naive counterpart of "+ title" is the moving
-average with the title mean beside it.
+average with the title mean beside it; of "+ title + position", the same with the position.
 """
 
 from __future__ import annotations
@@ -29,10 +33,24 @@ FUSED = "fused, no context"
 MOVING_AVERAGE = "fused, moving average ±k"
 TITLE_MEAN = "fused, title mean"
 AVERAGE_AND_TITLE = "fused, moving average ±k + title mean"
+WITH_POSITION_SUFFIX = " + position"
+AVERAGE_TITLE_POSITION = AVERAGE_AND_TITLE + WITH_POSITION_SUFFIX
 WINDOWS = (1, 2, 4, 8)  # the +-k grid of the moving-average baseline
-BASELINES = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
+BASELINES = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE,
+             AVERAGE_TITLE_POSITION)
 CLIP_ONLY, IN_CONTEXT = "MediaFM clip-only", "MediaFM in context"
 WITH_TITLE, HIDDEN = "MediaFM in context + title", "MediaFM in context (hidden state)"
+WITH_TITLE_POSITION = WITH_TITLE + WITH_POSITION_SUFFIX
+CLOCK_FREQUENCIES = 8  # as model.CLOCK_FREQUENCIES (tests hold the two features equal)
+
+
+def position_features(n: int) -> np.ndarray:
+    """(n, 2 * CLOCK_FREQUENCIES) sin / cos of pi * k * i / (n - 1), k = 1..8, for shot i of a
+    title of n: its place in the story, smooth, and linear maps of it peak anywhere (the
+    model's ``clock_features``, in NumPy so the baselines need no torch)."""
+    clock = np.arange(n) / max(n - 1, 1)
+    angles = np.pi * clock[:, None] * np.arange(1, CLOCK_FREQUENCIES + 1)
+    return np.hstack([np.sin(angles), np.cos(angles)]).astype(np.float32)
 
 
 def moving_average(x: np.ndarray, k: int) -> np.ndarray:
@@ -44,15 +62,15 @@ def moving_average(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str,
-                          transform: Callable[[np.ndarray], np.ndarray] | None = None
-                          ) -> np.ndarray:
-    """(n_clips, dim): mean of a store column (optionally transformed per title) over each
-    clip's shots.
+                          transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                          dim: int | None = None) -> np.ndarray:
+    """(n_clips, dim): mean of a store column (optionally transformed per title, to ``dim``
+    columns if that changes the width) over each clip's shots.
 
     For ``text`` the mean runs over shots that have text only (zeros when none has): a clip's
     dialogue, not diluted by its silent shots.
     """
-    out = np.zeros((len(clips), store.dims[column]), dtype=np.float32)
+    out = np.zeros((len(clips), dim or store.dims[column]), dtype=np.float32)
     rows_by_title = {t: g for t, g in clips.reset_index(drop=True).groupby("title_id")}
     for title_id, vectors in store.iter_titles(column, list(rows_by_title)):
         if transform is not None:
@@ -89,13 +107,29 @@ def baseline_features(store: ShotStore, clips: pd.DataFrame) -> dict[str, Featur
     feats[AVERAGE_AND_TITLE] = Features(
         {k: np.hstack([x, title]) for k, x in feats[MOVING_AVERAGE].options.items()},
         blocks * 2)
+    feats[AVERAGE_TITLE_POSITION] = with_position(feats[AVERAGE_AND_TITLE],
+                                                 clip_positions(store, clips))
     return feats
+
+
+def clip_positions(store: ShotStore, clips: pd.DataFrame) -> np.ndarray:
+    """(n_clips, 2 * CLOCK_FREQUENCIES): ``position_features`` pooled over each clip's shots."""
+    return pooled_store_features(store, clips, "fused", lambda x: position_features(len(x)),
+                                 2 * CLOCK_FREQUENCIES)
+
+
+def with_position(feats: Features, position: np.ndarray) -> Features:
+    """``feats`` with the clip's position as one more block (its weight chosen like the rest:
+    a label the position does not explain gets it shrunk away)."""
+    blocks = feats.blocks or (next(iter(feats.options.values())).shape[1],)
+    return Features({k: np.hstack([x, position]) for k, x in feats.options.items()},
+                    (*blocks, position.shape[1]))
 
 
 def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str = "",
                      progress: bool = False) -> dict[str, Features]:
-    """MediaFM clip-only, in context, in context + title (one embedding pass), and in context
-    through the spec's readout, the final hidden state."""
+    """MediaFM clip-only, in context, in context + title (one embedding pass), the same with
+    the clip's position, and in context through the spec's readout, the final hidden state."""
     from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks
 
     readout = readout or DEFAULT_READOUT
@@ -111,6 +145,7 @@ def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str 
     feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
              IN_CONTEXT: Features.of(both[:, :dim], blocks),
              WITH_TITLE: Features.of(both, (blocks or (dim,)) * 2)}
+    feats[WITH_TITLE_POSITION] = with_position(feats[WITH_TITLE], clip_positions(store, clips))
     if readout != "hidden":
         feats[HIDDEN] = Features.of(embed("in-context", "hidden"))
     return feats

@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from mediafm.atomic import atomic_dir
-from mediafm.probes.features import BASELINES, IN_CONTEXT, MOVING_AVERAGE, WITH_TITLE
+from mediafm.probes.features import (
+    BASELINES,
+    IN_CONTEXT,
+    MOVING_AVERAGE,
+    WITH_TITLE,
+    WITH_TITLE_POSITION,
+)
 
 # The ablation ladder of MEDIAFM.md §4: one encoder -> all modalities -> context.
 LADDER = ("video only", "fused, no context", "MediaFM clip-only", "MediaFM in context")
@@ -56,7 +62,7 @@ def plot_results(results: pd.DataFrame, path: Path) -> None:
     methods = list(dict.fromkeys(results["method"]))
     width = 0.8 / len(methods)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(tasks)), 4.5))
-    colors = plt.get_cmap("tab10")
+    colors = plt.get_cmap("tab20")
     for m, method in enumerate(methods):
         sub = results[results["method"] == method].set_index("task").reindex(tasks)
         ax.bar(np.arange(len(tasks)) + (m - (len(methods) - 1) / 2) * width, sub["mean"],
@@ -97,7 +103,8 @@ def context_table(results: pd.DataFrame) -> pd.DataFrame:
         out[f"{MOVING_AVERAGE}: k"] = k.reindex(out.index).str.replace("k=", "", regex=False)
     for m in [c for c in wide.columns if c.startswith(IN_CONTEXT)]:
         out[m] = wide[m]
-    best_model = wide[[c for c in wide.columns if c in (IN_CONTEXT, WITH_TITLE)]].max(axis=1)
+    ours = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION)  # each beside its naive counterpart
+    best_model = wide[[c for c in wide.columns if c in ours]].max(axis=1)
     out["MediaFM vs best baseline"] = ((best_model - out["best baseline score"])
                                        / out["best baseline score"].abs() * 100)
     return out.reindex(list(dict.fromkeys(results["task"])))
