@@ -75,6 +75,7 @@ RECIPES: dict[str, list[str]] = {
     "keep noise 1 (mask 0.5 + keep 0.2) + hidden readout": [
         "mask_ratio=0.5", "mask_keep=0.2", "keep_noise=1.0", "readout=input+context+hidden"],
     "tiny default + hidden readout": ["readout=input+context+hidden"],
+    "tiny default + fused readout": ["readout=fused+context"],
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 
