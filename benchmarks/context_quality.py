@@ -263,6 +263,38 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary(records: list[dict], recipe: str) -> str:
+    """The README's table for one recipe: per preset and task, the best baseline (by its mean
+    over catalog seeds), MediaFM (the best of in context, + title, + title + position: each
+    beside its naive counterpart among the baselines) and clip-only; ± is half the range over
+    catalog seeds, a bold MediaFM score beats the best baseline."""
+    frame = pd.DataFrame(records)
+    lines = ["| preset | task (metric) | best baseline | its score | MediaFM (best of) | "
+             "clip-only |", "|---|---|---|---|---|---|"]
+    ours = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION)
+    for preset, p in frame.groupby("preset", sort=False):
+        base, mine = p[p["recipe"] == "baselines"], p[p["recipe"] == recipe]
+        if mine.empty:
+            continue
+        base = base[base["seed"].isin(mine["seed"].unique())]
+        for task in dict.fromkeys(mine["task"]):
+            b = base[base.task == task].groupby("method")["score"]
+            m = mine[(mine.task == task) & mine.method.isin(ours)].groupby("method")["score"]
+            best_b, best_m = b.mean().idxmax(), m.mean().idxmax()
+            score_b, score_m = b.mean()[best_b], m.mean()[best_m]
+            rel = "" if score_m >= score_b else f" (**{(score_m - score_b) / abs(score_b):+.2%}**)"
+            cell = _cell(mine[(mine.task == task) & (mine.method == best_m)]["score"], True)
+            lines.append(
+                f"| {preset} | {task} ({mine[mine.task == task]['metric'].iloc[0]}) | "
+                f"{best_b.replace('fused, ', '')} | "
+                f"{_cell(base[(base.task == task) & (base.method == best_b)]['score'], True)} | "
+                + (f"**{cell}**" if not rel else cell + rel)
+                + f" {best_m.replace(IN_CONTEXT, '').strip() or 'in context'} | "
+                f"{_cell(mine[(mine.task == task) & (mine.method == CLIP_ONLY)]['score'], False)}"
+                " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="clean,noisy", type=lambda s: s.split(","))
@@ -276,12 +308,15 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/mediafm-context")
     p.add_argument("--json", default="benchmarks/results/context_quality.json")
     p.add_argument("--table", action="store_true", help="only print the table of --json")
+    p.add_argument("--summary", metavar="RECIPE",
+                   help="only print the README's table of one recipe of --json")
     args = p.parse_args()
     unknown = [r for r in args.recipes if r not in RECIPES]
     if unknown:
         p.error(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
-    if args.table:
-        print(table(json.loads(Path(args.json).read_text())))
+    if args.table or args.summary:
+        records = json.loads(Path(args.json).read_text())
+        print(summary(records, args.summary) if args.summary else table(records))
         return
     run(args)
 
