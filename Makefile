@@ -41,7 +41,8 @@ demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
 # Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py):
-# measured 623 s against 852 s in one process. TEST_WORKERS=0 runs them in one process.
+# 705 s here (623 s against 852 s in one process, measured side by side before the position
+# baseline joined the probes). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
 test: install system-deps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
