@@ -41,7 +41,7 @@ demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
 # Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py):
-# 705 s here (623 s against 852 s in one process, measured side by side before the position
+# 705 s here (623 s against 852 s in one process, one run each on the tree before the position
 # baseline joined the probes). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
 test: install system-deps
