@@ -44,12 +44,11 @@ WITH_TITLE_POSITION = WITH_TITLE + WITH_POSITION_SUFFIX
 CLOCK_FREQUENCIES = 8  # as model.CLOCK_FREQUENCIES (tests hold the two features equal)
 
 
-def position_features(n: int) -> np.ndarray:
-    """(n, 2 * CLOCK_FREQUENCIES) sin / cos of pi * k * i / (n - 1), k = 1..8, for shot i of a
-    title of n: its place in the story, smooth, and linear maps of it peak anywhere (the
-    model's ``clock_features``, in NumPy so the baselines need no torch)."""
-    clock = np.arange(n) / max(n - 1, 1)
-    angles = np.pi * clock[:, None] * np.arange(1, CLOCK_FREQUENCIES + 1)
+def position_features(clock: np.ndarray) -> np.ndarray:
+    """(n, 2 * CLOCK_FREQUENCIES) sin / cos of pi * k * clock, k = 1..8, for clock i / (n - 1)
+    of shot i of a title of n: its place in the story, smooth, and linear maps of it peak
+    anywhere (the model's ``clock_features``, in NumPy so the baselines need no torch)."""
+    angles = np.pi * np.asarray(clock, np.float64)[:, None] * np.arange(1, CLOCK_FREQUENCIES + 1)
     return np.hstack([np.sin(angles), np.cos(angles)]).astype(np.float32)
 
 
@@ -62,15 +61,15 @@ def moving_average(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str,
-                          transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                          dim: int | None = None) -> np.ndarray:
-    """(n_clips, dim): mean of a store column (optionally transformed per title, to ``dim``
-    columns if that changes the width) over each clip's shots.
+                          transform: Callable[[np.ndarray], np.ndarray] | None = None
+                          ) -> np.ndarray:
+    """(n_clips, dim): mean of a store column (optionally transformed per title) over each
+    clip's shots.
 
     For ``text`` the mean runs over shots that have text only (zeros when none has): a clip's
     dialogue, not diluted by its silent shots.
     """
-    out = np.zeros((len(clips), dim or store.dims[column]), dtype=np.float32)
+    out = np.zeros((len(clips), store.dims[column]), dtype=np.float32)
     rows_by_title = {t: g for t, g in clips.reset_index(drop=True).groupby("title_id")}
     for title_id, vectors in store.iter_titles(column, list(rows_by_title)):
         if transform is not None:
@@ -113,9 +112,14 @@ def baseline_features(store: ShotStore, clips: pd.DataFrame) -> dict[str, Featur
 
 
 def clip_positions(store: ShotStore, clips: pd.DataFrame) -> np.ndarray:
-    """(n_clips, 2 * CLOCK_FREQUENCIES): ``position_features`` pooled over each clip's shots."""
-    return pooled_store_features(store, clips, "fused", lambda x: position_features(len(x)),
-                                 2 * CLOCK_FREQUENCIES)
+    """(n_clips, 2 * CLOCK_FREQUENCIES): ``position_features`` pooled over each clip's shots
+    (from the titles' shot counts: no vectors read)."""
+    n_shots = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
+    out = np.zeros((len(clips), 2 * CLOCK_FREQUENCIES), np.float32)
+    for k, row in enumerate(clips.itertuples()):
+        shots = np.arange(row.first_shot, row.last_shot + 1)
+        out[k] = position_features(shots / max(n_shots[row.title_id] - 1, 1)).mean(0)
+    return out
 
 
 def with_position(feats: Features, position: np.ndarray) -> Features:
