@@ -161,22 +161,27 @@ def test_probe_chooses_the_informative_option_and_blocks():
 
 
 def test_dual_and_primal_ridge_agree():
-    """Folds with fewer rows than columns solve the kernel form: the same predictions."""
+    """Folds with fewer rows than columns solve the kernel form (per-block kernels): the same
+    predictions as the Gram form, with and without block weights."""
     from mediafm.probes.linear import InnerFold
 
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(60, 40)), rng.normal(size=(60, 2))
     fit, held = np.arange(30), np.arange(30, 60)
-    w = rng.uniform(0.1, 1, 40)
-    dual = InnerFold(X, Y, fit, held)  # 30 rows < 40 columns
-    primal = InnerFold(X, Y, fit, held)
-    primal.dual = False
-    primal.gram, primal.zty = primal.Z.T @ primal.Z, primal.Z.T @ primal.yc
-    assert dual.dual
-    for weights in (None, w):
+    dual = InnerFold(X, Y, fit, held, blocks=(10, 25, 5))  # 30 rows < 40 columns
+    primal = InnerFold(X, Y, fit, held, blocks=(10, 25, 5), dual=False)
+    assert dual.dual and not primal.dual
+    for weights in (None, (1.0, 0.3, 0.03)):
         a, b = dual.predict(weights), primal.predict(weights)
         for alpha in a:
             np.testing.assert_allclose(a[alpha], b[alpha], rtol=1e-6, atol=1e-8)
+    # and both are the ridge solution on the weighted columns
+    w = np.repeat([1.0, 0.3, 0.03], (10, 25, 5))
+    Z = (X[fit] - X[fit].mean(0)) / (X[fit].std(0) + 1e-6) * w
+    H = (X[held] - X[fit].mean(0)) / (X[fit].std(0) + 1e-6) * w
+    beta = np.linalg.solve(Z.T @ Z + 10.0 * np.eye(40), Z.T @ (Y[fit] - Y[fit].mean(0)))
+    np.testing.assert_allclose(dual.predict((1.0, 0.3, 0.03))[10.0], H @ beta + Y[fit].mean(0),
+                               rtol=1e-6, atol=1e-8)
 
 
 def test_position_baseline_gets_the_clock_the_model_gets(store):

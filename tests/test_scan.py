@@ -90,6 +90,51 @@ def test_a_very_long_shot_keeps_memory_bounded(tmp_path):
     assert peaks[8] < 20e6 < 60e6 < peaks[512], peaks
 
 
+class _InLine:
+    """A detector whose stream records the thread each frame reaches it on and can fail."""
+
+    def __init__(self, inner, fail_at: int | None = None):
+        self.inner, self.fail_at, self.threads = inner, fail_at, set()
+
+    def stream(self, info):
+        stream, outer = self.inner.stream(info), self
+
+        class Stream:
+            size, format = stream.size, stream.format
+            interpolation = getattr(stream, "interpolation", None)
+
+            def push(self, index, image):
+                outer.threads.add(threading.current_thread().name)
+                if index == outer.fail_at:
+                    raise RuntimeError(f"the detector broke at frame {index}")
+                return stream.push(index, image)
+
+            def finish(self, n):
+                return stream.finish(n)
+
+        return Stream()
+
+
+def test_detection_runs_beside_decoding_and_gives_the_in_line_cuts(media):
+    """The detector is fed on its own thread; the cuts are those of feeding it every frame in
+    line, and a detector that fails mid-title raises in the caller with nothing left running."""
+    path = media / "odd.mkv"
+    info, conv = probe(path), Converter()
+    stream, times, cuts = SceneDetectShots().stream(info), [], []
+    for i, f in enumerate(video_frames(path)):
+        times.append(float(f.time) - info.start_s)
+        cuts += stream.push(i, conv.array(f, *stream.size, stream.format, stream.interpolation))
+    cuts += stream.finish(len(times))
+    det = _InLine(SceneDetectShots())
+    shots = scan(path, det, frames_per_shot=2)
+    assert det.threads == {"shot-detector"}
+    assert [s.start for s in shots[1:]] == [times[c] for c in cuts] and len(cuts) >= 1
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="broke at frame 7"):
+        scan(path, _InLine(SceneDetectShots(), fail_at=7), frames_per_shot=2)
+    assert threading.active_count() == before
+
+
 class BrokenVideoEncoder:
     name, dim = "broken", 8
 

@@ -13,10 +13,17 @@ A shot is final once the detector has cut after it and ``min_shot_s`` more has b
 ``frames_per_shot`` frames are then picked from the buffer at evenly spread times (the last
 sample at or before each) and handed to ``on_shot`` while decoding goes on: the encoders can
 work in another thread on the previous shots.
+
+The detector's downscale and scoring run on a thread of their own (``_Detection``), a few
+frames behind the decoder (libav, swscale, OpenCV and NumPy release the GIL): on two cores the
+decoding and the detection overlap instead of adding up. Shots are finalised on the detector's
+clock, so the cuts are exactly those of feeding it in line.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +121,58 @@ class _Shots:
             self.on_shot(shot)
 
 
+class _Detection:
+    """A detector stream fed on its own thread through a bounded queue of decoded frames.
+
+    ``take`` returns, in order, each frame index the detector has been through with the cuts
+    that frame revealed, so the caller replays them exactly as if it had called ``push`` itself.
+    ``depth`` bounds the decoded frames in flight (4 frames of 4K 10-bit are ~100 MB).
+    """
+
+    def __init__(self, stream: DetectorStream, conv, depth: int = 4):
+        self.stream, self.conv = stream, conv
+        self.queue: queue.Queue = queue.Queue(depth)
+        self.done: list[tuple[int, list[int]]] = []
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="shot-detector", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        (w, h), fmt = self.stream.size, self.stream.format
+        interpolation = getattr(self.stream, "interpolation", None)
+        try:
+            while (item := self.queue.get()) is not None:
+                i, frame = item
+                found = self.stream.push(i, self.conv.array(frame, w, h, fmt, interpolation))
+                with self.lock:
+                    self.done.append((i, found))
+        except BaseException as e:  # handed to the decoding thread; keep draining its queue
+            self.error = e
+            while self.queue.get() is not None:
+                pass
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, index: int, frame) -> None:
+        self._check()
+        self.queue.put((index, frame))
+
+    def take(self) -> list[tuple[int, list[int]]]:
+        with self.lock:
+            done, self.done = self.done, []
+        return done
+
+    def close(self) -> list[tuple[int, list[int]]]:
+        """No more frames: wait for the detector to go through the ones queued."""
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+        return self.take()
+
+
 def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float = 0.5,
          on_shot: Callable[[ScannedShot], None] | None = None, sample_s: float = 0.25,
          max_samples: int = 256, short_side: int = 256, crop: int = 224,
@@ -138,21 +197,30 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride)
     next_sample = -np.inf
     times: list[float] = []
-    for i, frame in enumerate(frames):
-        t = float(frame.time) - info.start_s  # the title's time: 0 at its start
-        times.append(t)
-        shots.advance(t)
-        if frames_per_shot and t >= next_sample:
-            if len(shots.samples) >= max_samples:  # a very long shot: keep half, sample half
-                shots.samples = shots.samples[::2]
-                shots.stride *= 2
-            shots.samples.append(_Sample(t, conv.crop(frame, short_side, crop),
-                                         conv.thumb(frame, thumb_width)))
-            next_sample = t + shots.stride
-        w, h = stream.size
-        small = conv.array(frame, w, h, stream.format, getattr(stream, "interpolation", None))
-        for c in stream.push(i, small):
-            shots.cut(times[c])
+
+    def replay(done: list[tuple[int, list[int]]]) -> None:
+        for i, found in done:  # as in line: advance to frame i, then the cuts it revealed
+            shots.advance(times[i])
+            for c in found:
+                shots.cut(times[c])
+
+    detection = _Detection(stream, conv)
+    try:
+        for i, frame in enumerate(frames):
+            t = float(frame.time) - info.start_s  # the title's time: 0 at its start
+            times.append(t)
+            replay(detection.take())
+            if frames_per_shot and t >= next_sample:
+                if len(shots.samples) >= max_samples:  # a very long shot: keep half, sample half
+                    shots.samples = shots.samples[::2]
+                    shots.stride *= 2
+                shots.samples.append(_Sample(t, conv.crop(frame, short_side, crop),
+                                             conv.thumb(frame, thumb_width)))
+                next_sample = t + shots.stride
+            detection.put(i, frame)
+    finally:
+        done = detection.close()
+    replay(done)
     for c in stream.finish(len(times)):
         shots.cut(times[c])
     shots.end(max(info.duration_s, times[-1]))

@@ -110,36 +110,47 @@ class Choice:
 
 
 class InnerFold:
-    """One inner fold, standardised once; predictions for any block weights and every alpha
-    from one eigendecomposition: of the weighted Gram matrix (columns x columns), or of the
-    kernel matrix (rows x rows) when the fold has fewer rows than columns. The two give the
-    same ridge predictions; the smaller one is cheaper."""
+    """One inner fold, standardised once; predictions for any block weights and every alpha.
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, fit: np.ndarray, held: np.ndarray):
+    Each (block weights, alpha) is one Cholesky solve: of the weighted Gram matrix (columns x
+    columns), or of the kernel matrix (rows x rows) when the fold has fewer rows than columns.
+    The two give the same ridge predictions; the smaller one is cheaper. In the kernel form the
+    weighted kernel is a sum of per-block kernels computed once, so a new weight costs a sum
+    and a solve, not a product over every column. Six Cholesky solves cost ~0.6x one
+    eigendecomposition at 512 columns on one core, and the sweep makes thousands of them.
+    """
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, fit: np.ndarray, held: np.ndarray,
+                 blocks: tuple[int, ...] = (), dual: bool | None = None):
         mean, std = X[fit].mean(0), X[fit].std(0) + 1e-6
-        self.Z = (X[fit] - mean) / std
-        self.held = (X[held] - mean) / std
+        Z = (X[fit] - mean) / std
+        H = (X[held] - mean) / std
+        self.blocks = blocks or (X.shape[1],)
         self.y_mean = Y[fit].mean(0)
         self.yc = Y[fit] - self.y_mean
-        self.dual = len(fit) < X.shape[1]
-        if not self.dual:
-            self.gram = self.Z.T @ self.Z
-            self.zty = self.Z.T @ self.yc
+        self.dual = len(fit) < X.shape[1] if dual is None else dual
+        if self.dual:  # predictions = H Zw^T (Zw Zw^T + a I)^-1 y, Zw Zw^T = sum_b w_b^2 Z_b Z_b^T
+            cuts = np.cumsum(self.blocks)[:-1]
+            zs, hs = np.split(Z, cuts, axis=1), np.split(H, cuts, axis=1)
+            self.kernels = [z @ z.T for z in zs]
+            self.cross = [h @ z.T for h, z in zip(hs, zs, strict=True)]
+        else:
+            self.gram, self.zty, self.held = Z.T @ Z, Z.T @ self.yc, H
 
-    def predict(self, w: np.ndarray | None) -> dict[float, np.ndarray]:
-        if self.dual:  # predictions = H (K + a I)^-1 y with K = Zw Zw^T, H = Hw Zw^T
-            Zw, Hw = (self.Z, self.held) if w is None else (self.Z * w, self.held * w)
-            evals, U = np.linalg.eigh(Zw @ Zw.T)
-            evals = np.clip(evals, 0, None)
-            hu, uty = (Hw @ Zw.T) @ U, U.T @ self.yc
-            return {a: hu @ (uty / (evals + a)[:, None]) + self.y_mean for a in ALPHAS}
-        gram, zty, held = self.gram, self.zty, self.held
-        if w is not None:
-            gram, zty, held = gram * np.outer(w, w), zty * w[:, None], held * w
-        evals, V = np.linalg.eigh(gram)
-        evals = np.clip(evals, 0, None)
-        hv, vty = held @ V, V.T @ zty
-        return {a: hv @ (vty / (evals + a)[:, None]) + self.y_mean for a in ALPHAS}
+    def predict(self, block_weights: tuple[float, ...] | None = None) -> dict[float, np.ndarray]:
+        from scipy.linalg import cho_factor, cho_solve
+
+        bw = np.ones(len(self.blocks)) if block_weights is None else np.asarray(block_weights)
+        if self.dual:
+            K = sum(w * w * k for w, k in zip(bw, self.kernels, strict=True))
+            C = sum(w * w * c for w, c in zip(bw, self.cross, strict=True))
+            rhs, out = self.yc, C
+        else:
+            w = np.repeat(bw, self.blocks)
+            K, rhs, out = self.gram * np.outer(w, w), self.zty * w[:, None], self.held * w
+        eye = np.eye(len(K))
+        return {a: out @ cho_solve(cho_factor(K + a * eye, check_finite=False), rhs,
+                                   check_finite=False) + self.y_mean for a in ALPHAS}
 
 
 def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
@@ -148,7 +159,8 @@ def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
 
     A greedy sweep, not a grid: the best option with equal block weights, then each block's
     weight in turn (the others fixed), every candidate scored with every alpha. Evaluations
-    grow with options + blocks x weights, not their product.
+    grow with options + blocks x weights, not their product. A block's weight is lowered only
+    while that helps: once a smaller weight scores worse, the smaller ones are not tried.
     """
     n_blocks = len(feats.blocks)
     choice = Choice(next(iter(feats.options)), (1.0,) * n_blocks, ALPHAS[len(ALPHAS) // 2])
@@ -159,28 +171,35 @@ def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
     cache: dict[str, list[InnerFold]] = {}
     best = -np.inf
 
-    def evaluate(option: str, weights: tuple[float, ...]) -> None:
+    def evaluate(option: str, weights: tuple[float, ...]) -> float:
+        """The best score of (option, weights) over alphas; the choice is updated."""
         nonlocal choice, best
         if option not in cache:
             X = feats.options[option]
-            cache[option] = [InnerFold(X, Y, np.setdiff1d(np.arange(len(y)), f), f)
-                             for f in folds]
+            cache[option] = [InnerFold(X, Y, np.setdiff1d(np.arange(len(y)), f), f,
+                                       feats.blocks) for f in folds]
         preds = {a: np.zeros_like(Y) for a in ALPHAS}
         for fold, held in zip(cache[option], folds, strict=True):
-            for a, p in fold.predict(feats.column_weights(weights)).items():
+            for a, p in fold.predict(weights if feats.blocks else None).items():
                 preds[a][held] = p
+        top = -np.inf
         for a in ALPHAS:
             s = score(metric, y, preds[a].reshape(y.shape), groups)
             if np.isfinite(s) and s > best:
                 choice, best = Choice(option, weights, a), s
+            top = max(top, s) if np.isfinite(s) else top
+        return top
 
     for option in feats.options:
         evaluate(option, choice.block_weights)
     for b in range(n_blocks if n_blocks > 1 else 0):
-        start = choice
+        start, last = choice, best
         for w in BLOCK_WEIGHTS[1:]:
             weights = tuple(w if i == b else x for i, x in enumerate(start.block_weights))
-            evaluate(start.option, weights)
+            top = evaluate(start.option, weights)
+            if top < last:
+                break
+            last = top
     return choice
 
 
