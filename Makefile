@@ -41,8 +41,9 @@ demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
 # Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py):
-# 705 s here (623 s against 852 s in one process, one run each on the tree before the position
-# baseline joined the probes). TEST_WORKERS=0 runs them in one process.
+# 711 s for the 204 tests in a fresh clone here (cold compiler and model caches, as in CI; 748 s
+# before the probe's Cholesky sweep), against 852 s in one process on an older tree.
+# TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
 test: install system-deps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal

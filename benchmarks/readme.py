@@ -2,9 +2,7 @@
 
 Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results -->`` and is rendered by
 the ``render`` function of the benchmark that wrote ``results/NAME.json`` (``table`` for the
-context-quality records: ``context_quality.json``, and ``context_quality_probe1.json``, the recipe
-ablation measured with the first probe sweep); a results file that does not exist yet renders
-as "not measured".
+context-quality records); a results file that does not exist yet renders as "not measured".
 
     python benchmarks/readme.py
 """
@@ -19,7 +17,7 @@ from pathlib import Path
 import harness  # benchmarks/harness.py, beside this script
 
 README = Path(__file__).parent / "README.md"
-MARKER = re.compile(r"(<!-- results:([a-z_0-9]+) -->\n)(.*?)(<!-- /results -->)", re.S)
+MARKER = re.compile(r"(<!-- results:([a-z_]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
 def render(name: str) -> str:
@@ -27,9 +25,8 @@ def render(name: str) -> str:
     if not path.exists():
         return f"Not measured yet: no `benchmarks/results/{name}.json`."
     data = json.loads(path.read_text())
-    if name.startswith("context_quality"):
-        return importlib.import_module("context_quality").table(data)
-    return importlib.import_module(name.removesuffix("_cuda")).render(data)
+    module = importlib.import_module(name.removesuffix("_cuda"))
+    return module.table(data) if name == "context_quality" else module.render(data)
 
 
 def main() -> None:
