@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 from mediafm.probes.metrics import average_precision, macro_ap, mean_tau_within, micro_ap
 
@@ -138,8 +139,6 @@ class InnerFold:
             self.gram, self.zty, self.held = Z.T @ Z, Z.T @ self.yc, H
 
     def predict(self, block_weights: tuple[float, ...] | None = None) -> dict[float, np.ndarray]:
-        from scipy.linalg import cho_factor, cho_solve
-
         bw = np.ones(len(self.blocks)) if block_weights is None else np.asarray(block_weights)
         if self.dual:
             K = sum(w * w * k for w, k in zip(bw, self.kernels, strict=True))
