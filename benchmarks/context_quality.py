@@ -108,24 +108,23 @@ def prepare(work: Path, preset: str, seed: int, titles: int):
 def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readout: str = "",
                done: frozenset[str] = frozenset()) -> list[dict]:
     """Probe rows of every method the suite has for this model (or the baselines), except the
-    methods in ``done``."""
+    methods in ``done``; the probes run side by side, one process per core."""
     from mediafm.probes.features import method_features
-    from mediafm.probes.linear import probe
+    from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
     from mediafm.probes.tasks import targets
 
     feats = method_features(store, labels, model, baselines, readout=readout)
     groups = labels["title_id"].to_numpy()
-    rows = []
+    jobs, keys = [], []
     for task in tasks:
         idx, y, _ = targets(labels, task)
         folds = 10 if task.kind == "ranking" else 5
         for method, X in feats.items():
-            if method in done:
-                continue
-            r = probe(X.subset(idx), y, groups[idx], task.metric, folds, probe_seeds)
-            rows.append({"task": task.name, "metric": task.metric, "method": method,
-                         "score": r.mean, "std": r.std, "choice": r.chosen_option()})
-    return rows
+            if method not in done:
+                jobs.append(ProbeJob(X, idx, y, groups[idx], task.metric, folds, probe_seeds))
+                keys.append({"task": task.name, "metric": task.metric, "method": method})
+    return [{**key, "score": r.mean, "std": r.std, "choice": r.chosen_option()}
+            for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
 
 
 def run(args) -> None:

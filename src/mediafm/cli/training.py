@@ -24,7 +24,7 @@ def _probe(args: argparse.Namespace) -> None:
                          embeddings=key_values(args.embeddings, "--embeddings"),
                          seeds=tuple(range(args.seeds)), folds=args.folds,
                          training_metrics=metrics, progress=not args.quiet,
-                         baselines=not args.no_baselines)
+                         baselines=not args.no_baselines, workers=args.workers)
     print(results.pivot(index="task", columns="method", values="mean").round(3).to_string())
     print(f"report: {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'report.html'}")
 
@@ -150,6 +150,9 @@ def register(sub) -> None:
     s.add_argument("--folds", type=int, default=5)
     s.add_argument("--no-baselines", action="store_true",
                    help="skip the per-modality and fused store baselines")
+    s.add_argument("--workers", type=int, default=0,
+                   help="probes run side by side in this many processes, one thread each "
+                   "(default 0: one per CPU core)")
     s.set_defaults(func=_probe)
 
 

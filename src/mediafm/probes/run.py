@@ -9,7 +9,7 @@ import pandas as pd
 
 from mediafm.embed import validate_clips
 from mediafm.probes.features import method_features, precomputed_features
-from mediafm.probes.linear import probe
+from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
 from mediafm.probes.report import write_report
 from mediafm.probes.tasks import Task, targets
 from mediafm.store import ShotStore
@@ -19,10 +19,12 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
                out: str | Path, model=None, embeddings: dict[str, str] | None = None,
                seeds: tuple[int, ...] = (0, 1, 2), folds: int = 5,
                training_metrics: Path | None = None, progress: bool = True,
-               baselines: bool = True) -> pd.DataFrame:
+               baselines: bool = True, workers: int = 0) -> pd.DataFrame:
     """Probe every task with every method's features; write the report to ``out``.
 
     Ranking tasks use ten folds (as in the spec's popularity task); others ``folds``.
+    ``workers``: probes run side by side in that many processes (``probe_jobs``); 0: one
+    per CPU core.
     """
     from mediafm.progress import progress_bar
 
@@ -32,26 +34,28 @@ def run_probes(store: ShotStore | str, labels: pd.DataFrame, tasks: list[Task],
     feats = method_features(store, labels, model, baselines, progress=progress)
     for name, path in (embeddings or {}).items():
         feats[name] = precomputed_features(path, labels)
-    rows = []
     groups_all = labels["title_id"].to_numpy()
-    bar = progress_bar(total=len(tasks) * len(feats), desc="probe", disable=not progress)
+    jobs, keys = [], []
     for task in tasks:
         idx, y, names = targets(labels, task)
         if len(idx) == 0:
-            bar.update(len(feats))
             continue
         n_folds = 10 if task.kind == "ranking" else folds
+        extra = tuple(m for m in ("macro_ap", "micro_ap") if m != task.metric
+                      ) if task.kind == "multilabel" else ()
         for method, X in feats.items():
-            extra = tuple(m for m in ("macro_ap", "micro_ap") if m != task.metric
-                          ) if task.kind == "multilabel" else ()
-            r = probe(X.subset(idx), y, groups_all[idx], task.metric, n_folds, seeds, extra)
-            rows.append({"task": task.name, "kind": task.kind, "metric": task.metric,
-                         "method": method, "mean": r.mean, "std": r.std, "n_clips": len(idx),
-                         "n_titles": len(set(groups_all[idx])), "n_labels": len(names) or 1,
-                         "per_seed": list(r.per_seed), "choice": r.chosen_option(),
-                         **{f"{m}_mean": v[0] for m, v in r.extra.items()},
-                         **{f"{m}_std": v[1] for m, v in r.extra.items()}})
-            bar.update(1)
+            jobs.append(ProbeJob(X, idx, y, groups_all[idx], task.metric, n_folds, seeds, extra))
+            keys.append({"task": task.name, "kind": task.kind, "metric": task.metric,
+                         "method": method, "n_clips": len(idx),
+                         "n_titles": len(set(groups_all[idx])), "n_labels": len(names) or 1})
+    rows = []
+    bar = progress_bar(total=len(jobs), desc="probe", disable=not progress)
+    for key, r in zip(keys, probe_jobs(jobs, workers or default_workers()), strict=True):
+        rows.append({**key, "mean": r.mean, "std": r.std, "per_seed": list(r.per_seed),
+                     "choice": r.chosen_option(),
+                     **{f"{m}_mean": v[0] for m, v in r.extra.items()},
+                     **{f"{m}_std": v[1] for m, v in r.extra.items()}})
+        bar.update(1)
     bar.close()
     results = pd.DataFrame(rows)
     notes = [f"{labels['title_id'].nunique()} titles, {len(labels)} labelled clips; "
