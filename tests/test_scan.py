@@ -6,8 +6,9 @@ overlapping thread fails its title cleanly."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -72,22 +73,36 @@ def test_each_shot_gets_frames_from_inside_it_at_spread_times(media):
     assert colours[1][0] > 150 and colours[1][1] < 80  # the red shot's frames are red
 
 
+_PEAK_RSS = """
+import resource, sys
+import numpy as np
+from mediafm.ingest.scan import scan
+from mediafm.ingest.shots import SceneDetectShots
+(shot,) = scan(sys.argv[1], SceneDetectShots(), frames_per_shot=4,
+               max_samples=int(sys.argv[2]), max_sample_bytes=int(sys.argv[3]))
+want = (np.arange(4) + 0.5) * 90 / 4
+assert (shot.times <= want + 1e-6).all() and (want - shot.times < 90 / 8 * 2).all(), shot.times
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
 def test_a_very_long_shot_keeps_memory_bounded(tmp_path):
-    """90 s in one shot: the buffer is thinned (every other sample dropped, stride doubled)
-    instead of growing, and the frames still come from across the shot."""
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=90", "-c:v",
+    """90 s in one shot of 640x480 (0.46 MB a decoded frame, 8 samples a second): the buffer
+    of decoded frames is thinned (every other sample dropped, stride doubled) at its frame cap
+    or its byte budget instead of growing, and the frames still come from across the shot.
+    Peak resident memory of a fresh process each time: the held frames are FFmpeg's."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=640x480:rate=25:duration=90", "-c:v",
            "libx264", "-preset", "ultrafast", "long.mp4", cwd=tmp_path)
-    peaks = {}
-    for cap in (8, 512):
-        tracemalloc.start()
-        (shot,) = scan(tmp_path / "long.mp4", SceneDetectShots(), frames_per_shot=4,
-                       max_samples=cap)
-        peaks[cap] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        want = (np.arange(4) + 0.5) * 90 / 4
-        assert (shot.times <= want + 1e-6).all() and (want - shot.times < 90 / 8 * 2).all()
-    # 360 samples of ~0.23 MB kept unthinned, 8 at most thinned
-    assert peaks[8] < 20e6 < 60e6 < peaks[512], peaks
+
+    def peak(cap: int, budget: int) -> int:
+        run = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tmp_path / "long.mp4"),
+                              str(cap), str(budget)], capture_output=True, text=True,
+                             check=True)
+        return int(run.stdout.split()[-1])
+
+    held = peak(512, 1 << 30)  # up to 512 frames: ~235 MB of them
+    by_count, by_bytes = peak(8, 1 << 30), peak(512, 8 << 20)
+    assert held - by_count > 150e6 and held - by_bytes > 150e6, (held, by_count, by_bytes)
 
 
 class _InLine:

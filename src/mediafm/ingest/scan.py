@@ -3,10 +3,12 @@ its thumbnail.
 
 Every frame is decoded once (PyAV, threaded) and downscaled once to the size the shot detector
 wants. Every ``sample_s`` seconds (more often when the shortest shot needs it) a frame is also
-kept at the video encoder's size (and a thumbnail's), in a buffer that holds only shots not
-yet final: when it grows past ``max_samples`` (a very long shot) every other sample is dropped
+kept, as decoded, in a buffer that holds only shots not yet final: when it grows past
+``max_samples`` frames or ``max_sample_bytes`` (a very long shot) every other sample is dropped
 and the stride doubles, so memory is bounded per shot whatever the title's or the shot's
-length.
+length. Only the frames a final shot picks are converted (to the video encoder's size, and one
+to a thumbnail): ``frames_per_shot`` + 1 conversions a shot, not two for every sample (8 a
+second).
 
 A shot is final once the detector has cut after it and ``min_shot_s`` more has been decoded
 (a shorter last piece would join it, as ``shots.merge_short`` does for a list of cuts). Its
@@ -63,16 +65,16 @@ class ScannedShot:
 @dataclass
 class _Sample:
     time: float
-    crop: np.ndarray
-    thumb: np.ndarray
+    frame: object  # as decoded (an av.VideoFrame), or already converted: (crop, thumb)
 
 
 class _Shots:
     """Cut times -> final shots with their frames, as decoding advances."""
 
     def __init__(self, k: int, min_shot_s: float, on_shot: Callable[[ScannedShot], None] | None,
-                 stride: float):
-        self.k, self.min_shot_s, self.on_shot = k, min_shot_s, on_shot
+                 stride: float, convert: Callable[[object], tuple[np.ndarray, np.ndarray]]):
+        """``convert(sample.frame)``: (encoder crop, thumbnail) of a picked sample."""
+        self.k, self.min_shot_s, self.on_shot, self.convert = k, min_shot_s, on_shot, convert
         self.base = self.stride = stride  # seconds between samples; doubled in a long shot
         self.samples: list[_Sample] = []
         self.before: _Sample | None = None  # the last sample of the previous shot
@@ -110,8 +112,9 @@ class _Shots:
             have = np.array([s.time for s in pool])
             want = start + (np.arange(k) + 0.5) * (end - start) / k
             idx = np.clip(np.searchsorted(have, want, side="right") - 1, 0, len(pool) - 1)
-            frames, times = np.stack([pool[i].crop for i in idx]), have[idx]
-            thumb = jpeg(pool[idx[k // 2]].thumb)
+            picked = {i: self.convert(pool[i].frame) for i in dict.fromkeys(idx.tolist())}
+            frames, times = np.stack([picked[i][0] for i in idx]), have[idx]
+            thumb = jpeg(picked[int(idx[k // 2])][1])
         if mine:
             self.before = mine[-1]
         shot = ScannedShot(start, end, frames, times, thumb)
@@ -177,13 +180,15 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
          on_shot: Callable[[ScannedShot], None] | None = None, sample_s: float = 0.25,
          max_samples: int = 256, short_side: int = 256, crop: int = 224,
          thumb_width: int = 192, info: MediaInfo | None = None, decoder: str = "pyav",
-         device: str = "cpu") -> list[ScannedShot]:
+         device: str = "cpu", max_sample_bytes: int = 256 << 20) -> list[ScannedShot]:
     """Shots covering the title (start, end, frames, thumbnail), in one decoding pass.
 
     ``detector``: a ``ShotDetector`` (its ``stream(info)`` is fed every frame).
     ``decoder``: ``pyav`` (``media.video_frames``), or ``torchcodec`` (``ingest.codec``: on
     ``device``, e.g. a GPU's NVDEC, resized there).
-    ``frames_per_shot=0``: cuts only, nothing sampled. Frames are matched by presentation
+    ``frames_per_shot=0``: cuts only, nothing sampled. ``max_samples`` / ``max_sample_bytes``:
+    the most decoded frames (and their bytes: 720p is 1.4 MB a frame, 4K 10-bit 25 MB) one
+    shot's buffer holds before it is thinned. Frames are matched by presentation
     time (relative to the title's start, ``MediaInfo.start_s``), so variable frame rates keep
     exact cut times; a file that breaks off after some
     frames (truncated) ends there. Raises MediaError for a file with no decodable frame.
@@ -194,7 +199,14 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     # a sample at least every min_shot_s / frames_per_shot: the shortest shot still holds
     # frames_per_shot different frames
     stride = min(sample_s, min_shot_s / max(frames_per_shot, 2))
-    shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride)
+    lazy = getattr(conv, "lazy", False)  # hold decoded frames, convert the picked ones
+
+    def convert(frame) -> tuple[np.ndarray, np.ndarray]:
+        return (conv.crop(frame, short_side, crop), conv.thumb(frame, thumb_width)) if lazy \
+            else frame
+
+    shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride, convert)
+    cap = max_samples
     next_sample = -np.inf
     times: list[float] = []
 
@@ -211,11 +223,14 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
             times.append(t)
             replay(detection.take())
             if frames_per_shot and t >= next_sample:
-                if len(shots.samples) >= max_samples:  # a very long shot: keep half, sample half
+                if lazy and not shots.samples:  # as many frames of this size as fit the budget
+                    cap = max(2 * frames_per_shot + 2,
+                              min(max_samples, max_sample_bytes // max(frame_bytes(frame), 1)))
+                if len(shots.samples) >= cap:  # a very long shot: keep half, sample half
                     shots.samples = shots.samples[::2]
                     shots.stride *= 2
-                shots.samples.append(_Sample(t, conv.crop(frame, short_side, crop),
-                                             conv.thumb(frame, thumb_width)))
+                shots.samples.append(_Sample(t, frame if lazy else (
+                    conv.crop(frame, short_side, crop), conv.thumb(frame, thumb_width))))
                 next_sample = t + shots.stride
             detection.put(i, frame)
     finally:
@@ -225,6 +240,11 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
         shots.cut(times[c])
     shots.end(max(info.duration_s, times[-1]))
     return shots.shots
+
+
+def frame_bytes(frame) -> int:
+    """The bytes a decoded PyAV frame holds (its planes)."""
+    return sum(p.buffer_size for p in frame.planes)
 
 
 DECODERS = ("pyav", "torchcodec")
