@@ -79,6 +79,18 @@ RECIPES: dict[str, list[str]] = {
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 
+# The probe that scored a record (``probe`` in the JSON). Scores of different probes are not
+# compared: a run resumes, and the tables are printed, from the current probe's records only.
+# (none): the first sweep (one eigendecomposition per candidate); "cholesky, early stop"
+# (``probe_sweep``, 2026-12-01); "coordinate search": block weights moved both ways and
+# revisited until a pass changes nothing (2026-12-02).
+PROBE = "coordinate search"
+
+
+def current(records: list[dict]) -> list[dict]:
+    """The records scored by the current probe."""
+    return [r for r in records if r.get("probe") == PROBE]
+
 
 def split_recipe(overrides: list[str]) -> tuple[list[str], str]:
     """(training overrides, readout): ``readout=NAME`` picks the embedding readout the probes
@@ -135,10 +147,10 @@ def run(args) -> None:
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
     done: dict[tuple, set[str]] = {}
-    for r in records:
+    for r in current(records):
         done.setdefault((r["preset"], r["seed"], r["recipe"]), set()).add(r["method"])
     work = Path(args.workdir)
-    info = harness.machine()
+    info = {**harness.machine(), "probe": PROBE}
 
     def save(new: list[dict]) -> None:
         records.extend(new)
@@ -195,7 +207,7 @@ def run(args) -> None:
                        "window_mean_loss": val.get("window_mean/loss"),
                        "neighbour_mean_loss": val.get("neighbour_mean/loss"), **r}
                       for r in rows])
-    print(table(records))
+    print(table(current(records)))
 
 
 METHODS = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, CLIP_ONLY, HIDDEN)
@@ -314,7 +326,7 @@ def main() -> None:
     if unknown:
         p.error(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
     if args.table or args.summary:
-        records = json.loads(Path(args.json).read_text())
+        records = current(json.loads(Path(args.json).read_text()))
         print(summary(records, args.summary) if args.summary else table(records))
         return
     run(args)
