@@ -116,6 +116,19 @@ def test_audio_default_is_aisfx_with_log_mel_fallback(monkeypatch):
     assert default_name("audio") == "logmel"
 
 
+def test_aisfx_batches_shots_as_if_one_at_a_time():
+    """The blocks of several shots share a network call; every shot's vector is still the one
+    it gets alone (shots of 0.1-9 s, flushed at a small block budget and at the default)."""
+    enc = build("audio", "aisfx")
+    rng = np.random.default_rng(0)
+    shots = [rng.normal(size=int(s * enc.rate)).astype(np.float32) * 0.1
+             for s in (0.1, 9.0, 2.5, 0.6, 4.0)]
+    alone = np.concatenate([enc.encode([w]) for w in shots])
+    for max_blocks in (3, 64):
+        np.testing.assert_allclose(enc.encode(shots, max_blocks=max_blocks), alone,
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_openai_errors_are_clear(openai_stub, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):

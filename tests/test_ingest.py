@@ -226,17 +226,19 @@ def test_cli_single_video_and_exit_codes(media, tmp_path):
                                *CHEAP_FLAGS], cwd=tmp_path, capture_output=True, text=True)
 
     ok = cli(media / "cuts.mp4", "--subtitles", media / "cuts.srt", "--synopsis", "A film.",
-             "--tag", "test", "--out", "one")
+             "--tag", "test", "--out", "one", "--deblock", "on")
     assert ok.returncode == 0, ok.stderr
     assert "1 ingested" in ok.stdout and "video s / s" in ok.stdout
     store = ShotStore(tmp_path / "one")
     assert store.titles.title_id.tolist() == ["cuts"] and store.info.n_shots == 3
+    assert store.info.encoders["decoder"] == {"name": "pyav", "deblock": "on"}
     (tmp_path / "m.csv").write_text(f"title_id,video\ngood,{media / 'cuts.mp4'}\n"
                                     f"bad,{media / 'not_video.mp4'}\n")
     some_failed = cli("m.csv", "--out", "two")
     assert some_failed.returncode == 1
     assert "failures: two.failures.jsonl (1)" in some_failed.stderr
     assert ShotStore(tmp_path / "two").titles.title_id.tolist() == ["good"]
+    assert ShotStore(tmp_path / "two").info.encoders["decoder"]["deblock"] == "auto"
     (tmp_path / "s.csv").write_text(f"title_id,video\ngood,{media / 'cuts.mp4'}\n"
                                     f"silent,{media / 'silent.mp4'}\n")
     required = cli("s.csv", "--out", "three", "--require-audio")

@@ -73,6 +73,24 @@ def test_each_shot_gets_frames_from_inside_it_at_spread_times(media):
     assert colours[1][0] > 150 and colours[1][1] < 80  # the red shot's frames are red
 
 
+def test_large_frames_skip_deblocking_with_the_same_cuts(tmp_path):
+    """720p at a low bitrate (deblocking has work to do): by default the decoder skips the
+    filter (frames as with deblock=False), the cuts stay where they were, and the sampled
+    frames move a little, not a lot. Small frames keep it (the test above: the exact pixels)."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=4", "-vf",
+           "hue=h='90*floor(t/2)'", "-c:v", "libx264", "-preset", "veryfast", "-crf", "38",
+           "big.mp4", cwd=tmp_path)
+    runs = {d: scan(tmp_path / "big.mp4", SceneDetectShots(), 4, deblock=d)
+            for d in (None, True, False)}
+    cuts = {d: [s.start for s in shots] for d, shots in runs.items()}
+    assert cuts[None] == cuts[True] == cuts[False] and len(cuts[None]) == 2, cuts
+    frames = {d: np.stack([s.frames for s in shots]).astype(np.int16)
+              for d, shots in runs.items()}
+    np.testing.assert_array_equal(frames[None], frames[False])
+    moved = np.abs(frames[True] - frames[False]).mean()
+    assert 0 < moved < 2, moved
+
+
 _PEAK_RSS = """
 import sys
 import numpy as np

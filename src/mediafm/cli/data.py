@@ -44,7 +44,8 @@ def _ingest(args: argparse.Namespace) -> int:
                        threshold=args.threshold, min_shot_s=args.min_shot,
                        min_segment_s=args.min_segment, max_segment_s=args.max_segment,
                        pause_s=args.pause, audio_track=args.audio_track, device=args.device,
-                       decoder=args.decoder, video_encoder=args.video_encoder,
+                       decoder=args.decoder, deblock=args.deblock,
+                       video_encoder=args.video_encoder,
                        audio_encoder=args.audio_encoder,
                        text_encoder=args.text_encoder,
                        encoder_args=enc_args, require_audio=args.require_audio,
@@ -159,6 +160,11 @@ def register(sub) -> None:
     s.add_argument("--decoder", choices=["pyav", "torchcodec"], default="pyav",
                    help="video decoding: PyAV on the CPU, or TorchCodec on --device (NVDEC on "
                    "a GPU; `pip install torchcodec` matching your torch)")
+    s.add_argument("--deblock", choices=["auto", "on", "off"], default="auto",
+                   type=str.lower, help="the H.264/HEVC deblocking filter when decoding with "
+                   "pyav: auto (default) skips it for frames of 512 pixels or more on the short "
+                   "side, downscaled 2x or more, where it changes no cut and moves video "
+                   "features < 1%% (decoding ~25%% faster); on: always (bit-exact frames)")
     s.add_argument("--audio-track", type=int, metavar="N",
                    help="the N-th audio stream (0-based) of every title (default: the stream "
                    "marked default, else the first)")

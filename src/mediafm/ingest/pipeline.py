@@ -38,6 +38,8 @@ class IngestConfig:
     audio_track: int | None = None  # 0-based among the audio streams; None: the default one
     device: str | None = None  # the encoders' (and TransNetV2's) device; None: cuda if any
     decoder: str = "pyav"  # pyav | torchcodec (decodes on ``device``: NVDEC on a GPU)
+    deblock: str = "auto"  # pyav: auto (skip the deblocking filter for frames >= 512 px on
+    # the short side, ``ingest.scan``) | on | off
     video_encoder: str = "efficientnet-lite0"
     audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
     text_encoder: str = "minilm"
@@ -49,6 +51,10 @@ class IngestConfig:
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None:
     # start a local Ray instance for this run
+
+    def __post_init__(self) -> None:
+        if self.deblock not in DEBLOCK:
+            raise ValueError(f"deblock must be one of {tuple(DEBLOCK)}, got {self.deblock!r}")
 
 
 class Encoders:
@@ -81,11 +87,13 @@ class Encoders:
             "shots": {"name": self.detector.name, "detector": cfg.detector,
                       "threshold": cfg.threshold, "min_shot_s": cfg.min_shot_s,
                       "frames_per_shot": cfg.frames_per_shot},
+            "decoder": {"name": cfg.decoder, "deblock": cfg.deblock},
             "audio_track": cfg.audio_track,
             "audio_segments": {"min_segment_s": cfg.min_segment_s,
                                "max_segment_s": cfg.max_segment_s, "pause_s": cfg.pause_s}}
 
 
+DEBLOCK = {"auto": None, "on": True, "off": False}  # IngestConfig.deblock -> scan(deblock=)
 STAGES = 5  # the lap() calls of ingest_title, for a per-title progress bar
 
 
@@ -202,7 +210,8 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
         try:
             scanned = scan(job.video, enc.detector, cfg.frames_per_shot,
                            enc.detector.min_shot_s, behind.put, info=info,
-                           decoder=cfg.decoder, device=enc.device)
+                           decoder=cfg.decoder, device=enc.device,
+                           deblock=DEBLOCK[cfg.deblock])
         except BaseException:
             with contextlib.suppress(Exception):  # the decoding error is the one to report
                 behind.finish()

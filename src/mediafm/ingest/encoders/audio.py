@@ -127,18 +127,38 @@ class AISFX:
                                               power=2.0, hop_length=1024, win_length=2048)
         return (np.log10(spec * 10000.0 + 1) / self.MAX_LOG).T.astype(np.float32)  # (T, 96)
 
+    def blocks(self, wave: np.ndarray) -> np.ndarray:
+        """(n, BLOCK, N_MELS): a shot's spectrogram in half-overlapping blocks (one at least)."""
+        wave = np.asarray(wave, np.float32)
+        if len(wave) < 2048:
+            wave = np.pad(wave, (0, 2048 - len(wave)))
+        spec = self.spectrogram(wave)
+        if len(spec) < self.BLOCK:
+            spec = np.pad(spec, ((0, self.BLOCK - len(spec)), (0, 0)))
+        starts = range(0, len(spec) - self.BLOCK + 1, self.BLOCK // 2)
+        return np.stack([spec[s:s + self.BLOCK] for s in starts])
+
     @torch.no_grad()
-    def encode(self, items: list[np.ndarray]) -> np.ndarray:
+    def encode(self, items: list[np.ndarray], max_blocks: int = 64) -> np.ndarray:
+        """Each shot: the mean embedding of its blocks. The blocks of several shots go through
+        the network together (up to ``max_blocks`` a call): one call per shot left the cores
+        waiting on small batches."""
         out = np.zeros((len(items), self.dim), dtype=np.float32)
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            x = torch.from_numpy(np.concatenate([b for _, b in pending])).to(self.device)
+            emb = self.model.get_embedding(x).cpu().numpy()
+            counts = [len(b) for _, b in pending]
+            for (i, _), e in zip(pending, np.split(emb, np.cumsum(counts)[:-1]), strict=True):
+                out[i] = e.mean(0)
+            pending.clear()
+
         for i, wave in enumerate(items):
-            wave = np.asarray(wave, np.float32)
-            if len(wave) < 2048:
-                wave = np.pad(wave, (0, 2048 - len(wave)))
-            spec = self.spectrogram(wave)
-            if len(spec) < self.BLOCK:
-                spec = np.pad(spec, ((0, self.BLOCK - len(spec)), (0, 0)))
-            starts = range(0, len(spec) - self.BLOCK + 1, self.BLOCK // 2)
-            blocks = np.stack([spec[s:s + self.BLOCK] for s in starts])
-            x = torch.from_numpy(blocks).to(self.device)
-            out[i] = self.model.get_embedding(x).mean(0).cpu().numpy()
+            blocks = self.blocks(wave)
+            if pending and sum(len(b) for _, b in pending) + len(blocks) > max_blocks:
+                flush()
+            pending.append((i, blocks))
+        if pending:
+            flush()
         return out
