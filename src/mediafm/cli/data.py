@@ -164,7 +164,7 @@ def register(sub) -> None:
                    type=str.lower, help="the H.264/HEVC deblocking filter when decoding with "
                    "pyav: auto (default) skips it for frames of 512 pixels or more on the short "
                    "side, downscaled 2x or more, where it changes no cut and moves video "
-                   "features < 1%% (decoding ~25%% faster); on: always (bit-exact frames)")
+                   "features < 1%% (decoding ~20%% faster); on: always (bit-exact frames)")
     s.add_argument("--audio-track", type=int, metavar="N",
                    help="the N-th audio stream (0-based) of every title (default: the stream "
                    "marked default, else the first)")

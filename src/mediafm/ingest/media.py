@@ -76,7 +76,7 @@ def video_frames(path: str | Path, deblock: bool = True):
     some frames (truncated) ends the stream there; one that yields none raises MediaError.
 
     ``deblock=False`` skips the in-loop deblocking filter of H.264 / HEVC / VP9 (FFmpeg's
-    ``skip_loop_filter=all``, what fast thumbnailers use): decoding costs ~25% less and a frame
+    ``skip_loop_filter=all``, what fast thumbnailers use): decoding costs ~20% less and a frame
     moves ~1/255 on average, below what the downscaled detector and encoder frames resolve;
     codecs without the option ignore it.
     """

@@ -194,7 +194,7 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     exact cut times. ``deblock``: whether the pyav decoder runs the deblocking filter
     (``media.video_frames``); None: only for frames smaller than ``2 * short_side`` on their
     short side. Downscaled 2x or more, the filter's effect vanishes (measured on 720p: the
-    same cuts, video features at cosine 0.99+), while it costs ~25% of decoding; small frames
+    same cuts, video features at cosine 0.99+), while it costs ~20% of decoding; small frames
     are upscaled, blocking and all (cosine 0.97 at 160x90), so they keep it. A file that
     breaks off after some frames (truncated) ends there. Raises MediaError for a file with no
     decodable frame.
