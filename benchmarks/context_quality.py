@@ -83,8 +83,10 @@ assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 # compared: a run resumes, and the tables are printed, from the current probe's records only.
 # (none): the first sweep (one eigendecomposition per candidate); "cholesky, early stop"
 # (``probe_sweep``, 2026-12-01); "coordinate search": block weights moved both ways and
-# revisited until a pass changes nothing (2026-12-02).
-PROBE = "coordinate search"
+# revisited until a pass changes nothing (2026-12-02); "coordinate search, weight 0": the same
+# with a weight of 0 (a block dropped) in the grid, and MediaFM's title part holding the fused
+# mean (``embed.title_part``) (2026-12-02).
+PROBE = "coordinate search, weight 0"
 
 
 def current(records: list[dict]) -> list[dict]:

@@ -8,7 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mediafm.embed import embed_clips, embed_sequences, embed_store, readout_blocks
+from mediafm.embed import (
+    embed_clips,
+    embed_sequences,
+    embed_store,
+    readout_blocks,
+    title_blocks,
+)
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.store import StoreError
 
@@ -139,10 +145,15 @@ def test_clip_with_title_context(model, store):
     clips = pd.DataFrame({"clip_id": ["a"], "title_id": [t.title_id], "first_shot": [1],
                           "last_shot": [3]})
     got = embed_clips(model, store, clips, progress=False, with_title=True).embedding[0]
-    (per_shot,) = embed_sequences(model, [store.title_vectors(t.title_id)],
-                                  store.title_embeddings()[[2]])
-    np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), per_shot.mean(0)]),
-                               atol=1e-5)
+    fused = store.title_vectors(t.title_id)
+    (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]])
+    hidden = model.config.hidden  # the default readout: [input projection ; context]
+    title = np.hstack([fused.mean(0), per_shot[:, hidden:].mean(0)])
+    np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), title]), atol=1e-5)
+    assert title_blocks(model, "input+context") == (model.config.fused_dim, hidden)
+    assert title_blocks(model, "input+context+hidden", (3, 5)) == (3, 5, hidden, hidden)
+    assert title_blocks(model, "fused+context", (3, 5)) == (3, 5, hidden)
+    assert title_blocks(model, "hidden") == (model.config.fused_dim, hidden)
     with pytest.raises(ValueError, match="with_title needs"):
         embed_clips(model, store, clips, "clip-only", progress=False, with_title=True)
 

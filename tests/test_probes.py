@@ -184,6 +184,28 @@ def test_dual_and_primal_ridge_agree():
                                rtol=1e-6, atol=1e-8)
 
 
+def test_a_block_weight_of_zero_drops_the_block():
+    """Weight 0 (the grid's last step) is the ridge on the other blocks alone, in the final
+    fit and in both forms of the inner folds."""
+    from mediafm.probes import linear
+    from mediafm.probes.linear import InnerFold, Ridge
+
+    assert linear.BLOCK_WEIGHTS[-1] == 0.0
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(60, 40)), rng.normal(size=(60, 2))
+    keep = np.r_[0:10, 35:40]  # blocks (10, 25, 5): the middle one dropped
+    full = Ridge(X, Y, np.repeat([1.0, 0.0, 1.0], (10, 25, 5)))
+    alone = Ridge(X[:, keep], Y)
+    np.testing.assert_allclose(full.predict(X, 10.0), alone.predict(X[:, keep], 10.0),
+                               rtol=1e-6, atol=1e-8)
+    fit, held = np.arange(30), np.arange(30, 60)
+    for dual in (True, False):
+        a = InnerFold(X, Y, fit, held, (10, 25, 5), dual).predict((1.0, 0.0, 1.0))
+        b = InnerFold(X[:, keep], Y, fit, held, (10, 5), dual).predict((1.0, 1.0))
+        for alpha in a:
+            np.testing.assert_allclose(a[alpha], b[alpha], rtol=1e-6, atol=1e-8)
+
+
 def test_position_baseline_gets_the_clock_the_model_gets(store):
     """The position block of the position-aware baseline is the title clock's features
     (``model.clock_features``) pooled over the clip's shots, and a probe reads a story-arc

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mediafm.embed import embed_sequences, embed_titles
+from mediafm.embed import TITLE_PART, embed_sequences, embed_titles
 from mediafm.heads import Heads, platt, predict
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.moments import ad_breaks, highlights
@@ -26,8 +26,19 @@ def test_heads_round_trip_and_cross_validated_scores(fitted):
         cv = again.heads[name].info["cv"]
         assert cv["metric"] == h.task.metric and np.isfinite(cv["score"])
     assert again.heads["tone"].labels == sorted({x for v in labels.tone.dropna() for x in v})
+    hidden, fused = model.config.hidden, model.config.fused_dim
     assert again.meta["features"] == {"readout": "input+context", "with_title": True,
-                                      "dim": 4 * 32}
+                                      "title": TITLE_PART, "dim": 2 * hidden + fused + hidden}
+
+
+def test_heads_of_an_older_title_feature_are_refused(fitted, store):
+    """Heads saved before the title part held the fused mean have other columns: predicting
+    with them says so, instead of scoring shifted columns."""
+    _, model, _, heads = fitted
+    old = Heads(heads.heads, {**heads.meta, "features": {"readout": "input+context",
+                                                         "with_title": True, "dim": 128}})
+    with pytest.raises(StoreError, match="older title feature.*fit them again"):
+        predict(old, model, store, progress=False)
 
 
 def test_predictions_are_long_form_and_calibrated(fitted, store):

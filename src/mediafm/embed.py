@@ -139,6 +139,40 @@ def readout_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = 
     return (model.config.hidden,) * parts if output.startswith("input+") else ()
 
 
+def _own_width(model: MediaFM, output: str) -> int:
+    """Columns of the readout that show the shot itself (input projection or fused vector)."""
+    if output.startswith("input+"):
+        return model.config.hidden
+    return model.config.fused_dim if output.startswith("fused+") else 0
+
+
+TITLE_PART = "fused mean + context mean"  # what title_part computes (recorded by heads)
+
+
+def title_part(model: MediaFM, fused: np.ndarray, emb: np.ndarray, output: str) -> np.ndarray:
+    """What ``with_title`` puts beside a clip: [mean fused vector ; mean of the readout's
+    contextual columns] over the whole title.
+
+    Why the fused mean and not the mean of the input projection: the title part is one vector
+    a title, so there is no reason to squeeze it through the model's input bottleneck (hidden
+    columns for fused_dim), and that bottleneck loses what the title's shots show as a whole:
+    measured on the clean catalog (seed 0), genre from the title mean of the projection scores
+    0.524 against 0.583 from the fused mean. The context columns say what the model read
+    around each shot.
+    """
+    return np.concatenate([fused.mean(axis=0), emb[:, _own_width(model, output):].mean(axis=0)])
+
+
+def title_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
+                 ) -> tuple[int, ...]:
+    """Column counts of ``title_part``'s blocks: the fused vector's, then the context's."""
+    own = (fused_blocks or (model.config.fused_dim,))
+    parts = readout_blocks(model, output, fused_blocks)
+    n_own = len(own) if output.startswith("fused+") else int(output.startswith("input+"))
+    width = model.config.fused_dim if output == "output" else model.config.hidden
+    return (*own, *(parts[n_own:] or (width,)))
+
+
 def title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
                    ) -> Iterator[tuple[list[str], list[np.ndarray], np.ndarray]]:
     """Titles grouped so one group is about ``max_shots * 16`` shots (bounded memory)."""
@@ -298,8 +332,8 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
                 progress: bool = True, with_title: bool = False) -> pd.DataFrame:
     """(clip_id, embedding) with the embedding = mean of the clip's contextual shots.
 
-    ``with_title`` (in context only): the mean of the whole title's shots beside it, so the
-    clip embedding carries its title's context too: [clip mean ; title mean].
+    ``with_title`` (in context only): the whole title beside it (``title_part``), so the
+    clip embedding carries its title's context too: [clip mean ; title part].
     """
     from mediafm.progress import progress_bar
 
@@ -317,8 +351,8 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
     for ids, seqs, title_emb in title_batches(store, list(by_title), model.config.max_shots):
         if mode == "in-context":
             embs = embed_sequences(model, seqs, title_emb, output, batch_size)
-            for t, e in zip(ids, embs, strict=True):
-                title = [e.mean(axis=0)] if with_title else []
+            for t, e, fused in zip(ids, embs, seqs, strict=True):
+                title = [title_part(model, fused, e, output)] if with_title else []
                 for c in by_title[t].itertuples():
                     result[c.clip_id] = np.concatenate(
                         [e[c.first_shot:c.last_shot + 1].mean(axis=0), *title])

@@ -25,11 +25,14 @@ import torch
 from mediafm.atomic import atomic_dir
 from mediafm.embed import (
     DEFAULT_READOUT,
+    TITLE_PART,
     check_store,
     embed_clips,
     embed_sequences,
     readout_blocks,
     title_batches,
+    title_blocks,
+    title_part,
 )
 from mediafm.model import MediaFM
 from mediafm.probes.features import fused_blocks
@@ -103,9 +106,9 @@ class Heads:
         store = store if isinstance(store, ShotStore) else ShotStore(store)
         X = np.stack(embed_clips(model, store, labels, "in-context", readout,
                                  progress=progress, with_title=with_title)["embedding"])
-        blocks = (readout_blocks(model, readout, fused_blocks(store))
-                  or (X.shape[1] // (1 + with_title),))
-        feats = Features.of(X, blocks * (2 if with_title else 1))
+        title = title_blocks(model, readout, fused_blocks(store)) if with_title else ()
+        blocks = readout_blocks(model, readout, fused_blocks(store)) or (X.shape[1] - sum(title),)
+        feats = Features.of(X, (*blocks, *title))
         groups = labels["title_id"].to_numpy()
         heads = {}
         for task in tasks:
@@ -134,6 +137,7 @@ class Heads:
         if not heads:
             raise ValueError("no task has labelled clips: nothing to fit")
         meta = {"features": {"readout": readout, "with_title": with_title,
+                             "title": TITLE_PART if with_title else None,
                              "dim": int(X.shape[1])},
                 "model": {"path": model_path, "config": model.config.to_dict()},
                 "store": {"path": str(store.path), **{k: v for k, v in store.info.to_json()
@@ -196,6 +200,11 @@ class Heads:
                 raise StoreError(f"the heads were fitted on a store with {key} "
                                  f"{fitted.get(key)}, but {store.path} has "
                                  f"{store.info.to_json().get(key)}")
+        f = self.meta["features"]
+        if f["with_title"] and f.get("title") != TITLE_PART:
+            raise StoreError(f"the heads were fitted with an older title feature "
+                             f"({f.get('title') or 'the mean of the readout'}; now "
+                             f"{TITLE_PART!r}): fit them again (mediafm heads)")
         check_store(model, store)
 
 
@@ -220,9 +229,12 @@ def predict(heads: Heads, model: MediaFM, store: ShotStore | str,
     bar = progress_bar(total=store.info.n_shots, desc="predict", unit="shot",
                        disable=not progress)
     for ids, seqs, title_emb in title_batches(store, None, model.config.max_shots):
-        for t, e in zip(ids, embed_sequences(model, seqs, title_emb, f["readout"]),
-                        strict=True):
-            X = np.hstack([e, np.broadcast_to(e.mean(0), e.shape)]) if f["with_title"] else e
+        for t, e, fused in zip(ids, embed_sequences(model, seqs, title_emb, f["readout"]),
+                               seqs, strict=True):
+            X = e
+            if f["with_title"]:
+                title = title_part(model, fused, e, f["readout"])
+                X = np.hstack([e, np.broadcast_to(title, (len(e), len(title)))])
             frames.append(_long(heads, X, {"title_id": [t] * len(e),
                                            "shot_index": list(range(len(e)))}))
             bar.update(len(e))

@@ -120,7 +120,8 @@ def register(sub) -> None:
         "vector itself beside it); context; hidden (the final hidden state, the spec's); "
         "input+hidden; output (the output projection)"))
     s.add_argument("--with-title", action="store_true",
-                   help="clips in context: the title's mean embedding beside the clip's")
+                   help="clips in context: the whole title (its mean fused vector and mean "
+                   "context) beside the clip")
     s.add_argument("--titles", action="store_true",
                    help="one embedding per title (title_id, embedding) instead of per shot")
     s.add_argument("--title-pool", choices=["mean", "cls", "both"], default="mean",

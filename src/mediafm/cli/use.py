@@ -120,7 +120,8 @@ def register(sub) -> None:
                    help="declare a task's kind: multilabel, binary, ranking, boundary")
     s.add_argument("--output", default="input+context", help="the readout (see embed)")
     s.add_argument("--no-title", action="store_true",
-                   help="features without the title's mean beside the clip's")
+                   help="features without the title part (mean fused vector and context) "
+                   "beside the clip")
     s.add_argument("--folds", type=int, default=5)
     s.add_argument("--device")
     s.set_defaults(func=_heads)

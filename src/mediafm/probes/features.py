@@ -13,7 +13,8 @@ Baselines read the store:
   read from it without any context. A model fed the clock must beat this one, not the others.
 
 MediaFM methods embed the clip's shots clip-only or in context, through a readout
-(``embed.READOUTS``), and in context with the title's mean beside the clip's; the spec's readout
+(``embed.READOUTS``), and in context with the whole title beside the clip (``embed.title_part``:
+the title's mean fused vector and mean context); the spec's readout
 (the final hidden state) is reported too. The naive counterpart of "+ title" is the moving
 average with the title mean beside it; of "+ title + position", the same with the position.
 """
@@ -134,7 +135,7 @@ def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str 
                      progress: bool = False) -> dict[str, Features]:
     """MediaFM clip-only, in context, in context + title (one embedding pass), the same with
     the clip's position, and in context through the spec's readout, the final hidden state."""
-    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks
+    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks, title_blocks
 
     readout = readout or DEFAULT_READOUT
 
@@ -144,11 +145,12 @@ def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str 
         return np.stack(frame["embedding"].to_list())
 
     blocks = readout_blocks(model, readout, fused_blocks(store))
+    title = title_blocks(model, readout, fused_blocks(store))
     both = embed("in-context", readout, with_title=True)
-    dim = both.shape[1] // 2
+    dim = both.shape[1] - sum(title)
     feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
              IN_CONTEXT: Features.of(both[:, :dim], blocks),
-             WITH_TITLE: Features.of(both, (blocks or (dim,)) * 2)}
+             WITH_TITLE: Features.of(both, (*(blocks or (dim,)), *title))}
     feats[WITH_TITLE_POSITION] = with_position(feats[WITH_TITLE], clip_positions(store, clips))
     if readout != "hidden":
         feats[HIDDEN] = Features.of(embed("in-context", "hidden"))
