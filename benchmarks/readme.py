@@ -1,8 +1,9 @@
 """Regenerate the result tables of benchmarks/README.md from benchmarks/results/*.json.
 
 Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results -->`` and is rendered by
-the ``render`` function of the benchmark that wrote ``results/NAME.json`` (``table`` for the
-context-quality records); a results file that does not exist yet renders as "not measured".
+the ``render`` function of the benchmark that wrote ``results/NAME.json`` (``table`` of the
+current probe's records for context quality); a results file that does not exist yet renders
+as "not measured".
 
     python benchmarks/readme.py
 """
@@ -26,7 +27,9 @@ def render(name: str) -> str:
         return f"Not measured yet: no `benchmarks/results/{name}.json`."
     data = json.loads(path.read_text())
     module = importlib.import_module(name.removesuffix("_cuda"))
-    return module.table(data) if name == "context_quality" else module.render(data)
+    if name == "context_quality":  # scores of older probes stay in the JSON, not the table
+        return module.table(module.current(data))
+    return module.render(data)
 
 
 def main() -> None:
