@@ -33,6 +33,7 @@ from mediafm.probes.features import (
     HIDDEN,
     IN_CONTEXT,
     WITH_TITLE,
+    WITH_TITLE_METADATA,
     WITH_TITLE_POSITION,
 )
 
@@ -212,7 +213,8 @@ def run(args) -> None:
     print(table(current(records)))
 
 
-METHODS = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, CLIP_ONLY, HIDDEN)
+OURS = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, WITH_TITLE_METADATA)
+METHODS = (*OURS, CLIP_ONLY, HIDDEN)
 
 
 def _cell(scores: pd.Series, spread: bool) -> str:
@@ -278,13 +280,12 @@ def table(records: list[dict]) -> str:
 
 def summary(records: list[dict], recipe: str) -> str:
     """The README's table for one recipe: per preset and task, the best baseline (by its mean
-    over catalog seeds), MediaFM (the best of in context, + title, + title + position: each
-    beside its naive counterpart among the baselines) and clip-only; ± is half the range over
-    catalog seeds, a bold MediaFM score beats the best baseline."""
+    over catalog seeds), MediaFM (the best of in context, + title, + title + position and
+    + title + metadata, each beside its naive counterpart among the baselines) and clip-only;
+    ± is half the range over catalog seeds, a bold MediaFM score beats the best baseline."""
     frame = pd.DataFrame(records)
     lines = ["| preset | task (metric) | best baseline | its score | MediaFM (best of) | "
              "clip-only |", "|---|---|---|---|---|---|"]
-    ours = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION)
     for preset, p in frame.groupby("preset", sort=False):
         base, mine = p[p["recipe"] == "baselines"], p[p["recipe"] == recipe]
         if mine.empty:
@@ -292,7 +293,7 @@ def summary(records: list[dict], recipe: str) -> str:
         base = base[base["seed"].isin(mine["seed"].unique())]
         for task in dict.fromkeys(mine["task"]):
             b = base[base.task == task].groupby("method")["score"]
-            m = mine[(mine.task == task) & mine.method.isin(ours)].groupby("method")["score"]
+            m = mine[(mine.task == task) & mine.method.isin(OURS)].groupby("method")["score"]
             best_b, best_m = b.mean().idxmax(), m.mean().idxmax()
             score_b, score_m = b.mean()[best_b], m.mean()[best_m]
             rel = "" if score_m >= score_b else f" (**{(score_m - score_b) / abs(score_b):+.2%}**)"

@@ -233,6 +233,29 @@ def test_position_baseline_gets_the_clock_the_model_gets(store):
     assert with_pos > 0.8 and with_pos > without + 0.3, (with_pos, without, y.mean())
 
 
+def test_metadata_baseline_reads_the_title_embedding(store):
+    """The metadata baseline puts the clip's title embedding (the [GLOBAL] input) beside the
+    moving average and title mean, so a label the metadata states (here: the sign of one of
+    its dimensions) is read from it, which the same features without it cannot do as well."""
+    from mediafm.probes.features import AVERAGE_AND_TITLE, AVERAGE_TITLE_METADATA, baseline_features
+
+    n_shots = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
+    clips = pd.DataFrame([{"clip_id": f"{t}/{i}", "title_id": t, "first_shot": i,
+                           "last_shot": i + 2} for t, n in n_shots.items()
+                          for i in range(0, n - 3, 3)])
+    feats = baseline_features(store, clips)
+    plain, meta = feats[AVERAGE_AND_TITLE], feats[AVERAGE_TITLE_METADATA]
+    emb = store.title_embeddings()
+    assert meta.blocks == (*plain.blocks, emb.shape[1])
+    rows = [store.title_row(t) for t in clips["title_id"]]
+    np.testing.assert_array_equal(meta.options["k=2"][:, -emb.shape[1]:], emb[rows])
+    y = emb[rows, 0] > np.median(emb[:, 0])
+    groups = clips["title_id"].to_numpy()
+    with_meta = probe(meta, y, groups, "ap", seeds=(0,)).mean
+    without = probe(plain, y, groups, "ap", seeds=(0,)).mean
+    assert with_meta > without + 0.1, (with_meta, without)  # 0.67 against 0.50 (chance)
+
+
 def test_block_search_revisits_blocks_until_nothing_moves():
     """A block tried while a noisier one still has full weight can look best at full weight
     itself; the search goes over the blocks again until a pass changes nothing. Here (noise,

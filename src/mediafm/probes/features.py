@@ -10,13 +10,17 @@ Baselines read the store:
 - the same with the clip's place in its title beside them (``position_features``, what the
   title clock gives the model): where a clip sits is metadata every catalog has (the shot's
   start over the title's length), and a label that follows the story arc (a climax) can be
-  read from it without any context. A model fed the clock must beat this one, not the others.
+  read from it without any context. A model fed the clock must beat this one, not the others;
+- the moving average and title mean with the title embedding (synopsis, tags: the [GLOBAL]
+  token's input) beside them: a model that reads the metadata must beat a probe that reads it
+  directly (measured: it raises genre on the clean catalog, seed 0, from 0.574 to 0.591).
 
 MediaFM methods embed the clip's shots clip-only or in context, through a readout
 (``embed.READOUTS``), and in context with the whole title beside the clip (``embed.title_part``:
 the title's mean fused vector and mean context); the spec's readout
 (the final hidden state) is reported too. The naive counterpart of "+ title" is the moving
-average with the title mean beside it; of "+ title + position", the same with the position.
+average with the title mean beside it; of "+ title + position", the same with the position; of
+"+ title + metadata", the same with the title embedding.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ TITLE_MEAN = "fused, title mean"
 AVERAGE_AND_TITLE = "fused, moving average ±k + title mean"
 WITH_POSITION_SUFFIX = " + position"
 AVERAGE_TITLE_POSITION = AVERAGE_AND_TITLE + WITH_POSITION_SUFFIX
+WITH_METADATA_SUFFIX = " + metadata"
+AVERAGE_TITLE_METADATA = AVERAGE_AND_TITLE + WITH_METADATA_SUFFIX
 WINDOWS = (1, 2, 4, 8)  # the +-k grid of the moving-average baseline
 BASELINES = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE,
-             AVERAGE_TITLE_POSITION)
+             AVERAGE_TITLE_POSITION, AVERAGE_TITLE_METADATA)
 CLIP_ONLY, IN_CONTEXT = "MediaFM clip-only", "MediaFM in context"
 WITH_TITLE, HIDDEN = "MediaFM in context + title", "MediaFM in context (hidden state)"
 WITH_TITLE_POSITION = WITH_TITLE + WITH_POSITION_SUFFIX
+WITH_TITLE_METADATA = WITH_TITLE + WITH_METADATA_SUFFIX
 CLOCK_FREQUENCIES = 8  # as model.CLOCK_FREQUENCIES (tests hold the two features equal)
 
 
@@ -107,8 +114,11 @@ def baseline_features(store: ShotStore, clips: pd.DataFrame) -> dict[str, Featur
     feats[AVERAGE_AND_TITLE] = Features(
         {k: np.hstack([x, title]) for k, x in feats[MOVING_AVERAGE].options.items()},
         blocks * 2)
-    feats[AVERAGE_TITLE_POSITION] = with_position(feats[AVERAGE_AND_TITLE],
-                                                 clip_positions(store, clips))
+    feats[AVERAGE_TITLE_POSITION] = with_block(feats[AVERAGE_AND_TITLE],
+                                              clip_positions(store, clips))
+    if store.dims.get("metadata"):
+        feats[AVERAGE_TITLE_METADATA] = with_block(feats[AVERAGE_AND_TITLE],
+                                                  clip_metadata(store, clips))
     return feats
 
 
@@ -123,18 +133,26 @@ def clip_positions(store: ShotStore, clips: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def with_position(feats: Features, position: np.ndarray) -> Features:
-    """``feats`` with the clip's position as one more block (its weight chosen like the rest:
-    a label the position does not explain gets it shrunk away)."""
+def clip_metadata(store: ShotStore, clips: pd.DataFrame) -> np.ndarray:
+    """(n_clips, title dim): the title embedding of each clip's title (the [GLOBAL] input)."""
+    emb = store.title_embeddings()
+    return emb[[store.title_row(t) for t in clips["title_id"]]].astype(np.float32)
+
+
+def with_block(feats: Features, extra: np.ndarray) -> Features:
+    """``feats`` with ``extra`` (the clip's position, its title's metadata) as one more block,
+    its weight chosen like the rest: a label it does not explain gets it shrunk away or
+    dropped."""
     blocks = feats.blocks or (next(iter(feats.options.values())).shape[1],)
-    return Features({k: np.hstack([x, position]) for k, x in feats.options.items()},
-                    (*blocks, position.shape[1]))
+    return Features({k: np.hstack([x, extra]) for k, x in feats.options.items()},
+                    (*blocks, extra.shape[1]))
 
 
 def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str = "",
                      progress: bool = False) -> dict[str, Features]:
     """MediaFM clip-only, in context, in context + title (one embedding pass), the same with
-    the clip's position, and in context through the spec's readout, the final hidden state."""
+    the clip's position and with the title's metadata, and in context through the spec's
+    readout, the final hidden state."""
     from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks, title_blocks
 
     readout = readout or DEFAULT_READOUT
@@ -151,7 +169,9 @@ def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str 
     feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
              IN_CONTEXT: Features.of(both[:, :dim], blocks),
              WITH_TITLE: Features.of(both, (*(blocks or (dim,)), *title))}
-    feats[WITH_TITLE_POSITION] = with_position(feats[WITH_TITLE], clip_positions(store, clips))
+    feats[WITH_TITLE_POSITION] = with_block(feats[WITH_TITLE], clip_positions(store, clips))
+    if store.dims.get("metadata"):
+        feats[WITH_TITLE_METADATA] = with_block(feats[WITH_TITLE], clip_metadata(store, clips))
     if readout != "hidden":
         feats[HIDDEN] = Features.of(embed("in-context", "hidden"))
     return feats

@@ -17,6 +17,7 @@ from mediafm.probes.features import (
     IN_CONTEXT,
     MOVING_AVERAGE,
     WITH_TITLE,
+    WITH_TITLE_METADATA,
     WITH_TITLE_POSITION,
 )
 
@@ -103,7 +104,8 @@ def context_table(results: pd.DataFrame) -> pd.DataFrame:
         out[f"{MOVING_AVERAGE}: k"] = k.reindex(out.index).str.replace("k=", "", regex=False)
     for m in [c for c in wide.columns if c.startswith(IN_CONTEXT)]:
         out[m] = wide[m]
-    ours = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION)  # each beside its naive counterpart
+    # each beside its naive counterpart among the baselines
+    ours = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, WITH_TITLE_METADATA)
     best_model = wide[[c for c in wide.columns if c in ours]].max(axis=1)
     out["MediaFM vs best baseline"] = ((best_model - out["best baseline score"])
                                        / out["best baseline score"].abs() * 100)
