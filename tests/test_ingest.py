@@ -182,11 +182,11 @@ def test_kill_mid_run_then_resume(media, tmp_path):
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     staging = tmp_path / ".store.ingest"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(staging.glob("*.json"))) < 2:
+    while time.time() < deadline and len(list(staging.glob("t*.json"))) < 2:
         time.sleep(0.01)
     proc.kill()
     proc.wait()
-    finished = {p.stem for p in staging.glob("*.json")}
+    finished = {p.stem for p in staging.glob("t*.json")}  # not settings.json
     assert 2 <= len(finished) < 6
     for key in finished:  # a staged title is whole: its shots file is there and readable
         assert len(pd.read_parquet(staging / f"{key}.parquet")) == 3
@@ -195,6 +195,29 @@ def test_kill_mid_run_then_resume(media, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"{len(finished)} already done" in done.stdout
     assert len(ShotStore(tmp_path / "store").titles) == 6
+
+
+def test_a_rerun_under_other_settings_stops_or_restages(cheap, tmp_path):
+    """Titles staged under one setting are not mixed with a rerun's under another: the rerun
+    names the difference and touches nothing, or with restage makes them again."""
+    from mediafm.ingest import SettingsMismatch
+
+    jobs = [j for j in cheap[0] if j.title_id == "cuts"]
+    store = tmp_path / "store"
+    first = ingest(jobs, store, IngestConfig(**CHEAP), progress=False)
+    assert first.done == ["cuts"]
+    staged = {p: p.stat().st_mtime_ns for p in (tmp_path / ".store.ingest").iterdir()}
+    other = IngestConfig(frames_per_shot=2, **CHEAP)
+    with pytest.raises(SettingsMismatch, match=r"1 title\(s\).*frames_per_shot: 4 then, 2 now"):
+        ingest(jobs, store, other, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in staged} == staged
+    # where and how it runs is no difference: the title is resumed
+    assert ingest(jobs, store, IngestConfig(workers=2, **CHEAP), progress=False).skipped == [
+        "cuts"]
+    again = ingest(jobs, store, other, progress=False, restage=True)
+    assert again.done == ["cuts"] and not again.skipped
+    assert ShotStore(store).info.encoders["shots"]["frames_per_shot"] == 2
+    assert ingest(jobs, store, other, progress=False).skipped == ["cuts"]
 
 
 @pytest.mark.slow

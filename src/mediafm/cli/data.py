@@ -50,7 +50,8 @@ def _ingest(args: argparse.Namespace) -> int:
                        text_encoder=args.text_encoder,
                        encoder_args=enc_args, require_audio=args.require_audio,
                        workers=args.workers, engine=args.engine, ray_address=args.address)
-    report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet)
+    report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet,
+                    restage=args.restage)
     print(report.summary())
     if report.store is not None:
         print(f"store: {report.store}")
@@ -173,6 +174,10 @@ def register(sub) -> None:
                         "as zeros, has_audio false in titles.parquet, and the summary lists it)")
     s.add_argument("--allow-no-audio", action="store_true",
                    help="the default now (kept for old scripts): no audio stream -> zero audio")
+    s.add_argument("--restage", action="store_true",
+                   help="titles an interrupted run staged under other settings (encoders, "
+                   "detector, decoding) are ingested again (by default the run stops and names "
+                   "the differences)")
     s.set_defaults(func=_ingest)
 
     s = sub.add_parser("info", help="summarise a shot store")

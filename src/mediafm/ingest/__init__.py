@@ -14,7 +14,8 @@ Names are imported lazily, so the CLI can read the encoder registry without pand
 from importlib import import_module
 
 _API = {"TitleJob": "manifest", "read_manifest": "manifest", "IngestConfig": "pipeline",
-        "ingest_title": "pipeline", "IngestReport": "run", "ingest": "run"}
+        "ingest_title": "pipeline", "IngestReport": "run", "ingest": "run",
+        "SettingsMismatch": "staging"}
 __all__ = sorted(_API)
 
 

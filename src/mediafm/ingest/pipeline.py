@@ -57,6 +57,21 @@ class IngestConfig:
             raise ValueError(f"deblock must be one of {tuple(DEBLOCK)}, got {self.deblock!r}")
 
 
+RUN_ONLY = ("device", "require_audio", "allow_no_audio", "workers", "engine", "ray_address")
+
+
+def output_settings(cfg: IngestConfig) -> dict:
+    """The settings a staged title depends on: all of ``cfg`` but where and how the run runs
+    (``RUN_ONLY``), with the default audio encoder resolved to the one that is installed."""
+    from dataclasses import asdict
+
+    from mediafm.ingest.encoders import default_name
+
+    out = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY}
+    out["audio_encoder"] = cfg.audio_encoder or default_name("audio")
+    return out
+
+
 class Encoders:
     """The three encoders and the shot detector, built once per process."""
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from mediafm.atomic import locked, write_text
 from mediafm.ingest.engines import LocalEngine, make_engine
 from mediafm.ingest.manifest import TitleJob
-from mediafm.ingest.pipeline import Encoders, IngestConfig, TitleResult
+from mediafm.ingest.pipeline import Encoders, IngestConfig, TitleResult, output_settings
 from mediafm.ingest.staging import Staging, staging_dir
 
 
@@ -59,19 +59,24 @@ class IngestReport:
 
 
 def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig | None = None,
-           failures: list[dict] | None = None, progress: bool = True) -> IngestReport:
-    """Ingest ``jobs`` into the store ``out`` (resumable; see the module docstring)."""
+           failures: list[dict] | None = None, progress: bool = True,
+           restage: bool = False) -> IngestReport:
+    """Ingest ``jobs`` into the store ``out`` (resumable; see the module docstring).
+
+    Titles staged by an earlier run under other settings (encoders, detector, decoding) raise
+    ``SettingsMismatch`` naming the differences; ``restage=True`` ingests them again instead."""
 
     out = Path(out).absolute()  # Ray workers do not run in this process's directory
     with locked(out):
-        return _ingest(jobs, out, cfg or IngestConfig(), failures, progress)
+        return _ingest(jobs, out, cfg or IngestConfig(), failures, progress, restage)
 
 
 def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[dict] | None,
-            progress: bool) -> IngestReport:
+            progress: bool, restage: bool) -> IngestReport:
     from mediafm.progress import progress_bar
 
     staging = Staging(staging_dir(out))
+    staging.check_settings(output_settings(cfg), restage)
     engine = make_engine(cfg, progress)
     failures = list(failures or [])
     todo = [j for j in jobs if not staging.is_staged(j.title_id)]

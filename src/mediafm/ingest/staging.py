@@ -4,6 +4,10 @@
 subtitle text); ``<key>.json`` its record (duration, dims, title embedding, synopsis, tags).
 The parquet is renamed into place first and the json last, so the json marks a complete title:
 an interrupted run loses nothing finished, and a rerun skips what is staged.
+
+``settings.json`` holds the settings the staged titles were made with (``check_settings``): a
+rerun with other encoders, detector or decoding would otherwise mix titles made two ways in
+one store, so it stops with the differences named, or starts over with ``restage``.
 """
 
 from __future__ import annotations
@@ -24,10 +28,47 @@ def staging_dir(store: Path) -> Path:
     return store.parent / f".{store.name}.ingest"
 
 
+class SettingsMismatch(ValueError):
+    """Titles staged with other settings than this run's (the message names the differences)."""
+
+
 class Staging:
     def __init__(self, root: Path):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / "settings.json"
+
+    def staged(self) -> list[Path]:
+        """The record files of every staged title."""
+        return [p for p in self.root.glob("*.json") if p != self.settings_path]
+
+    def check_settings(self, settings: dict, restage: bool = False) -> None:
+        """Record ``settings`` for this staging, or check them against the recorded ones.
+
+        Raises SettingsMismatch when titles are staged under other settings, unless
+        ``restage``: then the staged titles are deleted and made again under these. Titles
+        staged before settings were recorded are taken as made with these settings."""
+        new = json.loads(json.dumps(settings))  # the same JSON types as the recorded ones
+        if self.settings_path.is_file():
+            old = json.loads(self.settings_path.read_text())
+            diff = {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
+                    if old.get(k) != new.get(k)}
+            if not diff:
+                return
+            staged = self.staged()
+            if staged and not restage:
+                named = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
+                raise SettingsMismatch(
+                    f"{self.root}: {len(staged)} title(s) are staged with other settings "
+                    f"({named}). Rerun with the settings they were made with to resume, or "
+                    "pass --restage to ingest them again with these")
+            for record in staged:
+                record.unlink()  # the record first: without it the title is not staged
+                record.with_suffix(".parquet").unlink(missing_ok=True)
+        write_text(self.settings_path, json.dumps(new, indent=1, sort_keys=True))
 
     @staticmethod
     def key(title_id: str) -> str:
