@@ -125,7 +125,7 @@ def test_aisfx_batches_shots_as_if_one_at_a_time():
     shots = [rng.normal(size=int(s * enc.rate)).astype(np.float32) * 0.1
              for s in (0.1, 9.0, 2.5, 0.6, 4.0)]
     alone = np.concatenate([enc.encode([w]) for w in shots])
-    for max_blocks in (3, 64):
+    for max_blocks in (1, 3, 64):
         np.testing.assert_allclose(enc.encode(shots, max_blocks=max_blocks), alone,
                                    rtol=1e-4, atol=1e-5)
 
@@ -138,6 +138,23 @@ def test_openai_errors_are_clear(openai_stub, monkeypatch):
                 retries=0)
     with pytest.raises(RuntimeError, match="error 401"):
         enc.encode(["hello"])
+
+
+def test_aisfx_spectrogram_is_librosas():
+    """aisfx's preprocessing, computed with torch, is the package's librosa path: the same
+    log-mel frames for a clip shorter than one window, an odd length and 20 s."""
+    import librosa
+
+    enc = build("audio", "aisfx")
+    rng = np.random.default_rng(1)
+    for n in (2048, enc.rate * 3 + 17, enc.rate * 20):
+        wave = (rng.normal(size=n) * 0.1).astype(np.float32)
+        spec = librosa.feature.melspectrogram(
+            y=wave / np.abs(wave).max(), sr=enc.rate, n_mels=96, norm=1.0, fmin=0.0,
+            fmax=enc.rate / 2, htk=True, power=2.0, hop_length=1024, win_length=2048)
+        want = (np.log10(spec * 10000.0 + 1) / enc.MAX_LOG).T
+        np.testing.assert_allclose(enc.spectrogram(wave), want, atol=1e-6)
+        assert want.std() > 0.01
 
 
 def test_efficientnet_folded_for_inference_is_the_same_function():

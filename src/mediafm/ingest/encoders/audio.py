@@ -119,16 +119,21 @@ class AISFX:
         from importlib.metadata import version
 
         self.version = f"aisfx-{version('aisfx')}/X-Sequential-CE"
+        fb = mel_filterbank(self.N_MELS, 2048, self.rate).double()
+        self.fb = (fb / fb.sum(1, keepdim=True)).float()  # librosa's norm=1.0: unit L1 rows
+        self.window = torch.hann_window(2048)  # periodic, as librosa's get_window("hann")
 
     def spectrogram(self, wave: np.ndarray) -> np.ndarray:
-        import librosa
-
+        """(T, 96) log-mel frames: librosa's ``melspectrogram`` (centred, zero-padded STFT,
+        periodic Hann window, L1-normalised HTK filters) computed with torch. librosa itself
+        pays ~1.3 s for its first call (lazy imports), inside the encoder thread and beside
+        decoding in a fresh process; a test holds the two equal."""
         peak = np.max(np.abs(wave)) if len(wave) else 0.0
-        y = wave / (peak if peak > 0 else 1.0)
-        spec = librosa.feature.melspectrogram(y=y, sr=self.rate, n_mels=self.N_MELS, norm=1.0,
-                                              fmin=0.0, fmax=self.rate / 2, htk=True,
-                                              power=2.0, hop_length=1024, win_length=2048)
-        return (np.log10(spec * 10000.0 + 1) / self.MAX_LOG).T.astype(np.float32)  # (T, 96)
+        y = torch.from_numpy(np.asarray(wave / (peak if peak > 0 else 1.0), np.float32))
+        spec = torch.stft(y, 2048, 1024, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True).abs() ** 2  # (1025, T)
+        mel = (self.fb @ spec).T.numpy()
+        return (np.log10(mel * 10000.0 + 1) / self.MAX_LOG).astype(np.float32)
 
     def blocks(self, wave: np.ndarray) -> np.ndarray:
         """(n, BLOCK, N_MELS): a shot's spectrogram in half-overlapping blocks (one at least)."""
@@ -142,26 +147,28 @@ class AISFX:
         return np.stack([spec[s:s + self.BLOCK] for s in starts])
 
     @torch.no_grad()
-    def encode(self, items: list[np.ndarray], max_blocks: int = 64) -> np.ndarray:
-        """Each shot: the mean embedding of its blocks. The blocks of several shots go through
-        the network together (up to ``max_blocks`` a call): one call per shot left the cores
-        waiting on small batches."""
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        pending: list[tuple[int, np.ndarray]] = []
+    def encode(self, items: list[np.ndarray], max_blocks: int = 4) -> np.ndarray:
+        """Each shot: the mean embedding of its blocks. Blocks go through the network
+        ``max_blocks`` at a time, across shots and splitting long ones: on two cores 2-4 blocks
+        a call ran 64 blocks in 0.8-1.0 s against 1.4 s for one call of 64 (the activations of
+        a few blocks stay in cache) and against 0.85 s one at a time."""
+        sums = np.zeros((len(items), self.dim), dtype=np.float64)
+        counts = np.zeros(len(items))
+        blocks: list[np.ndarray] = []
+        owner: list[int] = []
 
-        def flush() -> None:
-            x = torch.from_numpy(np.concatenate([b for _, b in pending])).to(self.device)
-            emb = self.model.get_embedding(x).cpu().numpy()
-            counts = [len(b) for _, b in pending]
-            for (i, _), e in zip(pending, np.split(emb, np.cumsum(counts)[:-1]), strict=True):
-                out[i] = e.mean(0)
-            pending.clear()
+        def flush(n: int) -> None:
+            x = torch.from_numpy(np.stack(blocks[:n])).to(self.device)
+            np.add.at(sums, owner[:n], self.model.get_embedding(x).cpu().numpy())
+            del blocks[:n], owner[:n]
 
         for i, wave in enumerate(items):
-            blocks = self.blocks(wave)
-            if pending and sum(len(b) for _, b in pending) + len(blocks) > max_blocks:
-                flush()
-            pending.append((i, blocks))
-        if pending:
-            flush()
-        return out
+            shot = self.blocks(wave)
+            blocks += list(shot)
+            owner += [i] * len(shot)
+            counts[i] = len(shot)
+            while len(blocks) >= max_blocks:
+                flush(max_blocks)
+        if blocks:
+            flush(len(blocks))
+        return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
