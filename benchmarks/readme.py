@@ -18,7 +18,7 @@ from pathlib import Path
 import harness  # benchmarks/harness.py, beside this script
 
 README = Path(__file__).parent / "README.md"
-MARKER = re.compile(r"(<!-- results:([a-z_]+) -->\n)(.*?)(<!-- /results -->)", re.S)
+MARKER = re.compile(r"(<!-- results:([a-z0-9_]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
 def render(name: str) -> str:
@@ -26,7 +26,8 @@ def render(name: str) -> str:
     if not path.exists():
         return f"Not measured yet: no `benchmarks/results/{name}.json`."
     data = json.loads(path.read_text())
-    module = importlib.import_module(name.removesuffix("_cuda"))
+    # NAME_cuda, NAME_10min: the same benchmark on a GPU, or at another size
+    module = importlib.import_module(re.sub(r"_(cuda|10min)$", "", name))
     if name == "context_quality":  # scores of older probes stay in the JSON, not the table
         return module.table(module.current(data))
     return module.render(data)

