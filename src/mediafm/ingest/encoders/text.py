@@ -46,9 +46,10 @@ class BertSentenceText:
         cfg = json.loads((root / "config.json").read_text())
         self.heads, self.eps = cfg["num_attention_heads"], cfg["layer_norm_eps"]
         self.layers = cfg["num_hidden_layers"]
-        pooling = json.loads((root / _modules(root)["Pooling"] / "config.json").read_text())
+        mods = _modules(root)
+        pooling = json.loads((root / mods["Pooling"] / "config.json").read_text())
         self.cls = bool(pooling.get("pooling_mode_cls_token"))
-        self.normalize = "Normalize" in _modules(root)
+        self.normalize = "Normalize" in mods
         bert = root / "sentence_bert_config.json"
         max_len = json.loads(bert.read_text()).get("max_seq_length") if bert.is_file() else None
         self.device = torch.device(device)
