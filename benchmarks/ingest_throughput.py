@@ -91,11 +91,12 @@ def main() -> None:
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(work / ".store.ingest", ignore_errors=True)
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", INGEST, str(video), str(subs), str(store),
-                              args.decoder, args.device or ""],
-                             check=True, capture_output=True, text=True).stdout
+        proc = subprocess.run([sys.executable, "-c", INGEST, str(video), str(subs), str(store),
+                               args.decoder, args.device or ""], capture_output=True, text=True)
         wall = time.perf_counter() - t
-        report = json.loads(out.splitlines()[-1])
+        if proc.returncode != 0:  # the child's own error, not just its exit status
+            raise SystemExit(f"ingest failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        report = json.loads(proc.stdout.splitlines()[-1])
         stages.append(report["stage_seconds"])
         inner.append(report["wall_seconds"])
         return wall
