@@ -143,9 +143,8 @@ def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readou
 
 
 def run(args) -> None:
-    from mediafm.config import load_run_config
     from mediafm.model import MediaFM, MediaFMConfig
-    from mediafm.train import train
+    from mediafm.train import load_run_config, train
 
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []

@@ -57,7 +57,7 @@ import json, sys
 from mediafm.ingest import IngestConfig, TitleJob, ingest
 video, subs, store, decoder, device = sys.argv[1:]
 report = ingest([TitleJob("bench", video, (subs,), "A benchmark title.")], store,
-                IngestConfig(decoder=decoder, device=device or None), progress=False)
+                IngestConfig.of(decoder=decoder, device=device or None), progress=False)
 print(json.dumps({"wall_seconds": report.wall_seconds, "stage_seconds": report.stage_seconds}))
 """
 

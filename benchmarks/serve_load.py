@@ -60,9 +60,11 @@ def build(work: Path, titles: int, shots: int) -> tuple[Path, Path]:
                     "title_id": t, "shot_index": np.repeat(np.arange(n), k),
                     "task": task, "label": np.tile(labels, n),
                     "score": rng.random(n * k).astype(np.float32)}))
-        from mediafm.heads import write_predictions
+        from mediafm import artifacts
 
-        write_predictions(pd.concat(frames), {t: k for t, (k, _) in tasks.items()}, pred)
+        artifacts.write("predictions", pd.concat(frames), pred,
+                        store=artifacts.store_stamp(s),
+                        tasks={t: {"kind": k} for t, (k, _) in tasks.items()})
     return store, pred
 
 

@@ -84,7 +84,7 @@ def fitted(store, catalog, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fitted")
     train(store.path, root / "run", {"hidden": 32, "heads": 2, "layers": 1, "max_shots": 128},
-          TrainConfig(steps=30, batch_size=4, eval_every=30), progress=False, device="cpu")
+          TrainConfig.of(steps=30, batch_size=4, eval_every=30), progress=False, device="cpu")
     model = MediaFM.from_pretrained(root / "run")
     labels = make_labels(pd.read_parquet(catalog["latent"]), pd.read_parquet(catalog["titles"]))
     heads = Heads.fit(store, model, labels, TASKS, folds=3, progress=False)

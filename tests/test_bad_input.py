@@ -20,7 +20,7 @@ def world(store, tmp_path_factory):
     """A store, a model trained on it, and a store of other dims."""
     root = tmp_path_factory.mktemp("bad")
     train(store.path, root / "run", {"hidden": 16, "heads": 2, "layers": 1, "max_shots": 64},
-          TrainConfig(steps=2, batch_size=4, eval_every=2), progress=False, device="cpu")
+          TrainConfig.of(steps=2, batch_size=4, eval_every=2), progress=False, device="cpu")
     other = write_shots(random_shots(n_titles=2, dims=(5, 4, 3)), root / "other.parquet")
     assert main(["-q", "import", "--shots", other, "--out", str(root / "other")]) == 0
     strings = pd.DataFrame({"title_id": ["a"], "shot_index": [0], "start_s": [0.0],
@@ -61,13 +61,15 @@ CASES = [
     (["embed", "--model", "{run}", "--store", "{store}", "--clips", "{root}/clips.parquet",
       "--out", "{root}/e4.parquet"], "title 'nope' is not in the store", "{root}/e4.parquet"),
     (["embed", "--model", "{run}", "--store", "{store}", "--clips", "{root}/badclips.parquet",
-      "--out", "{root}/e5.parquet"], "missing column", "{root}/e5.parquet"),
+      "--out", "{root}/e5.parquet"], "clips need column(s) ['title_id', 'first_shot', "
+     "'last_shot']", "{root}/e5.parquet"),
     (["probe", "--store", "{store}", "--labels", "{root}/clips.parquet", "--out",
       "{root}/p1"], "give --model RUN and/or --embeddings", "{root}/p1"),
     (["probe", "--store", "{store}", "--labels", "{root}/clips.parquet", "--model", "{run}",
       "--out", "{root}/p2"], "title 'nope' is not in the store", "{root}/p2"),
     (["ingest", "{root}/none.csv", "--out", "{root}/i1"], "no such manifest", "{root}/i1"),
-    (["synth-store", "--out", "{root}/s1", "--shots", "0"], "no titles", "{root}/s1"),
+    (["synth-store", "--out", "{root}/s1", "--shots", "0"],
+     "argument --shots: must be >= 1, got 0", "{root}/s1"),
     (["demo", "--out", "{root}/d1", "--set", "bogus=1"], "unknown key 'bogus'", None),
 ]
 
@@ -76,7 +78,10 @@ CASES = [
                          ids=[" ".join(c[0][:2]) + f" #{i}" for i, c in enumerate(CASES)])
 def test_bad_input_is_one_clear_line(world, argv, message, output, capsys):
     fill = {k: str(v) for k, v in world.items()}
-    code = main(["-q", *[a.format(**fill) for a in argv]])
+    try:
+        code = main(["-q", *[a.format(**fill) for a in argv]])
+    except SystemExit as e:  # the parser's own checks (an option out of its range) exit
+        code = e.code
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err and err.startswith(f"mediafm {argv[0]}: error: ")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from mediafm.config import load_run_config
 from mediafm.model import MediaFM
 from mediafm.probes import read_labels
 from mediafm.probes.catalog_labels import write_labelled_catalog
@@ -18,7 +17,7 @@ from mediafm.probes.linear import probe
 from mediafm.probes.tasks import targets
 from mediafm.store import import_shots
 from mediafm.synthetic import preset
-from mediafm.train import train
+from mediafm.train import load_run_config, train
 
 
 @pytest.mark.slow

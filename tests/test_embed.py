@@ -15,8 +15,8 @@ from mediafm.embed import (
     readout_blocks,
     title_blocks,
 )
+from mediafm.errors import StoreError
 from mediafm.model import MediaFM, MediaFMConfig
-from mediafm.store import StoreError
 
 
 @pytest.fixture(scope="module")

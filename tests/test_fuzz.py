@@ -6,6 +6,7 @@ or a hang. CI runs a few hundred examples per property; `make fuzz` runs many mo
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,9 +139,14 @@ def test_manifest_rows_are_jobs_or_failures(rows, bom, jsonl):
                 w = csv.writer(f, quoting=csv.QUOTE_ALL)  # as spreadsheets quote odd fields
                 w.writerow(cols)
                 w.writerows([[r.get(c, "") for c in cols] for r in rows])
+        ids = [(r.get("title_id") or "").strip() for r in rows]
+        twice = [i for i in ids if i and ids.count(i) > 1]
+        if twice:  # refused up front, naming the title and both lines
+            with pytest.raises(ValueError, match=re.escape(f"title {twice[0]!r} is on line")):
+                read_manifest(path)
+            return
         jobs, failures = read_manifest(path)
         assert len(jobs) + len(failures) == len(rows)
-        ids = [(r.get("title_id") or "").strip() for r in rows]
         good = [r for r, i in zip(rows, ids, strict=True)
                 if i and (r.get("video") or "").strip() and ids.count(i) == 1]
         assert {r["title_id"].strip() for r in good} <= {j.title_id for j in jobs}

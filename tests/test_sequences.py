@@ -41,9 +41,10 @@ def test_split_is_deterministic_and_disjoint():
 
 def test_plan_covers_all_titles_and_is_seeded(store):
     rows = list(range(len(store.titles)))
-    a = epoch_plan(store.titles, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
-    b = epoch_plan(store.titles, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
-    c = epoch_plan(store.titles, rows, 64, seed=1, epoch=1, parts_in_memory=2, batch_size=4)
+    layout = (store.part_numbers(), store.titles["n_shots"].to_numpy())
+    a = epoch_plan(*layout, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
+    b = epoch_plan(*layout, rows, 64, seed=1, epoch=0, parts_in_memory=2, batch_size=4)
+    c = epoch_plan(*layout, rows, 64, seed=1, epoch=1, parts_in_memory=2, batch_size=4)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert set(a[:, 0]) == set(rows)
@@ -60,7 +61,7 @@ def test_loader_batches_are_pure_functions_of_step(store):
         assert torch.equal(a["shots"], b["shots"]) and torch.equal(a["title_emb"], b["title_emb"])
     batch = loader.batch(0)
     assert batch["shots"].shape[0] == 4 and batch["shots"].shape[2] == store.dims["fused"]
-    assert len(loader.reader.parts) <= 2  # bounded: parts_in_memory + 1
+    assert len(loader.reader.rows.parts) <= 2  # bounded: parts_in_memory + 1
     # the windows hold real, contiguous shots of their title
     entry = loader.plan(0)[0]
     title = store.titles.iloc[entry[0]].title_id
@@ -115,7 +116,7 @@ def test_fused_cache_gives_the_same_batches(store, tmp_path):
     shutil.copytree(store.path, copy)
     write_fused_cache(copy, progress=False)
     cached = ShotStore(copy)
-    assert cached.has_fused_cache and isinstance(cached.row_reader(), CachedRows)
+    assert cached.has_fused_cache and isinstance(cached.row_reader().rows, CachedRows)
     rows = list(range(len(store.titles)))
     plain = WindowLoader(store, rows, 64, 4, seed=0)
     fast = WindowLoader(cached, rows, 64, 4, seed=0, read_threads=3)
@@ -146,8 +147,9 @@ def test_span_masks_keep_the_count_and_come_in_runs():
 
 def test_crops_move_short_titles_off_position_zero(store):
     rows = list(range(len(store.titles)))
-    plain = epoch_plan(store.titles, rows, 512, seed=1, epoch=0, parts_in_memory=2)
-    crops = epoch_plan(store.titles, rows, 512, seed=1, epoch=0, parts_in_memory=2, crop=1.0)
+    layout = (store.part_numbers(), store.titles["n_shots"].to_numpy())
+    plain = epoch_plan(*layout, rows, 512, seed=1, epoch=0, parts_in_memory=2)
+    crops = epoch_plan(*layout, rows, 512, seed=1, epoch=0, parts_in_memory=2, crop=1.0)
     n = store.titles["n_shots"].to_numpy()
     short = n[plain[:, 0]] <= 512
     assert (plain[short, 1] == 0).all() and (plain[short, 2] == n[plain[short, 0]]).all()

@@ -35,13 +35,13 @@ def ingested(media, tmp_path_factory):
     for f in ("cuts.mp4", "odd.mkv"):
         shutil.copy(media / f, root / f)
     jobs = [TitleJob("cuts", str(root / "cuts.mp4")), TitleJob("odd", str(root / "odd.mkv"))]
-    ingest(jobs, root / "store", IngestConfig(video_encoder="color-stats",
-                                              audio_encoder="logmel"), progress=False)
+    ingest(jobs, root / "store", IngestConfig.of(video_encoder="color-stats",
+                                                 audio_encoder="logmel"), progress=False)
     return root, Catalog(root / "store")
 
 
 def test_every_endpoint(synthetic):
-    client = TestClient(create_app(synthetic))
+    client = TestClient(create_app(synthetic), base_url="http://127.0.0.1")
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["titles"] == 24 and health["predictions"]
     page = client.get("/api/titles", params={"limit": 5, "offset": 2}).json()
@@ -66,7 +66,7 @@ def test_every_endpoint(synthetic):
 
 
 def test_unknown_ids_and_bad_parameters(synthetic):
-    client = TestClient(create_app(synthetic))
+    client = TestClient(create_app(synthetic), base_url="http://127.0.0.1")
     r = client.get("/api/titles/nope")
     assert r.status_code == 404 and "unknown title 'nope'" in r.json()["detail"]
     assert client.get("/api/search", params={"title": "nope", "shot": 0}).status_code == 404
@@ -84,7 +84,7 @@ def test_unknown_ids_and_bad_parameters(synthetic):
 
 def test_thumbnails_media_ranges_and_traversal(ingested):
     root, catalog = ingested
-    client = TestClient(create_app(catalog))
+    client = TestClient(create_app(catalog), base_url="http://127.0.0.1")
     jpeg = client.get("/api/titles/cuts/shots/1/thumb.jpg")
     assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
     assert jpeg.content[:2] == b"\xff\xd8"  # a JPEG
@@ -118,7 +118,7 @@ def test_thumbnails_media_ranges_and_traversal(ingested):
 
 
 def test_token_is_required_when_set(synthetic):
-    client = TestClient(create_app(synthetic, token="s3cret"))
+    client = TestClient(create_app(synthetic, token="s3cret"), base_url="http://127.0.0.1")
     for path in ("/healthz", "/api/titles", "/", "/static/app.js", "/openapi.json"):
         assert client.get(path).status_code == 401, path
     assert client.get("/api/titles", headers={"Authorization": "Bearer wrong"}).status_code == 401

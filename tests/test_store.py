@@ -231,16 +231,18 @@ def test_fused_cache_is_checked_against_the_parts(store, tmp_path):
     assert not [p for p in cache.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
     part = store.parts()[0]
-    rows = ShotStore(copy).titles.query("part == @part")
-    want = store.title_vectors(rows.title_id.iloc[0])
+    title = store.titles_in(part)[-1]  # not at the part's first row
+    want = store.title_vectors(title)
     out = np.empty_like(want)
-    ShotStore(copy).row_reader().read(part, int(rows.row_offset.iloc[0]), out)
+    ShotStore(copy).row_reader().read(store.title_row(title), 0, out)
     np.testing.assert_array_equal(out, want)
+    ShotStore(copy).row_reader().read(store.title_row(title), 2, out[:3])
+    np.testing.assert_array_equal(out[:3], want[2:5])
 
     damaged = cache / part.replace(".parquet", ".arrow")
     damaged.write_bytes(damaged.read_bytes()[:100])
     with pytest.raises(StoreError, match=f"{damaged.name}.*rerun `mediafm cache`"):
-        ShotStore(copy).row_reader().read(part, 0, out[:1])
+        ShotStore(copy).row_reader().read(store.title_row(title), 0, out[:1])
 
     table = pq.read_table(copy / "shots" / part)
     pq.write_table(table, copy / "shots" / part, compression="none")  # a part edited by hand

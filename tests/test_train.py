@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from mediafm.config import TrainConfig, load_run_config
+from mediafm.config import TrainConfig
 from mediafm.model import MediaFM
 from mediafm.store import ShotStore, import_shots
 from mediafm.synthetic import CatalogSpec, write_catalog
-from mediafm.train import train
+from mediafm.train import load_run_config, train
 
 SMALL = {"hidden": 64, "layers": 2, "heads": 4, "dropout": 0.0, "max_shots": 128}
 
@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
                        text_dim=16, title_dim=8, seed=11)
     paths = write_catalog(tmp / "catalog", spec)
     store = import_shots(paths["shots"], tmp / "store", paths["titles"], progress=False)
-    tc = TrainConfig(steps=600, batch_size=8, lr=3e-3, muon_lr=0.02, warmup_steps=20,
+    tc = TrainConfig.of(steps=600, batch_size=8, lr=3e-3, muon_lr=0.02, warmup_steps=20,
                      eval_every=200, ckpt_every=300, log_every=10, val_fraction=0.1)
     cfg = {**SMALL, "dropout": 0.1, "attn_dropout": 0.0}  # tiny's: CPU attention stays fused
     metrics = train(store.path, tmp / "run", cfg, tc, progress=False, device="cpu")
@@ -71,7 +71,7 @@ def test_the_model_written_is_the_best_by_validation_loss(trained, tmp_path):
 
 
 def test_summary_says_when_context_was_not_learned(store, tmp_path, capsys):
-    tc = TrainConfig(steps=2, batch_size=4, warmup_steps=1, eval_every=2, log_every=1)
+    tc = TrainConfig.of(steps=2, batch_size=4, warmup_steps=1, eval_every=2, log_every=1)
     train(store.path, tmp_path / "r", SMALL, tc, progress=False, device="cpu")
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["summary"].startswith("the model has not learned context")
@@ -94,7 +94,7 @@ def test_run_directory_contents(trained):
 
 
 def test_resume_equals_uninterrupted_run(store, tmp_path):
-    tc = TrainConfig(steps=12, batch_size=4, warmup_steps=3, eval_every=6, ckpt_every=100,
+    tc = TrainConfig.of(steps=12, batch_size=4, warmup_steps=3, eval_every=6, ckpt_every=100,
                      log_every=1, seed=7)
     cfg = {**SMALL, "dropout": 0.1}  # dropout: the RNG state must be restored too
     train(store.path, tmp_path / "full", cfg, tc, progress=False, device="cpu")
@@ -122,13 +122,22 @@ def test_config_overrides_and_errors(tmp_path):
         load_run_config("tiny", ["stepz=3"])
     cfg = tmp_path / "c.toml"
     cfg.write_text("[model]\nhidden = 32\nheads = 2\nlayers = 1\n[train]\nsteps = 3\nbogus = 1\n")
-    with pytest.raises(ValueError, match="unknown TrainConfig key"):
+    with pytest.raises(ValueError, match=r"\[train\]: unknown key 'bogus'"):
         load_run_config(str(cfg))
+    # configs written before the optimiser had its own section still load
+    cfg.write_text("[train]\nsteps = 3\nlr = 0.004\n[loader]\ncrop = 0.25\n")
+    _, tc = load_run_config(str(cfg), ["masking.mask_span=2"])
+    assert (tc.optim.lr, tc.loader.crop, tc.masking.mask_span) == (0.004, 0.25, 2)
+    for bad, why in (("steps=0", "steps must be >= 1, got 0"),
+                     ("batch_size=0", "batch_size must be >= 1"),
+                     ("lr=nan", "lr must be a finite number"), ("crop=2", r"crop must be in")):
+        with pytest.raises(ValueError, match=why):
+            load_run_config("tiny", [bad])
 
 
 def test_store_dims_conflict(store, tmp_path):
     with pytest.raises(ValueError, match="fused_dim=99 but the store"):
-        train(store.path, tmp_path / "r", {**SMALL, "fused_dim": 99}, TrainConfig(steps=1),
+        train(store.path, tmp_path / "r", {**SMALL, "fused_dim": 99}, TrainConfig.of(steps=1),
               progress=False)
 
 
@@ -136,7 +145,7 @@ def test_store_dims_conflict(store, tmp_path):
 def eager_losses(store, tmp_path_factory):
     """Per-step training losses of the plain fp32 eager loop: the reference for the GPU path."""
     run = tmp_path_factory.mktemp("eager") / "r"
-    train(store.path, run, SMALL, TrainConfig(steps=3, batch_size=4, eval_every=3, log_every=1),
+    train(store.path, run, SMALL, TrainConfig.of(steps=3, batch_size=4, eval_every=3, log_every=1),
           progress=False, device="cpu")
     return [r["loss"] for r in records(run, "train")]
 
@@ -148,7 +157,7 @@ def eager_losses(store, tmp_path_factory):
 def test_gpu_path_options_match_eager(store, tmp_path, eager_losses, options, tol):
     """torch.compile and activation checkpointing compute the same steps as the eager loop;
     bf16 autocast the same up to bf16 rounding."""
-    tc = TrainConfig(steps=3, batch_size=4, eval_every=3, log_every=1, **options)
+    tc = TrainConfig.of(steps=3, batch_size=4, eval_every=3, log_every=1, **options)
     train(store.path, tmp_path / "r", SMALL, tc, progress=False, device="cpu")
     losses = [r["loss"] for r in records(tmp_path / "r", "train")]
     assert losses == pytest.approx(eager_losses, rel=tol)
@@ -157,7 +166,7 @@ def test_gpu_path_options_match_eager(store, tmp_path, eager_losses, options, to
 
 def test_precision_is_checked():
     with pytest.raises(ValueError, match="precision"):
-        TrainConfig(precision="fp8")
+        TrainConfig.of(precision="fp8")
 
 
 def test_kept_shot_noise_is_the_same_for_any_number_of_processes():
@@ -166,7 +175,7 @@ def test_kept_shot_noise_is_the_same_for_any_number_of_processes():
     every noisy input is unit-norm again."""
     from mediafm.train import clock_shift, noisy_inputs
 
-    tc = TrainConfig(keep_noise=0.8, mask_keep=0.5, clock_jitter=0.1)
+    tc = TrainConfig.of(keep_noise=0.8, mask_keep=0.5, clock_jitter=0.1)
     g = torch.Generator().manual_seed(0)
     shots = torch.nn.functional.normalize(torch.randn(4, 7, 12, generator=g), dim=-1)
     keep = torch.rand(4, 7, generator=g) < 0.4

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from mediafm.embed import TITLE_PART, embed_sequences, embed_titles
+from mediafm.errors import Mismatch, NotFound
 from mediafm.heads import Heads, platt, predict
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.moments import ad_breaks, highlights
 from mediafm.probes.catalog_labels import TASKS
 from mediafm.search import Index, build_index
-from mediafm.store import StoreError
 
 
 def test_heads_round_trip_and_cross_validated_scores(fitted):
@@ -37,7 +37,7 @@ def test_heads_of_an_older_title_feature_are_refused(fitted, store):
     _, model, _, heads = fitted
     old = Heads(heads.heads, {**heads.meta, "features": {"readout": "input+context",
                                                          "with_title": True, "dim": 128}})
-    with pytest.raises(StoreError, match="older title feature.*fit them again"):
+    with pytest.raises(Mismatch, match="older title feature.*fit them again"):
         predict(old, model, store, progress=False)
 
 
@@ -61,7 +61,7 @@ def test_predictions_are_long_form_and_calibrated(fitted, store):
 def test_heads_refuse_another_model(fitted, store):
     _, model, _, heads = fitted
     other = MediaFM(MediaFMConfig(**{**model.config.to_dict(), "hidden": 16}))
-    with pytest.raises(StoreError, match="hidden=32, but this model has hidden=16"):
+    with pytest.raises(Mismatch, match="hidden=32, but this model has hidden=16"):
         predict(heads, other, store, progress=False)
 
 
@@ -127,7 +127,7 @@ def test_exact_search_matches_brute_force(tmp_path):
     other = index.search("t3", 5, k=10, other_titles=True)
     assert len(other) == 10 and (other.title_id != "t3").all()
     assert list(other["rank"]) == list(range(1, 11))
-    with pytest.raises(KeyError, match="title 't3' shot 99 is not in the index"):
+    with pytest.raises(NotFound, match="title 't3' shot 99 is not in the index"):
         index.search("t3", 99)
 
 
@@ -149,7 +149,7 @@ def test_approximate_index_reaches_its_recall(tmp_path):
 
 def test_index_from_other_embeddings_than_the_store(tmp_path, store):
     path, _ = _embeddings(tmp_path, n_titles=2)
-    with pytest.raises(StoreError, match="which the store .* does not"):
+    with pytest.raises(NotFound, match="which the store .* does not"):
         build_index(path, tmp_path / "index", store=store.path)
     assert not (tmp_path / "index").exists()
 
@@ -157,33 +157,45 @@ def test_index_from_other_embeddings_than_the_store(tmp_path, store):
 @pytest.mark.slow
 def test_ray_embedding_equals_local_and_resumes(fitted, store, tmp_path):
     """Ray actors write the same embeddings as the local engine; a part a killed run already
-    staged is kept, not recomputed (marked here by zeroing it)."""
+    staged is kept, not recomputed (marked here by zeroing it), but only for the same model,
+    store and readout: a staging made with another readout is made again."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from mediafm.embed import embed_part, embed_store
+    from mediafm.embed import EmbedStage, embed_settings, embed_store
+    from mediafm.jobs import Staging, Where
 
     _, model, _, _ = fitted
     local = pd.read_parquet(embed_store(model, store, tmp_path / "local.parquet",
                                         progress=False))
-    staging = tmp_path / ".ray.parquet.parts"
-    staging.mkdir()
     first = store.parts()[0]
-    done = embed_part(model, store, first)
-    zeros = pc.multiply(done["embedding"].combine_chunks().flatten(), 0.0)
-    import pyarrow as pa
 
-    done = done.set_column(2, "embedding", pa.FixedSizeListArray.from_arrays(
-        zeros, done["embedding"].type.list_size))
-    pq.write_table(done, staging / first)
+    def killed_run(readout: str) -> None:
+        """What a run killed after its first part leaves: that part staged (zeroed here)."""
+        stage = EmbedStage(model, str(store.path), readout, 16)
+        staging = Staging(tmp_path / ".ray.parquet.parts")
+        staging.check_settings(embed_settings(model, store, readout))
+        stage.run(stage.setup(None), first, staging, False)
+        path = staging.path(stage.key(first), ".parquet")
+        done = pq.read_table(path)
+        zeros = pc.multiply(done["embedding"].combine_chunks().flatten(), 0.0)
+        pq.write_table(done.set_column(2, "embedding", pa.FixedSizeListArray.from_arrays(
+            zeros, done["embedding"].type.list_size)), path)
+
+    killed_run("input+context")
     out = pd.read_parquet(embed_store(model, store, tmp_path / "ray.parquet", progress=False,
-                                      engine="ray", workers=2))
+                                      where=Where("ray", 2)))
     assert local[["title_id", "shot_index"]].equals(out[["title_id", "shot_index"]])
-    in_first = out.title_id.isin(store.titles[store.titles.part == first].title_id)
-    assert not np.stack(out.embedding[in_first]).any()  # the staged part was reused
+    in_first = out.title_id.isin(store.titles_in(first))
+    assert in_first.any() and not np.stack(out.embedding[in_first]).any()  # reused
     np.testing.assert_allclose(np.stack(out.embedding[~in_first]),
                                np.stack(local.embedding[~in_first]), atol=1e-5)
-    assert not staging.exists()
+    assert not (tmp_path / ".ray.parquet.parts").exists()
+    killed_run("hidden")  # another readout's part is not taken for this one's
+    again = pd.read_parquet(embed_store(model, store, tmp_path / "ray.parquet",
+                                        progress=False))
+    np.testing.assert_allclose(np.stack(again.embedding), np.stack(local.embedding), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ _API = {
     "MediaFM": "mediafm.model", "MediaFMConfig": "mediafm.model",
     "ShotStore": "mediafm.store", "StoreError": "mediafm.store", "import_shots": "mediafm.store",
     "StoreWriter": "mediafm.store", "store_writer": "mediafm.store",
-    "TrainConfig": "mediafm.config", "load_run_config": "mediafm.config", "train": "mediafm.train",
+    "TrainConfig": "mediafm.config", "load_run_config": "mediafm.train", "train": "mediafm.train",
     "embed_clips": "mediafm.embed", "embed_sequences": "mediafm.embed",
     "embed_store": "mediafm.embed",
 }

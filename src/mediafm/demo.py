@@ -73,14 +73,13 @@ def _report(out: Path, run: Path, timings: dict[str, float], store_info: dict,
 def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
              overrides: list[str] | None = None, progress: bool = True,
              preset: str = "clean", seed: int = 0, probe_seeds: int = 1) -> Path:
-    from mediafm.config import load_run_config
     from mediafm.embed import embed_store
     from mediafm.model import MediaFM
     from mediafm.probes import read_labels, run_probes
     from mediafm.probes.catalog_labels import write_labelled_catalog
     from mediafm.store import import_shots
     from mediafm.synthetic import preset as catalog_preset
-    from mediafm.train import train
+    from mediafm.train import load_run_config, train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +100,8 @@ def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     model = MediaFM.from_pretrained(run)
-    embed_store(model, store, out / "shot_embeddings.parquet", progress=progress)
+    embed_store(model, store, out / "shot_embeddings.parquet", progress=progress,
+                model_path=run)
     timings["embed"] = time.perf_counter() - t
     t = time.perf_counter()
     labels, tasks = read_labels(paths["labels"])
@@ -118,7 +118,7 @@ def run_demo(out: str | Path = "demo_out", n_titles: int = 100,
 def _use(out: Path, store, model, labels, tasks, run: Path, progress: bool) -> list[str]:
     """Heads -> predictions -> one title's moments; an index -> one shot's neighbours."""
     from mediafm.heads import Heads, predict, write_predictions
-    from mediafm.moments import find_moments
+    from mediafm.moments import find_moments, write_moments
     from mediafm.probes.report import markdown_table
     from mediafm.search import Index, build_index
 
@@ -126,14 +126,13 @@ def _use(out: Path, store, model, labels, tasks, run: Path, progress: bool) -> l
                       progress=progress)
     heads.save(out / "heads")
     pred = predict(heads, model, store, progress=progress)
-    write_predictions(pred, heads.kinds, out / "predictions.parquet")
-    kinds = heads.kinds
+    write_predictions(pred, heads, out / "predictions.parquet", model, store, out / "heads")
     title = store.titles["title_id"].iloc[0]
-    moments = find_moments(pred[pred["title_id"] == title], kinds, store,
+    moments = find_moments(pred[pred["title_id"] == title], heads.kinds, store,
                            ["clip_worthy", "boundary"], k=3, relevance="ad_relevancy")
-    moments.to_parquet(out / "moments.parquet", index=False)
+    write_moments(moments, out / "moments.parquet", store, out / "predictions.parquet")
     index = Index.load(build_index(out / "shot_embeddings.parquet", out / "index",
-                                   store=store.path))
+                                   store=store))
     shot = int(moments["first_shot"].iloc[0]) if len(moments) else 0
     hits = index.search(title, shot, k=5, other_titles=True)
     cv = {n: f"{h.info['cv']['score']:.3f} ({h.task.metric})" for n, h in heads.heads.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from mediafm.atomic import atomic_file
+from mediafm import jobs
+from mediafm.atomic import atomic_file, locked
+from mediafm.errors import Mismatch
+from mediafm.jobs import Outcome, Staging, Where
 from mediafm.model import MediaFM
+from mediafm.readouts import DEFAULT_READOUT, MODES, READOUTS, TITLE_POOLS
 from mediafm.sequences import collate, title_clock, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
-
-READOUTS = ("hidden", "output", "input+hidden", "context", "input+context", "fused+context",
-            "input+context+hidden")
-DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
-OUTPUTS = READOUTS  # the name of the ``output`` argument and of ``--output``
-MODES = ("in-context", "clip-only")
 
 
 def _best_window(n: int, starts: list[int], width: int) -> np.ndarray:
@@ -191,26 +190,87 @@ def title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
 
 def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str | os.PathLike,
                 output: str = DEFAULT_READOUT, batch_size: int = 16, progress: bool = True,
-                engine: str = "local", address: str | None = None, workers: int = 0) -> Path:
-    """Write one contextual embedding per shot: (title_id, shot_index, embedding) Parquet.
+                where: Where | None = None, model_path: str | os.PathLike | None = None
+                ) -> Path:
+    """Write one contextual embedding per shot: a shot-embeddings artifact (title_id,
+    shot_index, embedding; ``artifacts``) that records the readout, model and store.
 
-    Part by part (memory is one part's titles), each part staged atomically beside ``out``,
-    so a rerun resumes where a killed one stopped; ``engine="ray"`` spreads parts over a Ray
-    cluster (``address``; ``workers`` actors, default one per CPU) with the same output.
+    The unit of work is one part of the store (its titles whole); each finished part is
+    staged atomically beside ``out`` (``jobs``), so a rerun resumes where a killed one
+    stopped; ``where`` runs the parts in worker processes or on a Ray cluster, with the same
+    output. Memory is one part's titles.
     """
-    from mediafm.embed_engines import run
+    from mediafm import artifacts
+    from mediafm.progress import progress_bar
 
+    if output not in READOUTS:
+        raise ValueError(f"output must be one of {READOUTS}, got {output!r}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     store = store if isinstance(store, ShotStore) else ShotStore(store)
     check_store(model, store)
-    return run(model, store, Path(out), output, batch_size, progress, engine, address, workers)
+    out = Path(out).absolute()
+    stage = EmbedStage(model, str(store.path.absolute()), output, batch_size)
+    meta = {"readout": output, "model": artifacts.model_stamp(model, model_path),
+            "store": artifacts.store_stamp(store)}
+    with locked(out):
+        staging = Staging(out.parent / f".{out.name}.parts")
+        staging.check_settings(embed_settings(model, store, output), restage=True)
+        parts = store.parts()
+        shots = {p: sum(store.n_shots(t) for t in store.titles_in(p)) for p in parts}
+        todo = [p for p in parts if not staging.is_done(stage.key(p))]
+        bar = progress_bar(total=store.info.n_shots, desc="embed", unit="shot",
+                           disable=not progress,
+                           initial=store.info.n_shots - sum(shots[p] for p in todo))
+        jobs.run(stage, parts, staging, where or Where(),
+                 lambda outcome: bar.update(outcome.record["rows"]), progress=False)
+        bar.close()
+        with artifacts.writer("shot_embeddings", out, **meta) as write:  # memory: one part
+            for part in parts:
+                write(pq.read_table(staging.path(stage.key(part), ".parquet")))
+        staging.clear()
+    return out
+
+
+def embed_settings(model: MediaFM, store: ShotStore, output: str) -> dict:
+    """What a staged part depends on: parts staged under others are made again."""
+    return {"readout": output, "model": model.fingerprint(), "store": store.fingerprint}
+
+
+@dataclass(frozen=True)
+class EmbedStage:
+    """Shot embedding as a stage of the job engine: a unit is one part of the store."""
+
+    model: MediaFM
+    store: str
+    output: str
+    batch_size: int
+    name: str = "embed"
+    failures: tuple[type[BaseException], ...] = ()  # a part that fails is a bug: stop
+
+    def key(self, part: str) -> str:
+        return Path(part).stem
+
+    def setup(self, threads: int | None) -> tuple[MediaFM, ShotStore]:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return self.model.eval(), ShotStore(self.store)
+
+    def run(self, state: tuple[MediaFM, ShotStore], part: str, staging: Staging,
+            progress: bool) -> Outcome:
+        model, store = state
+        table = embed_part(model, store, part, self.output, self.batch_size)
+        with atomic_file(staging.path(self.key(part), ".parquet")) as tmp:
+            pq.write_table(table, tmp)
+        staging.finish(self.key(part), {"rows": table.num_rows})
+        return Outcome(self.key(part), {"rows": table.num_rows})
 
 
 def embed_part(model: MediaFM, store: ShotStore, part: str, output: str = DEFAULT_READOUT,
                batch_size: int = 16) -> pa.Table:
-    """(title_id, shot_index, embedding) of every shot of one part file, in store order."""
-    titles = store.titles[store.titles["part"] == part].sort_values("row_offset")
+    """(title_id, shot_index, embedding) of every shot of one part, in store order."""
     tables = []
-    for ids, seqs, title_emb in title_batches(store, titles["title_id"].tolist(),
+    for ids, seqs, title_emb in title_batches(store, store.titles_in(part),
                                                model.config.max_shots):
         embs = embed_sequences(model, seqs, title_emb, output, batch_size)
         tables.append(pa.table({
@@ -219,9 +279,6 @@ def embed_part(model: MediaFM, store: ShotStore, part: str, output: str = DEFAUL
                                    pa.int32()),
             "embedding": vector_array(np.concatenate(embs))}))
     return pa.concat_tables(tables)
-
-
-TITLE_POOLS = ("mean", "cls", "both")
 
 
 @torch.no_grad()
@@ -272,37 +329,30 @@ def embed_titles(model: MediaFM, store: ShotStore | str | os.PathLike, pool: str
     return pd.DataFrame({"title_id": ids_all, "embedding": list(np.concatenate(vecs))})
 
 
-def write_title_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
-    table = pa.table({"title_id": pa.array(frame["title_id"].tolist(), pa.string()),
-                      "embedding": vector_array(np.stack(frame["embedding"].to_list()))})
-    with atomic_file(out) as tmp:
-        pq.write_table(table, tmp)
-    return Path(out)
-
-
 def check_store(model: MediaFM, store: ShotStore) -> None:
-    """The model can embed the store: same fused and title dims and, when the model records
-    what it was trained on, the same fused modalities and encoders. The error names both."""
+    """The model can embed the store: the same fused and title dims and, when the model
+    records what it was trained on and this is another store, the same fused modalities and
+    encoders. A ``Mismatch`` names both sides."""
     cfg, dims = model.config, store.dims
+    seen = model.trained_on or {}
     for key, theirs in (("fused_dim", dims["fused"]), ("title_dim", dims["metadata"])):
         if getattr(cfg, key) != theirs:
-            raise StoreError(f"the model has {key}={getattr(cfg, key)} but the store "
-                             f"{store.path} has {theirs}: it was trained on another store "
-                             f"({(model.trained_on or {}).get('store', 'unknown')})")
-    seen = model.trained_on
-    if not seen:
+            raise Mismatch(f"the model has {key}={getattr(cfg, key)} but the store "
+                           f"{store.path} has {theirs}: it was trained on another store "
+                           f"({seen.get('store', 'unknown')})")
+    if not seen or seen.get("store_fingerprint") == store.fingerprint:
         return
     if list(seen.get("fused_modalities", [])) != list(store.info.fused_modalities):
-        raise StoreError(f"the model was trained on fused modalities "
-                         f"{seen.get('fused_modalities')} but the store {store.path} fuses "
-                         f"{list(store.info.fused_modalities)}")
+        raise Mismatch(f"the model was trained on fused modalities "
+                       f"{seen.get('fused_modalities')} but the store {store.path} fuses "
+                       f"{list(store.info.fused_modalities)}")
     for modality, enc in (seen.get("encoders") or {}).items():
         mine = store.info.encoders.get(modality)
-        if modality != "shots" and mine and (mine.get("name"), mine.get("version")) != (
-                enc.get("name"), enc.get("version")):
-            raise StoreError(f"the model was trained on {modality} vectors from "
-                             f"{enc.get('name')} {enc.get('version')} but the store "
-                             f"{store.path} has {mine.get('name')} {mine.get('version')}")
+        if modality in ("video", "audio", "text") and mine and (
+                mine.get("name"), mine.get("version")) != (enc.get("name"), enc.get("version")):
+            raise Mismatch(f"the model was trained on {modality} vectors from "
+                           f"{enc.get('name')} {enc.get('version')} but the store "
+                           f"{store.path} has {mine.get('name')} {mine.get('version')}")
 
 
 def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS") -> None:
@@ -319,8 +369,8 @@ def validate_clips(clips: pd.DataFrame, store: ShotStore, source: str = "CLIPS")
     n_shots = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
     for row in clips.itertuples():
         if row.title_id not in n_shots:
-            raise StoreError(f"{source}: clip {row.clip_id!r}: title {row.title_id!r} is not in "
-                             f"the store {store.path}")
+            raise StoreError(f"{source}: clip {row.clip_id!r}: title {row.title_id!r} is not "
+                             f"in the store {store.path}")
         if not 0 <= row.first_shot <= row.last_shot < n_shots[row.title_id]:
             raise StoreError(f"{source}: clip {row.clip_id!r}: shots {row.first_shot}.."
                              f"{row.last_shot} outside title {row.title_id!r} "
@@ -367,12 +417,3 @@ def embed_clips(model: MediaFM, store: ShotStore | str | os.PathLike, clips: pd.
     bar.close()
     return pd.DataFrame({"clip_id": clips["clip_id"].tolist(),
                          "embedding": [result[c] for c in clips["clip_id"]]})
-
-
-def write_clip_embeddings(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
-    table = pa.table({"clip_id": pa.array(frame["clip_id"].tolist()),
-                      "embedding": vector_array(np.stack(frame["embedding"].to_list()))})
-    with atomic_file(out) as tmp:
-        pq.write_table(table, tmp)
-    return Path(out)
-

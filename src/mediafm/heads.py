@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mediafm import artifacts
 from mediafm.atomic import atomic_dir
 from mediafm.embed import (
     DEFAULT_READOUT,
@@ -34,11 +35,12 @@ from mediafm.embed import (
     title_blocks,
     title_part,
 )
+from mediafm.errors import Mismatch
 from mediafm.model import MediaFM
 from mediafm.probes.features import fused_blocks
 from mediafm.probes.linear import Features, Ridge, choose, out_of_fold, score
 from mediafm.probes.tasks import Task, targets
-from mediafm.store import ShotStore, StoreError
+from mediafm.store import ShotStore
 
 CALIBRATED = ("binary", "boundary", "multilabel")
 
@@ -139,10 +141,11 @@ class Heads:
         meta = {"features": {"readout": readout, "with_title": with_title,
                              "title": TITLE_PART if with_title else None,
                              "dim": int(X.shape[1])},
-                "model": {"path": model_path, "config": model.config.to_dict()},
-                "store": {"path": str(store.path), **{k: v for k, v in store.info.to_json()
-                                                      .items() if k in ("dims", "encoders",
-                                                                        "fused_modalities")}}}
+                "model": {**artifacts.model_stamp(model, model_path),
+                          "config": model.config.to_dict()},
+                "store": {**artifacts.store_stamp(store),
+                          **{k: v for k, v in store.info.to_json().items()
+                             if k in ("dims", "encoders", "fused_modalities")}}}
         return cls(heads, meta)
 
     def save(self, out: str | os.PathLike) -> Path:
@@ -184,42 +187,66 @@ class Heads:
                                t[f"{name}.scale"], t.get(f"{name}.platt"), info)
         return cls(heads, meta)
 
-    def check(self, model: MediaFM, store: ShotStore) -> None:
-        """The heads fit this model and store; the error names what differs."""
-        mine = self.meta["model"]["config"]
-        theirs = model.config.to_dict()
+    def check(self, model: MediaFM, store: ShotStore, other_store: bool = False) -> None:
+        """The heads fit this model and store; a ``Mismatch`` names what differs.
+
+        The model must be the one they were fitted on (its weights, not only its shape). The
+        store may be another catalog when its vectors demonstrably come from the same
+        encoders (both stores record them, and they agree); a store that records none (built
+        by ``import``) is refused unless ``other_store`` (the user vouches for its vectors)."""
+        mine, theirs = self.meta["model"]["config"], model.config.to_dict()
         diff = sorted(k for k in mine if mine.get(k) != theirs.get(k))
         if diff:
             fitted = ", ".join(f"{k}={mine[k]}" for k in diff)
             given = ", ".join(f"{k}={theirs.get(k)}" for k in diff)
-            raise StoreError(f"the heads were fitted on a model with {fitted}, but this "
-                             f"model has {given}")
+            raise Mismatch(f"the heads were fitted on a model with {fitted}, but this model "
+                           f"has {given}")
+        artifacts.check_model(self.meta, model, "the heads")
         fitted = self.meta["store"]
         for key in ("dims", "fused_modalities"):
             if fitted.get(key) != store.info.to_json().get(key):
-                raise StoreError(f"the heads were fitted on a store with {key} "
-                                 f"{fitted.get(key)}, but {store.path} has "
-                                 f"{store.info.to_json().get(key)}")
+                raise Mismatch(f"the heads were fitted on a store with {key} "
+                               f"{fitted.get(key)}, but {store.path} has "
+                               f"{store.info.to_json().get(key)}")
+        if fitted.get("fingerprint") not in (None, store.fingerprint) and not other_store:
+            _check_same_encoders(fitted, store)
         f = self.meta["features"]
         if f["with_title"] and f.get("title") != TITLE_PART:
-            raise StoreError(f"the heads were fitted with an older title feature "
-                             f"({f.get('title') or 'the mean of the readout'}; now "
-                             f"{TITLE_PART!r}): fit them again (mediafm heads)")
+            raise Mismatch(f"the heads were fitted with an older title feature "
+                           f"({f.get('title') or 'the mean of the readout'}; now "
+                           f"{TITLE_PART!r}): fit them again (mediafm heads)")
         check_store(model, store)
+
+
+def _check_same_encoders(fitted: dict, store: ShotStore) -> None:
+    """Heads applied to another store than theirs: its vectors must come from the encoders
+    of theirs, which only stores that record their encoders can show."""
+    encoders = [m for m in ("video", "audio", "text") if m in (fitted.get("encoders") or {})]
+    same = encoders and all(
+        (fitted["encoders"][m].get("name"), fitted["encoders"][m].get("version"))
+        == ((store.info.encoders.get(m) or {}).get("name"),
+            (store.info.encoders.get(m) or {}).get("version")) for m in encoders)
+    if not same:
+        raise Mismatch(f"the heads were fitted on the store {fitted.get('path')}; "
+                       f"{store.path} is another store, and nothing records that its vectors "
+                       "come from the same encoders (stores built by `mediafm import` do not "
+                       "say). Fit heads on this store, or pass --other-store if its vectors "
+                       "do come from the same encoders")
 
 
 @torch.no_grad()
 def predict(heads: Heads, model: MediaFM, store: ShotStore | str,
-            clips: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
+            clips: pd.DataFrame | None = None, progress: bool = True,
+            other_store: bool = False) -> pd.DataFrame:
     """Scores of every head, long form: title_id, shot_index (or clip_id), task, label, score.
 
     Every shot is embedded in context (the features the heads were fitted on); with ``clips``,
-    each clip is (its shots' mean, as in fitting).
+    each clip is (its shots' mean, as in fitting). ``other_store``: see ``Heads.check``.
     """
     from mediafm.progress import progress_bar
 
     store = store if isinstance(store, ShotStore) else ShotStore(store)
-    heads.check(model, store)
+    heads.check(model, store, other_store)
     f = heads.meta["features"]
     if clips is not None:
         X = np.stack(embed_clips(model, store, clips, "in-context", f["readout"],
@@ -253,17 +280,14 @@ def _long(heads: Heads, X: np.ndarray, keys: dict[str, list]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def write_predictions(frame: pd.DataFrame, kinds: dict[str, str], out: str | os.PathLike
-                      ) -> Path:
-    """PRED.parquet, with the task kinds in its metadata (``mediafm.tasks``, for moments);
-    ``kinds``: task -> kind, e.g. ``heads.kinds``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from mediafm.atomic import atomic_file
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({b"mediafm.tasks": json.dumps(kinds).encode()})
-    with atomic_file(out) as tmp:
-        pq.write_table(table, tmp)
-    return Path(out)
+def write_predictions(frame: pd.DataFrame, heads: Heads, out: str | os.PathLike,
+                      model: MediaFM, store: ShotStore,
+                      heads_path: str | os.PathLike | None = None) -> Path:
+    """PRED.parquet (shot or clip predictions), recording the task kinds (for moments), the
+    heads, and the model and store the scores came from (every consumer checks them)."""
+    kind = "clip_predictions" if "clip_id" in frame.columns else "predictions"
+    return artifacts.write(kind, frame, out, model=artifacts.model_stamp(model),
+                           store=artifacts.store_stamp(store),
+                           heads=str(Path(heads_path).absolute()) if heads_path else None,
+                           tasks={n: {"kind": h.task.kind, "metric": h.task.metric}
+                                  for n, h in heads.heads.items()})

@@ -13,6 +13,7 @@ predict the original shot vectors.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -274,6 +275,20 @@ class MediaFM(nn.Module):
             else:
                 x = block(x, attn_mask, rope)
         return self.norm(x)
+
+    def fingerprint(self) -> str:
+        """A digest of the config and the weights: what the outputs this model makes record
+        (embeddings, heads, predictions), so a consumer can tell it from another model of the
+        same shape. Recomputed only after the weights change."""
+        version = (id(self), sum(p._version for p in self.parameters()))
+        if getattr(self, "_fingerprint", (None, ""))[0] != version:
+            h = hashlib.blake2b(json.dumps(self.config.to_dict(), sort_keys=True).encode(),
+                                digest_size=16)
+            for name, tensor in sorted(self.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+            self._fingerprint = (version, h.hexdigest())
+        return self._fingerprint[1]
 
     # ------------------------------------------------------------------ save / load
 

@@ -12,32 +12,41 @@ Every moment carries a short reason a person can check.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mediafm.store import ShotStore, StoreError
+from mediafm import artifacts
+from mediafm.errors import Mismatch
+from mediafm.store import ShotStore
 
-KINDS_KEY = b"mediafm.tasks"
+MOMENT_KINDS = ("binary", "ranking", "boundary")  # the task kinds moments come from
 
 
-def read_predictions(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, str]]:
-    """PRED.parquet and its task kinds (written by ``mediafm predict``)."""
-    import pyarrow.parquet as pq
+def read_predictions(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, str], dict]:
+    """Shot-level predictions (``mediafm predict``): (rows, task -> kind, recorded metadata)."""
+    pred = artifacts.read(path, "predictions")
+    return pred.frame(), {t: v["kind"] for t, v in pred.tasks.items()}, pred.meta
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such predictions file")
-    table = pq.read_table(path)
-    need = {"title_id", "shot_index", "task", "label", "score"}
-    if not need <= set(table.column_names):
-        raise ValueError(f"{path}: needs shot-level predictions with columns {sorted(need)} "
-                         f"(mediafm predict without --clips); found {table.column_names}")
-    kinds = json.loads((table.schema.metadata or {}).get(KINDS_KEY, b"{}"))
-    return table.to_pandas(), kinds
+
+def check_predictions(pred: pd.DataFrame, meta: dict, store: ShotStore, source: str) -> None:
+    """The predictions are of this store's shots: a ``Mismatch`` names both when they were
+    made from another store (or, for files that did not record it, name a title it lacks)."""
+    artifacts.check_store(meta, store, f"the predictions {source}")
+    unknown = sorted(set(pred["title_id"]) - set(store.titles["title_id"]))
+    if unknown:
+        raise Mismatch(f"the predictions {source} have title {unknown[0]!r}, which the store "
+                       f"{store.path} does not: predictions and store do not match")
+
+
+def write_moments(frame: pd.DataFrame, out: str | os.PathLike, store: ShotStore,
+                  predictions: str | os.PathLike | None = None) -> Path:
+    """MOMENTS.parquet, recording the store and predictions it came from."""
+    return artifacts.write("moments", frame, out, store=artifacts.store_stamp(store),
+                           predictions=str(Path(predictions).absolute()) if predictions
+                           else None)
 
 
 def highlights(scores: np.ndarray, k: int, min_shots: int = 3, max_shots: int = 8
@@ -90,48 +99,61 @@ def ad_breaks(boundary: np.ndarray, k: int, relevance: np.ndarray | None = None,
     return chosen
 
 
+COLUMNS = ["title_id", "task", "kind", "rank", "first_shot", "last_shot", "start_s", "end_s",
+           "score", "reason"]
+
+
 def find_moments(pred: pd.DataFrame, kinds: dict[str, str], store: ShotStore,
                  tasks: list[str] | None = None, k: int = 5, relevance: str | None = None,
                  min_shots: int = 3, max_shots: int = 8) -> pd.DataFrame:
-    """MOMENTS rows: title_id, task, rank, first_shot, last_shot, start_s, end_s, score,
-    reason. ``tasks``: default every binary, ranking and boundary task of ``pred``."""
+    """MOMENTS rows (``COLUMNS``): per title and task, the top ``k`` highlights or ad breaks
+    with their times and a reason. ``tasks``: default every binary, ranking and boundary task
+    of ``pred``; ``relevance``: a multilabel task that says what suits the scene after a
+    break."""
+    if k < 1:
+        raise ValueError(f"-k must be >= 1, got {k}")
+    if not 1 <= min_shots <= max_shots:
+        raise ValueError(f"need 1 <= min_shots <= max_shots, got {min_shots}, {max_shots}")
     known = sorted(set(pred["task"]))
-    tasks = tasks or [t for t in known if kinds.get(t) in ("binary", "ranking", "boundary")]
+    tasks = tasks or [t for t in known if kinds.get(t) in MOMENT_KINDS]
     for t in [*tasks, *([relevance] if relevance else [])]:
         if t not in known:
             raise ValueError(f"task {t!r} is not in the predictions (they have {known})")
-        if t in tasks and kinds.get(t) not in ("binary", "ranking", "boundary"):
+        if t in tasks and kinds.get(t) not in MOMENT_KINDS:
             raise ValueError(f"task {t!r} is {kinds.get(t)!r}: moments come from binary, "
                              "ranking (highlights) or boundary (ad breaks) tasks")
-    unknown = sorted(set(pred["title_id"]) - set(store.titles["title_id"]))
-    if unknown:
-        raise StoreError(f"predictions for title {unknown[0]!r}, which the store {store.path} "
-                         "does not have: predictions and store do not match")
     rows = []
     for title_id, p in pred.groupby("title_id", sort=False):
-        row = store.titles.iloc[store.title_row(title_id)]
-        n = int(row.n_shots)
-        times = store.read_part(row.part, ["start_s", "end_s"]).slice(int(row.row_offset), n)
-        start, end = times["start_s"].to_numpy(), times["end_s"].to_numpy()
-        rel = labels = None
-        if relevance:
-            r = p[p["task"] == relevance].pivot(index="shot_index", columns="label",
-                                               values="score").reindex(range(n))
-            rel, labels = r.to_numpy(np.float64), list(r.columns)
-        for task in tasks:
-            s = (p[p["task"] == task].groupby("shot_index")["score"].max()
-                 .reindex(range(n)).to_numpy(np.float64))
-            if kinds[task] == "boundary":
-                for rank, (lo, hi, sc, b, lab) in enumerate(ad_breaks(s, k, rel), 1):
-                    why = f"scene boundary before shot {lo} (p={b:.2f})"
-                    if lab >= 0:
-                        why += f"; the next scene reads as {labels[lab]!r} ({sc / b:.2f})"
-                    rows.append((title_id, task, rank, lo, hi, start[lo], end[hi], sc, why))
-            else:
-                for rank, (lo, hi, sc) in enumerate(
-                        highlights(s, k, min_shots, max_shots), 1):
-                    what = "probability" if kinds[task] != "ranking" else "score"
-                    rows.append((title_id, task, rank, lo, hi, start[lo], end[hi], sc,
-                                 f"shots {lo}-{hi}: mean {task} {what} {sc:.2f}"))
-    return pd.DataFrame(rows, columns=["title_id", "task", "rank", "first_shot", "last_shot",
-                                       "start_s", "end_s", "score", "reason"])
+        start, end = store.times(title_id)
+        rows += title_moments(p, kinds, tasks, len(start), start, end, k, relevance,
+                              min_shots, max_shots)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def title_moments(p: pd.DataFrame, kinds: dict[str, str], tasks: list[str], n: int,
+                  start: np.ndarray, end: np.ndarray, k: int, relevance: str | None,
+                  min_shots: int = 3, max_shots: int = 8) -> list[tuple]:
+    """The moments of one title from its predictions ``p`` (rows of ``COLUMNS``)."""
+    title_id = p["title_id"].iloc[0]
+    rel = labels = None
+    if relevance:
+        r = p[p["task"] == relevance].pivot(index="shot_index", columns="label",
+                                           values="score").reindex(range(n))
+        rel, labels = r.to_numpy(np.float64), list(r.columns)
+    rows = []
+    for task in tasks:
+        s = (p[p["task"] == task].groupby("shot_index")["score"].max()
+             .reindex(range(n)).to_numpy(np.float64))
+        if kinds[task] == "boundary":
+            for rank, (lo, hi, sc, b, lab) in enumerate(ad_breaks(s, k, rel), 1):
+                why = f"scene boundary before shot {lo} (p={b:.2f})"
+                if lab >= 0:
+                    why += f"; the next scene reads as {labels[lab]!r} ({sc / b:.2f})"
+                rows.append((title_id, task, "ad break", rank, lo, hi, start[lo], end[hi], sc,
+                             why))
+        else:
+            what = "probability" if kinds[task] != "ranking" else "score"
+            for rank, (lo, hi, sc) in enumerate(highlights(s, k, min_shots, max_shots), 1):
+                rows.append((title_id, task, "highlight", rank, lo, hi, start[lo], end[hi], sc,
+                             f"shots {lo}-{hi}: mean {task} {what} {sc:.2f}"))
+    return rows

@@ -18,82 +18,79 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
+from mediafm import artifacts
 from mediafm.atomic import atomic_dir
+from mediafm.errors import Mismatch, NotFound, StoreError, require
 from mediafm.fusion import unit_norm
-from mediafm.store import ShotStore, StoreError
+from mediafm.store import ShotStore
 
 EXACT_UP_TO = 50_000  # rows: below this exact search is fast enough (<~10 ms a query)
-KEY_KINDS = {"shots": ["title_id", "shot_index"], "clips": ["clip_id"], "titles": ["title_id"]}
+INDEX_KINDS = {"shots": "shot_embeddings", "clips": "clip_embeddings", "titles": "title_embeddings"}
+KEY_KINDS = {k: list(artifacts.KINDS[a].keys) for k, a in INDEX_KINDS.items()}
 
 
 def _faiss():
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError("similarity search needs FAISS: pip install 'mediafm[search]' "
-                          "(faiss-cpu; faiss-gpu on CUDA machines)") from None
-    return faiss
+    return require("faiss", "similarity search (FAISS; faiss-gpu on CUDA machines)")
 
 
-def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndarray]:
-    """(kind, keys, (n, dim) unit-normed float32 vectors) of an embeddings Parquet file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such embeddings file")
-    names = pq.read_schema(path).names
-    kind = ("shots" if {"title_id", "shot_index"} <= set(names) else
-            "clips" if "clip_id" in names else "titles" if "title_id" in names else None)
-    if kind is None or "embedding" not in names:
-        raise ValueError(f"{path}: needs an embedding column and title_id, shot_index (shots), "
-                         f"clip_id (clips) or title_id (titles); found {names}")
-    table = pq.read_table(path, columns=[*KEY_KINDS[kind], "embedding"])
-    from mediafm.store import fixed_list_to_numpy
-
-    x = fixed_list_to_numpy(table["embedding"])
-    if not np.isfinite(x).all():
-        raise ValueError(f"{path}: embeddings contain NaN or inf")
-    keys = table.drop_columns(["embedding"]).to_pandas()
+def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
+    """(kind, keys, (n, dim) unit-normed float32 vectors, recorded metadata) of an embeddings
+    file (shot, clip or title embeddings: ``artifacts``)."""
+    emb = artifacts.read(path, *artifacts.EMBEDDINGS)
+    x = emb.vectors()
+    keys = emb.frame()[list(emb.kind.keys)]
     if keys.duplicated().any():
-        raise ValueError(f"{path}: key {keys[keys.duplicated()].iloc[0].tolist()} appears twice")
-    return kind, keys, np.ascontiguousarray(unit_norm(x.astype(np.float32)))
+        raise StoreError(f"{path}: key {keys[keys.duplicated()].iloc[0].tolist()} appears "
+                         "twice")
+    kind = next(k for k, a in INDEX_KINDS.items() if a == emb.kind.name)
+    return kind, keys, np.ascontiguousarray(unit_norm(x.astype(np.float32))), emb.meta
 
 
 def build_index(embeddings: str | os.PathLike, out: str | os.PathLike,
-                store: str | os.PathLike | None = None, target_recall: float = 0.95,
+                store: str | os.PathLike | ShotStore | None = None, target_recall: float = 0.95,
                 exact_up_to: int = EXACT_UP_TO, seed: int = 0) -> Path:
-    """Build ``out`` from an embeddings file (see the module docstring)."""
-    faiss = _faiss()
-    kind, keys, x = read_embeddings(embeddings)
-    n, dim = x.shape
-    if store is not None and kind == "shots":
-        keys = _with_times(keys, ShotStore(store))
-    meta = {"kind": kind, "n": n, "dim": dim, "metric": "cosine (inner product, unit vectors)",
+    """Build ``out`` from an embeddings file (see the module docstring). With ``store``
+    (shot embeddings), the keys get shot times and must all be shots of that store."""
+    if not 0 < target_recall <= 1:
+        raise ValueError(f"--recall must be in (0, 1], got {target_recall}")
+    kind, keys, x, made = read_embeddings(embeddings)
+    meta = {"kind": kind, "n": len(x), "dim": x.shape[1],
+            "metric": "cosine (inner product, unit vectors)",
             "embeddings": {"path": str(Path(embeddings).absolute()),
-                           "bytes": Path(embeddings).stat().st_size},
-            "store": str(Path(store).absolute()) if store else None}
-    if n <= exact_up_to:
-        index = faiss.IndexFlatIP(dim)
-        index.add(x)
-        meta["index"] = {"type": "IndexFlatIP", "exact": True}
-    else:
-        nlist = int(min(65536, 4 * math.sqrt(n)))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(seed)
-        sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-        index.train(sample)
-        index.add(x)
-        nprobe, recall = _tune_nprobe(faiss, index, x, target_recall, rng)
-        meta["index"] = {"type": "IndexIVFFlat", "exact": False, "nlist": nlist,
-                         "nprobe": nprobe, "recall_at_10": recall,
-                         "target_recall_at_10": target_recall}
+                           "bytes": Path(embeddings).stat().st_size,
+                           **{k: made[k] for k in ("readout", "model") if k in made}},
+            "store": made.get("store")}
+    if store is not None and kind == "shots":
+        store = store if isinstance(store, ShotStore) else ShotStore(store)
+        artifacts.check_store(made, store, f"the embeddings {embeddings}")
+        keys = _with_times(keys, store)
+        meta["store"] = artifacts.store_stamp(store)
+    index, meta["index"] = _faiss_index(x, target_recall, exact_up_to, seed)
     with atomic_dir(out) as tmp:
-        faiss.write_index(index, str(tmp / "index.faiss"))
+        _faiss().write_index(index, str(tmp / "index.faiss"))
         keys.to_parquet(tmp / "keys.parquet", index=False)
         (tmp / "index.json").write_text(json.dumps(meta, indent=2))
     return Path(out)
+
+
+def _faiss_index(x: np.ndarray, target_recall: float, exact_up_to: int, seed: int):
+    """(a FAISS index holding ``x``, what index.json records of it)."""
+    faiss = _faiss()
+    n, dim = x.shape
+    if n <= exact_up_to:
+        index = faiss.IndexFlatIP(dim)
+        index.add(x)
+        return index, {"type": "IndexFlatIP", "exact": True}
+    nlist = int(min(65536, 4 * math.sqrt(n)))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    index.train(x[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
+    index.add(x)
+    nprobe, recall = _tune_nprobe(faiss, index, x, target_recall, rng)
+    return index, {"type": "IndexIVFFlat", "exact": False, "nlist": nlist, "nprobe": nprobe,
+                   "recall_at_10": recall, "target_recall_at_10": target_recall}
 
 
 def _tune_nprobe(faiss, index, x: np.ndarray, target: float, rng, queries: int = 200
@@ -117,19 +114,17 @@ def _tune_nprobe(faiss, index, x: np.ndarray, target: float, rng, queries: int =
 
 
 def _with_times(keys: pd.DataFrame, store: ShotStore) -> pd.DataFrame:
-    times = []
-    for title_id, n in zip(store.titles["title_id"], store.titles["n_shots"], strict=True):
-        row = store.titles.iloc[store.title_row(title_id)]
-        t = store.read_part(row.part, ["start_s", "end_s"]).slice(int(row.row_offset), int(n))
-        times.append(pd.DataFrame({"title_id": title_id, "shot_index": np.arange(n),
-                                   "start_s": t["start_s"].to_numpy(),
-                                   "end_s": t["end_s"].to_numpy()}))
-    merged = keys.merge(pd.concat(times), on=["title_id", "shot_index"], how="left")
+    """Shot keys with their times from the store (read part by part); a key the store does
+    not have is an error."""
+    times = pd.concat([t.assign(title_id=title_id) for title_id, t in
+                       store.iter_shots(("shot_index", "start_s", "end_s"))],
+                      ignore_index=True)
+    merged = keys.merge(times, on=["title_id", "shot_index"], how="left")
     missing = merged["start_s"].isna()
     if missing.any():
         r = merged[missing].iloc[0]
-        raise StoreError(f"embeddings have title {r.title_id!r} shot {r.shot_index}, which the "
-                         f"store {store.path} does not: built from other embeddings")
+        raise NotFound(f"embeddings have title {r.title_id!r} shot {r.shot_index}, which the "
+                       f"store {store.path} does not: built from other embeddings")
     return merged
 
 
@@ -148,11 +143,41 @@ class Index:
         path = Path(path)
         if not (path / "index.json").is_file():
             raise FileNotFoundError(f"{path}: no index.json (not a mediafm index)")
-        meta = json.loads((path / "index.json").read_text())
-        index = faiss.read_index(str(path / "index.faiss"))
+        try:
+            meta = json.loads((path / "index.json").read_text())
+            index = faiss.read_index(str(path / "index.faiss"))
+            keys = pd.read_parquet(path / "keys.parquet")
+        except (OSError, ValueError, RuntimeError) as e:  # faiss raises RuntimeError
+            raise StoreError(f"{path}: damaged index ({e}); build it again "
+                             "(mediafm index)") from None
         if meta["index"].get("nprobe"):
             index.nprobe = meta["index"]["nprobe"]
-        return cls(path, index, pd.read_parquet(path / "keys.parquet"), meta)
+        return cls(path, index, keys, meta)
+
+    @classmethod
+    def from_vectors(cls, kind: str, keys: pd.DataFrame, x: np.ndarray, meta: dict,
+                     name: str = "memory") -> Index:
+        """An exact index in memory over ``x`` (rows of ``keys``), for a store small enough
+        to search without building one (the explorer)."""
+        x = np.ascontiguousarray(unit_norm(np.asarray(x, np.float32)))
+        index, info = _faiss_index(x, 1.0, len(x), 0)
+        return cls(Path(name), index, keys.reset_index(drop=True),
+                   {"kind": kind, "n": len(x), "dim": x.shape[1], "index": info, **meta})
+
+    def check_store(self, store: ShotStore) -> None:
+        """The index's shots are the store's: a ``Mismatch`` when it was built from another
+        store's embeddings (an index without that record: every key must be a shot of it)."""
+        if self.kind != "shots":
+            raise Mismatch(f"{self.path}: an index of {self.kind}; this needs one of shots")
+        if (self.meta.get("store") or {}).get("fingerprint"):
+            artifacts.check_store(self.meta, store, f"the index {self.path}")
+            return
+        n = dict(zip(store.titles["title_id"], store.titles["n_shots"], strict=True))
+        bad = [(t, s) for t, s in zip(self.keys["title_id"], self.keys["shot_index"],
+                                      strict=True) if not 0 <= s < n.get(t, 0)]
+        if bad:
+            raise Mismatch(f"the index {self.path} holds title {bad[0][0]!r} shot {bad[0][1]}, "
+                           f"which the store {store.path} does not: built from another store")
 
     def row(self, title: str | None = None, shot: int | None = None,
             clip: str | None = None) -> int:
@@ -169,7 +194,7 @@ class Index:
             raise ValueError(f"this index holds {self.kind}: give "
                              f"{' and '.join(KEY_KINDS[self.kind])}")
         if key not in self._row:
-            raise KeyError(f"{what} is not in the index {self.path}")
+            raise NotFound(f"{what} is not in the index {self.path}")
         return self._row[key]
 
     def vector(self, row: int) -> np.ndarray:
@@ -182,6 +207,8 @@ class Index:
                clip: str | None = None, k: int = 10, other_titles: bool = False,
                vector: np.ndarray | None = None) -> pd.DataFrame:
         """The ``k`` nearest rows (the query row itself excluded), best first, with scores."""
+        if k < 1:
+            raise ValueError(f"-k must be >= 1, got {k}")
         own = None
         if vector is None:
             own = self.row(title, shot, clip)

@@ -62,16 +62,19 @@ def split_titles(title_ids: list[str], val_fraction: float, max_val: int | None 
     return train, val
 
 
-def epoch_plan(titles: pd.DataFrame, rows: list[int], max_shots: int, seed: int, epoch: int,
-               parts_in_memory: int, batch_size: int = 1, crop: float = 0.0) -> np.ndarray:
+def epoch_plan(parts: np.ndarray, n_shots: np.ndarray, rows: list[int], max_shots: int,
+               seed: int, epoch: int, parts_in_memory: int, batch_size: int = 1,
+               crop: float = 0.0) -> np.ndarray:
     """(N, 3) int64 array of (title row, start, length) windows for one epoch.
 
-    Within a chunk of parts, windows are shuffled, then sorted by length inside groups of 16
-    batches and cut into batches in shuffled order: batches hold similar lengths (little
-    padding) while staying random.
+    ``parts``, ``n_shots``: per title row, its part number (``ShotStore.part_numbers``) and
+    shot count. Within a chunk of parts, windows are shuffled, then sorted by length inside
+    groups of 16 batches and cut into batches in shuffled order: batches hold similar lengths
+    (little padding) while staying random.
     """
     rng = np.random.default_rng([seed, epoch])
-    sub = titles.iloc[rows][["part", "n_shots"]].assign(row=rows)
+    sub = pd.DataFrame({"part": np.asarray(parts)[rows], "n_shots": np.asarray(n_shots)[rows],
+                        "row": rows})
     parts = np.array(sub["part"].unique(), dtype=object)
     rng.shuffle(parts)
     out: list[tuple[int, int, int]] = []
@@ -161,16 +164,15 @@ class WindowLoader:
         self.reader = store.row_reader(parts_in_memory)
         self.read_threads = read_threads
         self._pool: tuple[int, ThreadPoolExecutor] | None = None
-        self._part = self.titles["part"].to_numpy()
-        self._offset = self.titles["row_offset"].to_numpy()
+        self._parts = store.part_numbers()
         self._n_shots = self.titles["n_shots"].to_numpy()
         self._plan: tuple[int, np.ndarray] | None = None
 
     def plan(self, epoch: int) -> np.ndarray:
         if self._plan is None or self._plan[0] != epoch:
-            self._plan = (epoch, epoch_plan(self.titles, self.rows, self.max_shots, self.seed,
-                                            epoch, self.parts_in_memory, self.batch_size,
-                                            self.crop))
+            self._plan = (epoch, epoch_plan(self._parts, self._n_shots, self.rows,
+                                            self.max_shots, self.seed, epoch,
+                                            self.parts_in_memory, self.batch_size, self.crop))
         return self._plan[1]
 
     def batch_windows(self, step: int) -> np.ndarray:
@@ -203,7 +205,7 @@ class WindowLoader:
 
         def read(i: int) -> None:
             row, start, length = windows[i]
-            self.reader.read(self._part[row], int(self._offset[row] + start), view[i, :length])
+            self.reader.read(int(row), int(start), view[i, :length])
             view[i, length:] = 0
 
         if self.read_threads > 1:

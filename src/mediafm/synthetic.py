@@ -36,12 +36,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mediafm.atomic import atomic_file
 from mediafm.fusion import unit_norm
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GENRES = ("action", "comedy", "drama", "horror", "romance", "thriller", "documentary",
           "animation", "sci-fi", "crime", "family")
@@ -145,6 +148,8 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
                 t_s += dur
                 i += 1
             scene += 1
+    import pandas as pd  # here: `mediafm --help` reads PRESETS without importing pandas
+
     return pd.DataFrame(shots), pd.DataFrame(titles), pd.DataFrame(latent)
 
 

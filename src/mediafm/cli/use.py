@@ -1,10 +1,13 @@
-"""Subcommands that put embeddings to work: heads, predict, moments, index, search."""
+"""Subcommands that put embeddings to work: heads, predict, moments, index, search, serve."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from mediafm.cli.options import PORT, POSITIVE, Number
+from mediafm.readouts import DEFAULT_READOUT, READOUTS
 
 
 def _model_and_store(args: argparse.Namespace):
@@ -38,30 +41,27 @@ def _heads(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import pandas as pd
-
+    from mediafm import artifacts
     from mediafm.heads import Heads, predict, write_predictions
 
     heads = Heads.load(args.heads)
     model, store = _model_and_store(args)
-    clips = None
-    if args.clips:
-        clips = pd.read_parquet(args.clips)
-    frame = predict(heads, model, store, clips, progress=not args.quiet)
-    out = write_predictions(frame, heads.kinds, args.out)
+    clips = artifacts.read(args.clips, "clips").frame() if args.clips else None
+    frame = predict(heads, model, store, clips, progress=not args.quiet,
+                    other_store=args.other_store)
+    out = write_predictions(frame, heads, args.out, model, store, args.heads)
     print(f"wrote {len(frame):,} predictions ({', '.join(heads.tasks)}) to {out}")
 
 
 def _moments(args: argparse.Namespace) -> None:
-    from mediafm.atomic import atomic_file
-    from mediafm.moments import find_moments, read_predictions
+    from mediafm.moments import check_predictions, find_moments, read_predictions, write_moments
     from mediafm.store import ShotStore
 
-    pred, kinds = read_predictions(args.pred)
-    frame = find_moments(pred, kinds, ShotStore(args.store), args.task or None, args.k,
-                         args.relevance)
-    with atomic_file(args.out) as tmp:
-        frame.to_parquet(tmp, index=False)
+    store = ShotStore(args.store)
+    pred, kinds, meta = read_predictions(args.pred)
+    check_predictions(pred, meta, store, args.pred)
+    frame = find_moments(pred, kinds, store, args.task or None, args.k, args.relevance)
+    write_moments(frame, args.out, store, args.pred)
     print(f"wrote {len(frame)} moments to {args.out}")
     if len(frame):
         t = frame["title_id"].iloc[0]
@@ -81,10 +81,7 @@ def _search(args: argparse.Namespace) -> None:
     from mediafm.search import Index
 
     index = Index.load(args.index)
-    try:
-        hits = index.search(args.title, args.shot, args.clip, args.k, args.other_titles)
-    except KeyError as e:
-        raise ValueError(e.args[0]) from None
+    hits = index.search(args.title, args.shot, args.clip, args.k, args.other_titles)
     if args.json:
         print(hits.to_json(orient="records", indent=1))
     else:
@@ -92,21 +89,9 @@ def _search(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import os
-    import sys
+    from mediafm.serve import serve_cli
 
-    from mediafm.serve.app import serve
-    from mediafm.serve.catalog import Catalog
-
-    token = args.token or os.environ.get("MEDIAFM_TOKEN")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this machine can open "
-              "the explorer" + ("" if token else "; set --token (or MEDIAFM_TOKEN) to require "
-                                "a bearer token"), file=sys.stderr)
-    catalog = Catalog(args.store, args.model, args.heads, args.index, args.pred)
-    print(f"mediafm explorer: http://{args.host}:{args.port}/"
-          + (f"?token={token}" if token else "") + f"  (API docs: /docs; {args.store})")
-    serve(catalog, args.host, args.port, token)
+    serve_cli(args)
 
 
 def register(sub) -> None:
@@ -118,11 +103,13 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="heads directory to write")
     s.add_argument("--task", action="append", default=[], metavar="NAME=KIND",
                    help="declare a task's kind: multilabel, binary, ranking, boundary")
-    s.add_argument("--output", default="input+context", help="the readout (see embed)")
+    s.add_argument("--output", choices=list(READOUTS), default=DEFAULT_READOUT,
+                   help="the readout (see embed)")
     s.add_argument("--no-title", action="store_true",
                    help="features without the title part (mean fused vector and context) "
                    "beside the clip")
-    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--folds", type=Number(int, 2, 100), default=5,
+                   help="title-grouped cross-validation folds (ranking tasks: 10)")
     s.add_argument("--device")
     s.set_defaults(func=_heads)
 
@@ -134,6 +121,9 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="PRED.parquet: title_id, shot_index (or "
                    "clip_id), task, label, score")
     s.add_argument("--clips", help="CLIPS.parquet: score these clips instead of every shot")
+    s.add_argument("--other-store", action="store_true",
+                   help="apply heads fitted on another store to this one although this store "
+                   "does not record its encoders (you vouch its vectors come from the same)")
     s.add_argument("--device")
     s.set_defaults(func=_predict)
 
@@ -144,8 +134,8 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="MOMENTS.parquet")
     s.add_argument("--task", action="append", default=[],
                    help="a binary/ranking task (highlights) or boundary task (ad breaks); "
-                   "default: all of them")
-    s.add_argument("-k", type=int, default=5, help="moments per title and task")
+                   "none: all of them")
+    s.add_argument("-k", type=POSITIVE, default=5, help="moments per title and task")
     s.add_argument("--relevance", help="a multilabel task that says what follows an ad "
                    "break (e.g. ad_relevancy)")
     s.set_defaults(func=_moments)
@@ -155,16 +145,16 @@ def register(sub) -> None:
     s.add_argument("--embeddings", required=True, help="an embeddings Parquet file")
     s.add_argument("--out", required=True, help="index directory")
     s.add_argument("--store", help="add shot times from this store (shot embeddings)")
-    s.add_argument("--recall", type=float, default=0.95,
+    s.add_argument("--recall", type=Number(float, 0.01, 1), default=0.95,
                    help="approximate index: the recall@10 to reach (sets nprobe)")
     s.set_defaults(func=_index)
 
     s = sub.add_parser("search", help="nearest neighbours of a shot, clip or title")
     s.add_argument("--index", required=True)
     s.add_argument("--title", help="the query's title (with --shot for a shot index)")
-    s.add_argument("--shot", type=int)
+    s.add_argument("--shot", type=Number(int, 0))
     s.add_argument("--clip", help="the query clip (clip index)")
-    s.add_argument("-k", type=int, default=10)
+    s.add_argument("-k", type=Number(int, 1, 10_000), default=10)
     s.add_argument("--other-titles", action="store_true",
                    help="exclude the query's own title")
     s.add_argument("--json", action="store_true", help="JSON records instead of a table")
@@ -173,13 +163,20 @@ def register(sub) -> None:
     s = sub.add_parser("serve", help="the explorer: a local web app over a store, predictions "
                        "and search (FastAPI + uvicorn)")
     s.add_argument("--store", required=True)
-    s.add_argument("--model", help="a run or model directory (predictions with --heads)")
+    s.add_argument("--model", help="a run or model directory (predictions with --heads; "
+                   "without --index, search over its contextual embeddings)")
     s.add_argument("--heads", help="heads directory: prediction lanes and moments")
     s.add_argument("--pred", help="precomputed PRED.parquet from predict (instead of "
                    "--model/--heads)")
-    s.add_argument("--index", help="a shot index for search (else exact search over the store)")
+    s.add_argument("--index", help="a shot index for search (else exact search over the "
+                   "store: contextual embeddings with --model, fused vectors without)")
+    s.add_argument("--media-root", metavar="DIR", help="where the recorded media are now, when "
+                   "the store and its media moved together")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
-    s.add_argument("--token", help="require this bearer token on every request (default: "
+    s.add_argument("--port", type=PORT, default=8765)
+    s.add_argument("--token", help="require this bearer token on every request (none: "
                    "$MEDIAFM_TOKEN)")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the explorer answers to besides localhost, 127.0.0.1 and "
+                   "--host (a DNS-rebinding page cannot use it); repeatable")
     s.set_defaults(func=_serve)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import numpy as np
 @dataclass(frozen=True)
 class TitleJob:
     """One title to ingest: its id, media, timed text and metadata (paths absolute or relative
-    to the working directory). ``video`` is the media file: a video, or an audio-only file (a
-    podcast), which ingest treats as an audio-only title."""
+    to the working directory; ingest records them absolute). ``video`` is the media file: a
+    video, or an audio-only file (a podcast), which ingest treats as an audio-only title."""
 
     title_id: str
     video: str
@@ -61,7 +62,7 @@ def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
                 rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(f))]
         except UnicodeDecodeError as e:
             raise ValueError(f"{path}: not UTF-8 text ({e})") from None
-    jobs, failures, seen = [], [], set()
+    jobs, failures, seen = [], [], {}
     for line, row in rows:
         where = f"{path} line {line}"
         if not isinstance(row, dict):
@@ -72,15 +73,29 @@ def read_manifest(path: str | Path) -> tuple[list[TitleJob], list[dict]]:
         video = (row.get("video") or row.get("audio") or "").strip()
         error = row.get("_error") or (None if tid else "missing title_id") or (
             None if video else "missing video (or audio) file")
-        if not error and tid in seen:
-            error = f"title {tid!r} listed twice"
+        if tid in seen:  # refused up front: which of the two rows is the title?
+            raise ValueError(f"{path}: title {tid!r} is on line {seen[tid]} and on line "
+                             f"{line}; give each title one row")
+        if tid:
+            seen[tid] = line
         if error:
             failures.append({"title_id": tid or None, "source": where, "stage": "manifest",
                              "error": f"{where}: {error}"})
             continue
-        seen.add(tid)
-        resolve = lambda p: str(p if Path(p).is_absolute() else path.parent / p)  # noqa: E731
+        resolve = lambda p: os.path.abspath(p if Path(p).is_absolute()  # noqa: E731
+                                            else path.parent / p)
         jobs.append(TitleJob(tid, resolve(video),
                              tuple(resolve(s) for s in _split_list(row.get("subtitles"))),
                              row.get("synopsis") or None, _split_list(row.get("tags"))))
     return jobs, failures
+
+
+def check_unique(jobs: list[TitleJob]) -> None:
+    """Two jobs with one title id are refused (by the Python API as by ``read_manifest``):
+    the store can hold one of them, and which one was meant is not ours to guess."""
+    first: dict[str, int] = {}
+    for i, job in enumerate(jobs):
+        if job.title_id in first:
+            raise ValueError(f"title {job.title_id!r} is given twice (jobs {first[job.title_id]}"
+                             f" and {i}: {job.video} and {jobs[first[job.title_id]].video})")
+        first[job.title_id] = i

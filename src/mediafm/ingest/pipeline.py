@@ -1,8 +1,7 @@
 """One title through the pipeline: decode, detect shots, encode three modalities, embed metadata.
 
-``process_title`` is the unit of work every engine runs (in this process, a worker process or
-a Ray actor): it never raises for bad input, it returns a failure record instead, so one bad
-title never takes the others down.
+``ingest_title`` is the unit of work the ingest stage runs (``ingest.run``), in this process,
+a worker process or a Ray actor, with the ``Encoders`` that worker built once.
 """
 
 from __future__ import annotations
@@ -11,65 +10,18 @@ import contextlib
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from mediafm.ingest.config import DEBLOCK, IngestConfig
 from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.media import MediaError, audio_mono, probe
 from mediafm.ingest.scan import scan
 from mediafm.ingest.shots import audio_segments
-from mediafm.ingest.staging import Staging
-from mediafm.ingest.subtitles import SubtitleError, assign, load_cues
+from mediafm.ingest.subtitles import assign, load_cues
 
 RATE = 16_000  # audio sample rate for encoders that do not name their own
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    frames_per_shot: int = 4
-    detector: str = "content"  # PySceneDetect content | adaptive, or transnetv2
-    threshold: float | None = None
-    min_shot_s: float = 0.5
-    min_segment_s: float = 2.0  # audio-only titles: segments cut at pauses of >= pause_s,
-    max_segment_s: float = 30.0  # merged up to min_segment_s, split down to max_segment_s
-    pause_s: float = 0.3
-    audio_track: int | None = None  # 0-based among the audio streams; None: the default one
-    device: str | None = None  # the encoders' (and TransNetV2's) device; None: cuda if any
-    decoder: str = "pyav"  # pyav | torchcodec (decodes on ``device``: NVDEC on a GPU)
-    deblock: str = "auto"  # pyav: auto (skip the deblocking filter for frames >= 512 px on
-    # the short side, ``ingest.scan``) | on | off
-    video_encoder: str = "efficientnet-lite0"
-    audio_encoder: str | None = None  # None: aisfx, or log-mel where aisfx is not installed
-    text_encoder: str = "minilm"
-    encoder_args: dict = field(default_factory=dict)  # {"video": {"path": ...}, ...}
-    require_audio: bool = False  # True: a title without an audio stream fails; by default
-    # it is a normal case (silent footage, B-roll): zero audio vectors, has_audio false
-    allow_no_audio: bool = True  # kept for old callers: the default since require_audio
-    workers: int = 1  # local: processes; ray: actors (default: the cluster's CPUs)
-    engine: str = "local"  # local | ray
-    ray_address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None:
-    # start a local Ray instance for this run
-
-    def __post_init__(self) -> None:
-        if self.deblock not in DEBLOCK:
-            raise ValueError(f"deblock must be one of {tuple(DEBLOCK)}, got {self.deblock!r}")
-
-
-RUN_ONLY = ("device", "require_audio", "allow_no_audio", "workers", "engine", "ray_address")
-
-
-def output_settings(cfg: IngestConfig) -> dict:
-    """The settings a staged title depends on: all of ``cfg`` but where and how the run runs
-    (``RUN_ONLY``), with the default audio encoder resolved to the one that is installed."""
-    from dataclasses import asdict
-
-    from mediafm.ingest.encoders import default_name
-
-    out = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY}
-    out["audio_encoder"] = cfg.audio_encoder or default_name("audio")
-    return out
 
 
 class Encoders:
@@ -84,31 +36,31 @@ class Encoders:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        args = cfg.encoder_args
-        self.device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.video = build("video", cfg.video_encoder, self.device, **args.get("video", {}))
-        self.audio = build("audio", cfg.audio_encoder, self.device, **args.get("audio", {}))
-        self.text = build("text", cfg.text_encoder, self.device, **args.get("text", {}))
-        if cfg.detector == "transnetv2":
-            self.detector = TransNetV2Shots(cfg.threshold or 0.5, cfg.min_shot_s, self.device)
+        enc, det, args = cfg.encode, cfg.detect, cfg.encode.encoder_args()
+        self.device = cfg.run.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.video = build("video", enc.video_encoder, self.device, **args.get("video", {}))
+        self.audio = build("audio", enc.audio_encoder, self.device, **args.get("audio", {}))
+        self.text = build("text", enc.text_encoder, self.device, **args.get("text", {}))
+        if det.detector == "transnetv2":
+            self.detector = TransNetV2Shots(det.threshold or 0.5, det.min_shot_s, self.device)
         else:
-            self.detector = SceneDetectShots(cfg.detector, cfg.threshold, cfg.min_shot_s)
+            self.detector = SceneDetectShots(det.detector, det.threshold, det.min_shot_s)
 
     def describe(self, cfg: IngestConfig) -> dict:
         """What the store records about the encoders and the shot detector."""
         from mediafm.ingest.encoders import describe
 
+        det, dec = cfg.detect, cfg.decode
         return {m: describe(getattr(self, m)) for m in ("video", "audio", "text")} | {
-            "shots": {"name": self.detector.name, "detector": cfg.detector,
-                      "threshold": cfg.threshold, "min_shot_s": cfg.min_shot_s,
-                      "frames_per_shot": cfg.frames_per_shot},
-            "decoder": {"name": cfg.decoder, "deblock": cfg.deblock},
-            "audio_track": cfg.audio_track,
-            "audio_segments": {"min_segment_s": cfg.min_segment_s,
-                               "max_segment_s": cfg.max_segment_s, "pause_s": cfg.pause_s}}
+            "shots": {"name": self.detector.name, "detector": det.detector,
+                      "threshold": det.threshold, "min_shot_s": det.min_shot_s,
+                      "frames_per_shot": cfg.encode.frames_per_shot},
+            "decoder": {"name": dec.decoder, "deblock": dec.deblock},
+            "audio_track": dec.audio_track,
+            "audio_segments": {"min_segment_s": det.min_segment_s,
+                               "max_segment_s": det.max_segment_s, "pause_s": det.pause_s}}
 
 
-DEBLOCK = {"auto": None, "on": True, "off": False}  # IngestConfig.deblock -> scan(deblock=)
 STAGES = 5  # the lap() calls of ingest_title, for a per-title progress bar
 
 
@@ -212,21 +164,21 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
             on_stage(stage)
 
     info = probe(job.video)
-    if not info.has_audio and (cfg.require_audio or not cfg.allow_no_audio):
+    if not info.has_audio and cfg.run.require_audio:
         raise MediaError(f"{job.video}: no audio stream (--require-audio; without it a title "
                          "without audio is embedded with zero audio vectors)")
     cues = [c for s in job.subtitles for c in load_cues(s)]
     lap("probe+subtitles")
     rate = getattr(enc.audio, "rate", RATE)
-    wave = audio_mono(job.video, rate, cfg.audio_track) if info.has_audio else None
+    wave = audio_mono(job.video, rate, cfg.decode.audio_track) if info.has_audio else None
     lap("decode audio")
     if info.has_video:
         behind = EncodeBehind(enc, wave, rate)
         try:
-            scanned = scan(job.video, enc.detector, cfg.frames_per_shot,
+            scanned = scan(job.video, enc.detector, cfg.encode.frames_per_shot,
                            enc.detector.min_shot_s, behind.put, info=info,
-                           decoder=cfg.decoder, device=enc.device,
-                           deblock=DEBLOCK[cfg.deblock])
+                           decoder=cfg.decode.decoder, device=enc.device,
+                           deblock=DEBLOCK[cfg.decode.deblock])
         except BaseException:
             with contextlib.suppress(Exception):  # the decoding error is the one to report
                 behind.finish()
@@ -237,8 +189,9 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
         shots = [(s.start, s.end) for s in scanned]
         thumbs = [s.thumb for s in scanned]
     else:  # audio only (a podcast): the shots are audio segments, video is zeros
-        shots = audio_segments(wave, rate, info.duration_s, cfg.min_segment_s,
-                               cfg.max_segment_s, cfg.pause_s)
+        det = cfg.detect
+        shots = audio_segments(wave, rate, info.duration_s, det.min_segment_s,
+                               det.max_segment_s, det.pause_s)
         lap("decode+shots")
         video, thumbs = np.zeros((len(shots), enc.video.dim), np.float32), [None] * len(shots)
         audio = enc.audio.encode([shot_audio(wave, rate, s, e) for s, e in shots])
@@ -264,25 +217,3 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
               "metadata": None if title_emb is None else title_emb.tolist(),
               "synopsis": job.synopsis, "tags": list(job.tags)}
     return frame, record, t
-
-
-@dataclass(frozen=True)
-class TitleResult:
-    """What an engine hands back for one title: timings, or the failure record."""
-
-    title_id: str
-    duration_s: float = 0.0
-    stage_seconds: dict = field(default_factory=dict)
-    failure: dict | None = None
-
-
-def process_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, staging: Staging,
-                  on_stage=None) -> TitleResult:
-    """Ingest one title and stage it; bad input becomes a failure record, never an exception."""
-    try:
-        frame, record, timings = ingest_title(job, cfg, enc, on_stage)
-    except (MediaError, SubtitleError, ValueError, OSError) as e:
-        return TitleResult(job.title_id, failure={"title_id": job.title_id, "source": job.video,
-                                                  "stage": "ingest", "error": str(e)})
-    staging.stage(frame, record)
-    return TitleResult(job.title_id, record["duration_s"], timings)

@@ -1,102 +1,78 @@
-"""Staging: each finished title written whole, atomically, beside the store (resumable ingest).
+"""A staged title: one finished title, written whole beside the store (``jobs.Staging``).
 
-``.STORE.ingest/<key>.parquet`` holds a title's SHOTS rows (the import schema, plus the shot's
-subtitle text); ``<key>.json`` its record (duration, dims, title embedding, synopsis, tags).
-The parquet is renamed into place first and the json last, so the json marks a complete title:
-an interrupted run loses nothing finished, and a rerun skips what is staged.
+``.STORE.ingest/<key>.parquet`` holds the title's SHOTS rows (the import schema, plus each
+shot's subtitle text and thumbnail); ``<key>.json`` its record (duration, dims, title
+embedding, synopsis, tags, the encoders, the media's identity), written last.
 
-``settings.json`` holds the settings the staged titles were made with (``check_settings``): a
-rerun with other encoders, detector or decoding would otherwise mix titles made two ways in
-one store, so it stops with the differences named, or starts over with ``restage``.
+The key is the title id and the identity of everything the title is made from (``identity``:
+the media file's size, modification time and a digest of its first and last MiB, the
+subtitle files', the synopsis and tags): a file replaced or re-encoded under the same title id
+is ingested again, never taken from a stale staging or store.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediafm.atomic import atomic_file, write_text
+from mediafm.atomic import atomic_file
+from mediafm.ingest.manifest import TitleJob
+from mediafm.jobs import Staging
+
+EDGE = 1 << 20  # bytes hashed at each end of a media file
 
 
-def staging_dir(store: Path) -> Path:
-    """Where the titles of the store at ``store`` are staged."""
-    return store.parent / f".{store.name}.ingest"
+def file_identity(path: str | os.PathLike) -> str:
+    """A digest of a file's size, modification time and first and last MiB: cheap on a
+    multi-GB file, and different for a file replaced or re-encoded in place."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"  # ingest reports the missing file itself
+    h = hashlib.blake2b(f"{st.st_size}:{st.st_mtime_ns}".encode(), digest_size=12)
+    with path.open("rb") as f:
+        h.update(f.read(EDGE))
+        if st.st_size > EDGE:
+            f.seek(max(EDGE, st.st_size - EDGE))
+            h.update(f.read(EDGE))
+    return h.hexdigest()
 
 
-class SettingsMismatch(ValueError):
-    """Titles staged with other settings than this run's (the message names the differences)."""
+def identity(job: TitleJob) -> str:
+    """The identity of everything a title is made from (see the module docstring)."""
+    parts = [job.title_id, file_identity(job.video),
+             *(file_identity(s) for s in job.subtitles), job.synopsis or "", *job.tags]
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest()
 
 
-class Staging:
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+def title_key(job: TitleJob, ident: str | None = None) -> str:
+    """The staging key of a title as it is now: its id and identity."""
+    return f"{Staging.name(job.title_id)}-{ident or identity(job)}"
 
-    @property
-    def settings_path(self) -> Path:
-        return self.root / "settings.json"
 
-    def staged(self) -> list[Path]:
-        """The record files of every staged title."""
-        return [p for p in self.root.glob("*.json") if p != self.settings_path]
+def title_prefix(title_id: str) -> str:
+    """What every staging key of a title starts with, whatever its identity."""
+    return f"{Staging.name(title_id)}-"
 
-    def check_settings(self, settings: dict, restage: bool = False) -> None:
-        """Record ``settings`` for this staging, or check them against the recorded ones.
 
-        Raises SettingsMismatch when titles are staged under other settings, unless
-        ``restage``: then the staged titles are deleted and made again under these. Titles
-        staged before settings were recorded are taken as made with these settings."""
-        new = json.loads(json.dumps(settings))  # the same JSON types as the recorded ones
-        if self.settings_path.is_file():
-            old = json.loads(self.settings_path.read_text())
-            diff = {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
-                    if old.get(k) != new.get(k)}
-            if not diff:
-                return
-            staged = self.staged()
-            if staged and not restage:
-                named = "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
-                raise SettingsMismatch(
-                    f"{self.root}: {len(staged)} title(s) are staged with other settings "
-                    f"({named}). Rerun with the settings they were made with to resume, or "
-                    "pass --restage to ingest them again with these")
-            for record in staged:
-                record.unlink()  # the record first: without it the title is not staged
-                record.with_suffix(".parquet").unlink(missing_ok=True)
-        write_text(self.settings_path, json.dumps(new, indent=1, sort_keys=True))
+def stage_title(staging: Staging, key: str, frame: pd.DataFrame, record: dict) -> None:
+    """Write one finished title: its shots first, then the record that marks it complete."""
+    dims = record["dims"]
+    # fixed-size lists: the dims stay known even when no shot of the title has text
+    schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
+                        ("start_s", pa.float64()), ("end_s", pa.float64()),
+                        *[(m, pa.list_(pa.float32(), dims[m])) for m in ("video", "audio", "text")],
+                        ("subtitle_text", pa.string()), ("thumb", pa.binary())])
+    with atomic_file(staging.path(key, ".parquet")) as tmp:
+        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
+    staging.finish(key, record)
 
-    @staticmethod
-    def key(title_id: str) -> str:
-        """A file name for any title id: readable prefix + hash (ids may hold any character)."""
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in title_id)[:40]
-        return f"{safe}-{hashlib.sha1(title_id.encode()).hexdigest()[:10]}"
 
-    def shots_path(self, title_id: str) -> Path:
-        return self.root / f"{self.key(title_id)}.parquet"
-
-    def record_path(self, title_id: str) -> Path:
-        return self.root / f"{self.key(title_id)}.json"
-
-    def is_staged(self, title_id: str) -> bool:
-        return self.record_path(title_id).is_file() and self.shots_path(title_id).is_file()
-
-    def stage(self, frame: pd.DataFrame, record: dict) -> None:
-        """Write one finished title: parquet first, then the json that marks it complete."""
-        title_id, dims = record["title_id"], record["dims"]
-        # fixed-size lists: the dims stay known even when no shot of the title has text
-        schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
-                            ("start_s", pa.float64()), ("end_s", pa.float64()),
-                            *[(m, pa.list_(pa.float32(), dims[m]))
-                              for m in ("video", "audio", "text")],
-                            ("subtitle_text", pa.string()), ("thumb", pa.binary())])
-        with atomic_file(self.shots_path(title_id)) as tmp:
-            pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
-        write_text(self.record_path(title_id), json.dumps(record))
-
-    def record(self, title_id: str) -> dict:
-        return json.loads(self.record_path(title_id).read_text())
+def shots_path(staging: Staging, key: str) -> Path:
+    return staging.path(key, ".parquet")

@@ -187,26 +187,25 @@ def method_features(store: ShotStore, clips: pd.DataFrame, model=None, baselines
 
 
 def precomputed_features(path: str, clips: pd.DataFrame) -> Features:
-    """Clip features from a Parquet file of clip embeddings (clip_id, embedding) or shot
+    """Clip features from an embeddings file: clip embeddings (clip_id, embedding) or shot
     embeddings (title_id, shot_index, embedding), pooled over each clip's shots."""
-    frame = pd.read_parquet(path)
-    if "clip_id" in frame.columns:
-        by_id = dict(zip(frame["clip_id"], frame["embedding"], strict=True))
+    from mediafm import artifacts
+
+    emb = artifacts.read(path, "clip_embeddings", "shot_embeddings")
+    x, keys = emb.vectors(), emb.frame()
+    if emb.kind.name == "clip_embeddings":
+        by_id = {c: i for i, c in enumerate(keys["clip_id"])}
         missing = [c for c in clips["clip_id"] if c not in by_id]
         if missing:
             raise ValueError(f"{path}: no embedding for clip {missing[0]!r}")
-        return Features.of(np.stack([np.asarray(by_id[c], np.float32)
-                                     for c in clips["clip_id"]]))
-    if not {"title_id", "shot_index", "embedding"} <= set(frame.columns):
-        raise ValueError(f"{path}: needs clip_id, embedding or title_id, shot_index, embedding")
-    index = {(t, int(s)): i for i, (t, s) in enumerate(zip(frame["title_id"],
-                                                          frame["shot_index"], strict=True))}
-    emb = np.stack(frame["embedding"].to_list()).astype(np.float32)
-    out = np.zeros((len(clips), emb.shape[1]), np.float32)
+        return Features.of(x[[by_id[c] for c in clips["clip_id"]]])
+    index = {(t, int(s)): i for i, (t, s) in enumerate(zip(keys["title_id"],
+                                                          keys["shot_index"], strict=True))}
+    out = np.zeros((len(clips), x.shape[1]), np.float32)
     for k, row in enumerate(clips.itertuples()):
         idx = [index.get((row.title_id, s)) for s in range(row.first_shot, row.last_shot + 1)]
         if None in idx:
             raise ValueError(f"{path}: clip {row.clip_id!r} needs shots of {row.title_id!r} "
                              "that the file does not have")
-        out[k] = emb[idx].mean(axis=0)
+        out[k] = x[idx].mean(axis=0)
     return Features.of(out)

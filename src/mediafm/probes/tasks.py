@@ -15,20 +15,19 @@ a declaration a list column is multilabel, a bool column binary and a float colu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from mediafm import artifacts
 
 KINDS = ("multilabel", "binary", "ranking", "boundary")
 DEFAULT_METRIC = {"multilabel": "macro_ap", "binary": "ap", "ranking": "kendall_tau",
                   "boundary": "ap"}
 KEY_COLUMNS = ("clip_id", "title_id", "first_shot", "last_shot")
-META_KEY = b"mediafm.tasks"
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,9 @@ class Task:
 def read_labels(path: str | Path, declared: dict[str, str] | None = None
                 ) -> tuple[pd.DataFrame, list[Task]]:
     """LABELS frame and its tasks (file metadata, then ``declared`` overrides, then inference)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such labels file")
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as e:
-        raise ValueError(f"{path}: cannot read as Parquet ({e})") from None
-    missing = [c for c in KEY_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
-    meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
+    labels = artifacts.read(path, "labels")
+    table = labels.table
+    meta = dict(labels.tasks)
     for name, kind in (declared or {}).items():
         meta[name] = {"kind": kind}
     tasks = []
@@ -70,6 +62,9 @@ def read_labels(path: str | Path, declared: dict[str, str] | None = None
                 raise ValueError(f"{path}: cannot tell the kind of task column {name!r} ({typ});"
                                  " declare it (--task NAME=KIND)")
             spec = {"kind": kind}
+        if spec["kind"] not in KINDS:
+            raise ValueError(f"{path}: task {name!r}: kind must be one of {KINDS}, got "
+                             f"{spec['kind']!r}")
         tasks.append(Task(name, spec["kind"], spec.get("metric", DEFAULT_METRIC[spec["kind"]])))
     unknown = sorted(set(declared or {}) - {t.name for t in tasks})
     if unknown:
@@ -82,12 +77,9 @@ def read_labels(path: str | Path, declared: dict[str, str] | None = None
 
 
 def write_labels(frame: pd.DataFrame, tasks: list[Task], path: str | Path) -> Path:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    decl = {t.name: {"kind": t.kind, "metric": t.metric} for t in tasks}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           META_KEY: json.dumps(decl).encode()})
-    pq.write_table(table, path)
-    return Path(path)
+    """LABELS.parquet with its tasks declared in the metadata (``mediafm.tasks``)."""
+    return artifacts.write("labels", pa.Table.from_pandas(frame, preserve_index=False), path,
+                           tasks={t.name: {"kind": t.kind, "metric": t.metric} for t in tasks})
 
 
 def targets(frame: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -1,9 +1,17 @@
 """The explorer's web app: a FastAPI JSON API over a ``Catalog`` and a static page.
 
-Every path parameter is looked up in the store (an unknown title is a 404 with a message); a
-media file is served only when the store recorded it for that title, so no request can reach
-another file. With a token every request needs it: ``Authorization: Bearer TOKEN``, or the
-``mediafm_token`` cookie the page gets when opened as ``/?token=TOKEN``.
+- Errors are typed (``mediafm.errors``), and each kind has its status: an unknown title or
+  shot 404, outputs that do not belong together 409, a missing extra 501, a damaged file on
+  the server 500; always JSON ``{"detail": message}``, never a traceback.
+- Every path parameter is looked up in the store; a media file is served only when the
+  store recorded it for that title, so no request can reach another file.
+- Requests must name an allowed host (``Host`` header): localhost names, the address served
+  on, and ``allow_hosts``; a page on another site that rebinds its DNS name to this machine
+  cannot read the API.
+- With a token every request needs it: ``Authorization: Bearer TOKEN``, or the
+  ``mediafm_token`` cookie the page gets when opened as ``/?token=TOKEN``.
+- ``/docs`` (Swagger UI) is served from the ``fastapi-offline`` package: nothing is loaded
+  from elsewhere, so the page works offline; without that package ``/docs`` is off.
 """
 
 from __future__ import annotations
@@ -11,23 +19,49 @@ from __future__ import annotations
 import secrets
 from importlib import resources
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from mediafm.errors import MediaFMError, Mismatch, MissingExtra, NotFound
 from mediafm.serve.catalog import Catalog
-from mediafm.store import StoreError
 
 COOKIE = "mediafm_token"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+STATUS = ((NotFound, 404), (Mismatch, 409), (MissingExtra, 501), (MediaFMError, 500))
 
 
-def create_app(catalog: Catalog, token: str | None = None) -> FastAPI:
-    app = FastAPI(title="mediafm explorer", version="1",
+def status_of(error: Exception) -> int:
+    """The HTTP status of a library error (its kind, not its text)."""
+    return next((code for kind, code in STATUS if isinstance(error, kind)), 500)
+
+
+def host_name(header: str) -> str:
+    """``example.org:8765`` -> ``example.org``; ``[::1]:8765`` -> ``::1``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def create_app(catalog: Catalog, token: str | None = None, host: str = "127.0.0.1",
+               allow_hosts: tuple[str, ...] = ()) -> FastAPI:
+    app = FastAPI(title="mediafm explorer", version="1", docs_url=None, redoc_url=None,
                   description="Titles as timelines of shots, predictions, moments and "
                   "nearest shots across the catalog.")
+    allowed = {h.lower() for h in (*LOCAL_HOSTS, host, *allow_hosts)}
+    _guard(app, token, allowed)
+    _routes(app, catalog)
+    _pages(app)
+    return app
 
+
+def _guard(app: FastAPI, token: str | None, allowed: set[str]) -> None:
     @app.middleware("http")
-    async def require_token(request: Request, call_next):
+    async def check_host_and_token(request: Request, call_next):
+        name = host_name(request.headers.get("host", "")).lower()
+        if name not in allowed:
+            return JSONResponse({"detail": f"host {name!r} is not allowed (serve "
+                                 "--allow-host NAME to answer to it)"}, status_code=400)
         if token is None:
             return await call_next(request)
         given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -40,14 +74,23 @@ def create_app(catalog: Catalog, token: str | None = None) -> FastAPI:
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response
 
-    def not_found(e: Exception) -> HTTPException:
-        return HTTPException(404, str(e.args[0] if e.args else e))
+    @app.exception_handler(MediaFMError)
+    async def library_error(request: Request, error: MediaFMError):
+        return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception):
+        return JSONResponse({"detail": f"internal error ({type(error).__name__}: {error})"},
+                            status_code=500)
+
+
+def _routes(app: FastAPI, catalog: Catalog) -> None:
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "titles": len(catalog.titles),
                 "shots": catalog.store.info.n_shots, "predictions": bool(catalog.kinds),
-                "index": catalog.index is not None, "thumbs": catalog.thumbs.available}
+                "index": catalog.index is not None, "thumbs": catalog.store.has_thumbs,
+                "searched": catalog.searched}
 
     @app.get("/api/titles")
     def titles(q: str = Query("", max_length=200), offset: int = Query(0, ge=0),
@@ -56,47 +99,36 @@ def create_app(catalog: Catalog, token: str | None = None) -> FastAPI:
 
     @app.get("/api/titles/{title_id}")
     def title(title_id: str) -> dict:
-        try:
-            return catalog.title(title_id)
-        except StoreError as e:
-            raise not_found(e) from None
+        return catalog.title(title_id)
 
     @app.get("/api/titles/{title_id}/shots/{shot}/thumb.jpg",
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumb(title_id: str, shot: int) -> Response:
-        try:
-            jpeg = catalog.thumb(title_id, shot)
-        except StoreError as e:
-            raise not_found(e) from None
+        jpeg = catalog.thumb(title_id, shot)
         if jpeg is None:
-            raise HTTPException(404, f"no thumbnail for title {title_id!r} shot {shot}")
+            raise NotFound(f"no thumbnail for title {title_id!r} shot {shot}")
         return Response(jpeg, media_type="image/jpeg",
                         headers={"cache-control": "max-age=3600"})
 
     @app.get("/api/search")
     def search(title: str, shot: int = Query(..., ge=0), k: int = Query(10, ge=1, le=100),
                other_titles: bool = False) -> dict:
-        try:
-            hits = catalog.search(title, shot, k, other_titles)
-        except StoreError as e:
-            status = 404 if "unknown title" in str(e) else 400
-            raise HTTPException(status, str(e)) from None
-        except KeyError as e:
-            raise not_found(e) from None
-        return {"query": {"title_id": title, "shot_index": shot}, "hits": hits}
+        hits = catalog.search(title, shot, k, other_titles)
+        return {"query": {"title_id": title, "shot_index": shot}, "hits": hits,
+                "searched": catalog.searched}
 
     @app.get("/api/titles/{title_id}/media", response_class=FileResponse)
     def media(title_id: str) -> FileResponse:
-        try:
-            path = catalog.media_file(title_id)
-        except StoreError as e:
-            raise not_found(e) from None
+        path = catalog.media_file(title_id)
         if path is None:
-            raise HTTPException(404, f"no source media recorded (or present) for {title_id!r}")
+            raise NotFound(f"no source media recorded (or present) for {title_id!r}")
         return FileResponse(path)  # answers HTTP range requests: the page seeks into shots
 
+
+def _pages(app: FastAPI) -> None:
     static = resources.files("mediafm.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    _docs(app)
 
     @app.get("/", include_in_schema=False)
     def index(request: Request) -> Response:
@@ -104,12 +136,24 @@ def create_app(catalog: Catalog, token: str | None = None) -> FastAPI:
             return RedirectResponse("/")
         return FileResponse(str(static / "index.html"))
 
-    return app
 
+def _docs(app: FastAPI) -> None:
+    """Swagger UI from the files of ``fastapi-offline`` (no CDN); off without it."""
+    try:
+        docs = resources.files("fastapi_offline") / "static"
+    except ModuleNotFoundError:
+        @app.get("/docs", include_in_schema=False)
+        def no_docs() -> Response:
+            raise MissingExtra("the API docs page needs fastapi-offline (pip install "
+                               "'mediafm[serve]'); the schema is at /openapi.json")
+        return
+    from fastapi.openapi.docs import get_swagger_ui_html
 
-def serve(catalog: Catalog, host: str = "127.0.0.1", port: int = 8765,
-          token: str | None = None, log_level: str = "warning") -> None:
-    """Run the app under uvicorn until interrupted."""
-    import uvicorn
+    app.mount("/docs-static", StaticFiles(directory=str(docs)), name="docs-static")
 
-    uvicorn.run(create_app(catalog, token), host=host, port=port, log_level=log_level)
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mediafm explorer API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon.png")

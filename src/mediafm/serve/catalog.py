@@ -1,5 +1,7 @@
-"""What the explorer shows, computed once and cached: titles, shots, predictions, moments,
-neighbours. No web code here: ``app.py`` is a thin layer of routes over this."""
+"""What the explorer shows, as calls into the library: titles, shots, predictions, moments,
+neighbours. No web code here (``app.py`` is a thin layer of routes over this), and nothing
+the library does is done again: moments come from ``moments.title_moments`` (what
+``mediafm moments`` writes), search from ``search.Index`` (what ``mediafm search`` runs)."""
 
 from __future__ import annotations
 
@@ -10,25 +12,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mediafm.store import ShotStore, StoreError
-from mediafm.store.thumbs import Thumbs, media_paths
+from mediafm.errors import MediaFMError
+from mediafm.moments import MOMENT_KINDS, check_predictions, read_predictions, title_moments
+from mediafm.store import ShotStore
 
-EXACT_SEARCH_UP_TO = 200_000  # shots: without an index, search the store exactly up to this
+SEARCH_IN_MEMORY_UP_TO = 200_000  # shots: without an index, search the store exactly up to this
+MOMENTS_PER_TASK = 3
 
 
 class Catalog:
-    """A store, optionally with a model + heads (predictions, moments) and an index (search)."""
+    """A store, optionally with a model + heads or predictions (lanes, moments) and an index.
+
+    Every file given is checked against the store when the catalog opens (heads against the
+    model, an index or predictions against the store): the explorer never starts on outputs
+    that do not belong together."""
 
     def __init__(self, store: str | Path, model_dir: str | None = None,
                  heads_dir: str | None = None, index_dir: str | None = None,
                  pred: str | None = None, relevance: str = "ad_relevancy",
-                 cache_titles: int = 64):
+                 cache_titles: int = 64, media_root: str | None = None):
         """``relevance``: the multilabel task that says what suits the scene after an ad
         break (used when present)."""
-        self.store, self.relevance = ShotStore(store), relevance
-        self.thumbs = Thumbs(self.store)
-        self.media = media_paths(self.store)
-        self.model = self.heads = self.index = None
+        self.store, self.relevance = ShotStore(store, media_root=media_root), relevance
+        self.model = self.heads = self.index = self.pred = None
+        self.kinds: dict[str, str] = {}
         if model_dir:
             from mediafm.model import MediaFM
 
@@ -40,22 +47,15 @@ class Catalog:
                 raise ValueError("--heads needs --model (predictions come from the model)")
             self.heads = Heads.load(heads_dir)
             self.heads.check(self.model, self.store)
+            self.kinds = self.heads.kinds
+        if pred:
+            self.pred, self.kinds, meta = read_predictions(pred)
+            check_predictions(self.pred, meta, self.store, pred)
         if index_dir:
             from mediafm.search import Index
 
             self.index = Index.load(index_dir)
-            if self.index.kind != "shots":
-                raise ValueError(f"{index_dir}: an index of {self.index.kind}; the explorer "
-                                 "searches shots")
-        self.pred = None
-        if pred:
-            from mediafm.moments import read_predictions
-
-            self.pred, self.kinds = read_predictions(pred)
-        elif self.heads is not None:
-            self.kinds = self.heads.kinds
-        else:
-            self.kinds = {}
+            self.index.check_store(self.store)
         titles = self.store.titles
         self.titles = titles.assign(
             synopsis=titles["synopsis"].fillna(""),
@@ -63,7 +63,6 @@ class Catalog:
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, dict] = OrderedDict()
         self.cache_size = cache_titles
-        self._exact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ titles
 
@@ -79,7 +78,7 @@ class Catalog:
         return {"total": len(t), "offset": offset, "limit": limit,
                 "titles": [{"title_id": r.title_id, "n_shots": int(r.n_shots),
                             "synopsis": r.synopsis, "tags": r.tags,
-                            "media": self.has_media(r.title_id)}
+                            "media": self.media_file(r.title_id) is not None}
                            for r in page.itertuples()]}
 
     def title(self, title_id: str) -> dict:
@@ -96,135 +95,131 @@ class Catalog:
         return data
 
     def _title(self, title_id: str) -> dict:
-        row = self.titles.iloc[self.store.title_row(title_id)]  # StoreError if unknown
-        n = int(row.n_shots)
-        part = self.store.read_part(row.part, ["start_s", "end_s", "has_text"]).slice(
-            int(row.row_offset), n)
-        start, end = part["start_s"].to_numpy(), part["end_s"].to_numpy()
-        has_text = part["has_text"].to_pylist()
-        preds = self._predictions(title_id, n)
-        moments = self._moments(title_id, preds)
+        row = self.titles.iloc[self.store.title_row(title_id)]  # NotFound if unknown
+        shots = self.store.shots(title_id, ("start_s", "end_s", "has_text"))
+        start, end = shots["start_s"].to_numpy(), shots["end_s"].to_numpy()
+        n = len(shots)
+        long = self._long_predictions(title_id)
+        preds = _wide(long, n)
         flag = row.get("has_video")  # false: an audio-only title (a podcast), no pictures
         has_video = flag is None or bool(pd.isna(flag)) or bool(flag)
         return {"title_id": title_id, "n_shots": n, "synopsis": row.synopsis,
                 "tags": row.tags, "duration_s": float(end[-1]) if n else 0.0,
-                "media": self.has_media(title_id), "has_video": has_video,
-                "thumbs": self.thumbs.available and has_video,
+                "media": self.media_file(title_id) is not None, "has_video": has_video,
+                "thumbs": self.store.has_thumbs and has_video,
                 "shots": {"start_s": np.round(start, 3).tolist(),
                           "end_s": np.round(end, 3).tolist(),
-                          "has_text": [bool(x) for x in has_text]},
+                          "has_text": [bool(x) for x in shots["has_text"].fillna(False)]},
                 "predictions": {task: {"kind": self.kinds.get(task), "labels": labels,
                                        "scores": np.round(s, 3).tolist()}
                                 for task, (labels, s) in preds.items()},
-                "moments": moments}
+                "moments": self._moments(long, preds, start, end)}
 
-    def _predictions(self, title_id: str, n: int) -> dict[str, tuple[list[str], np.ndarray]]:
-        """task -> (labels, (n_shots, n_labels) scores)."""
+    def _long_predictions(self, title_id: str) -> pd.DataFrame | None:
+        """The title's predictions, long form (title_id, shot_index, task, label, score)."""
         if self.pred is not None:
-            p = self.pred[self.pred["title_id"] == title_id]
-        elif self.heads is not None:
-            from mediafm.heads import predict
+            return self.pred[self.pred["title_id"] == title_id]
+        if self.heads is None:
+            return None
+        from mediafm.heads import predict
 
-            p = predict(self.heads, self.model, self.store, _only(title_id, self.store),
-                        progress=False)
-            p = p.rename(columns={"clip_id": "shot_index"})
-        else:
-            return {}
-        out = {}
-        for task, g in p.groupby("task", sort=False):
-            wide = g.pivot(index="shot_index", columns="label", values="score").reindex(
-                range(n))
-            out[task] = (list(wide.columns), wide.to_numpy(np.float64))
-        return out
+        n = self.store.n_shots(title_id)
+        clips = pd.DataFrame({"clip_id": np.arange(n), "title_id": title_id,
+                              "first_shot": np.arange(n), "last_shot": np.arange(n)})
+        p = predict(self.heads, self.model, self.store, clips, progress=False)
+        return p.rename(columns={"clip_id": "shot_index"}).assign(title_id=title_id)
 
-    def _moments(self, title_id: str, preds: dict) -> list[dict]:
-        from mediafm.moments import ad_breaks, highlights
-
-        out = []
-        start = self.title_times(title_id)
-        rel = preds[self.relevance][1] if self.relevance in preds else None
-        for task, (_, s) in preds.items():
-            kind = self.kinds.get(task)
-            if kind in ("binary", "ranking"):
-                for rank, (lo, hi, sc) in enumerate(highlights(s[:, 0], 3), 1):
-                    out.append({"task": task, "kind": "highlight", "rank": rank,
-                                "first_shot": lo, "last_shot": hi, "score": round(sc, 3),
-                                "start_s": start[0][lo], "end_s": start[1][hi]})
-            elif kind == "boundary":
-                for rank, (lo, hi, sc, _, _) in enumerate(ad_breaks(s[:, 0], 3, rel), 1):
-                    out.append({"task": task, "kind": "ad break", "rank": rank,
-                                "first_shot": lo, "last_shot": hi, "score": round(sc, 3),
-                                "start_s": start[0][lo], "end_s": start[1][hi]})
-        return out
-
-    def title_times(self, title_id: str) -> tuple[np.ndarray, np.ndarray]:
-        row = self.titles.iloc[self.store.title_row(title_id)]
-        t = self.store.read_part(row.part, ["start_s", "end_s"]).slice(int(row.row_offset),
-                                                                       int(row.n_shots))
-        return t["start_s"].to_numpy(), t["end_s"].to_numpy()
+    def _moments(self, p: pd.DataFrame | None, preds: dict, start: np.ndarray,
+                 end: np.ndarray) -> list[dict]:
+        """The title's moments as ``mediafm moments`` finds them (``title_moments``)."""
+        if p is None or not len(p):
+            return []
+        tasks = [t for t in preds if self.kinds.get(t) in MOMENT_KINDS]
+        relevance = self.relevance if self.relevance in preds else None
+        rows = title_moments(p, self.kinds, tasks, len(start), start, end, MOMENTS_PER_TASK,
+                             relevance)
+        return [{"task": r[1], "kind": r[2], "rank": r[3], "first_shot": int(r[4]),
+                 "last_shot": int(r[5]), "start_s": float(r[6]), "end_s": float(r[7]),
+                 "score": round(float(r[8]), 3), "reason": r[9]} for r in rows]
 
     def thumb(self, title_id: str, shot: int) -> bytes | None:
-        self.store.title_row(title_id)  # StoreError if unknown
-        return self.thumbs.get(title_id, shot)
-
-    def has_media(self, title_id: str) -> bool:
-        """Whether the page may offer playback: recorded *and* still on disk (a moved or
-        deleted file would otherwise show a player that can only fail)."""
-        path = self.media.get(title_id)
-        return bool(path) and Path(path).is_file()
+        return self.store.thumbnail(title_id, shot)
 
     def media_file(self, title_id: str) -> Path | None:
         """The recorded source media of a title, if the file is there; never another path."""
-        self.store.title_row(title_id)
-        path = self.media.get(title_id)
-        return Path(path) if path and Path(path).is_file() else None
+        path = self.store.media(title_id)
+        return path if path is not None and path.is_file() else None
 
     # ------------------------------------------------------------------ search
 
+    @property
+    def searched(self) -> str:
+        """Which vectors "nearest shots" compares, in words (the page shows it)."""
+        if self.index is not None:
+            made = self.index.meta.get("embeddings", {})
+            return (f"the index {self.index.path} ({made.get('readout', 'embeddings')} of "
+                    f"the model at {(made.get('model') or {}).get('path') or 'unknown'})")
+        if self.model is not None:
+            from mediafm.readouts import DEFAULT_READOUT
+
+            return f"contextual embeddings ({DEFAULT_READOUT}) of the model, exact"
+        return "the fused shot vectors (no model given), exact"
+
+    def _search_index(self):
+        """The index searched: the one given, else one built in memory over the store's
+        contextual embeddings (with a model) or its fused vectors, exactly."""
+        if self.index is not None:
+            return self.index
+        with self.lock:
+            if self.index is None:
+                self.index = _memory_index(self.store, self.model, self.searched)
+        return self.index
+
     def search(self, title_id: str, shot: int, k: int = 10, other_titles: bool = False
                ) -> list[dict]:
-        row = self.titles.iloc[self.store.title_row(title_id)]
-        if not 0 <= shot < row.n_shots:
-            raise KeyError(f"title {title_id!r} has no shot {shot} (0..{row.n_shots - 1})")
-        if self.index is not None:
-            hits = self.index.search(title_id, shot, k=k, other_titles=other_titles)
-            hits = hits[["title_id", "shot_index", "score"]]
-        else:
-            hits = self._exact_search(title_id, shot, k, other_titles)
+        shot = self.store.check_shot(title_id, shot)
+        hits = self._search_index().search(title_id, shot, k=k, other_titles=other_titles)
         out = []
         for h in hits.itertuples():
-            s, e = self.title_times(h.title_id)
+            if hasattr(h, "start_s"):
+                s, e = h.start_s, h.end_s
+            else:
+                start, end = self.store.times(h.title_id)
+                s, e = start[h.shot_index], end[h.shot_index]
             out.append({"title_id": h.title_id, "shot_index": int(h.shot_index),
-                        "start_s": float(s[h.shot_index]), "end_s": float(e[h.shot_index]),
+                        "start_s": float(s), "end_s": float(e),
                         "score": round(float(h.score), 4)})
         return out
 
-    def _exact_search(self, title_id: str, shot: int, k: int, other_titles: bool
-                      ) -> pd.DataFrame:
-        if self.store.info.n_shots > EXACT_SEARCH_UP_TO:
-            raise StoreError(f"{self.store.info.n_shots:,} shots: give the explorer an index "
-                             "(mediafm index, then serve --index) to search a store this size")
-        with self.lock:
-            if self._exact is None:
-                ids, shots, vecs = [], [], []
-                for t, x in self.store.iter_titles("fused"):
-                    ids += [t] * len(x)
-                    shots.append(np.arange(len(x)))
-                    vecs.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
-                self._exact = (np.array(ids), np.concatenate(shots), np.concatenate(vecs))
-        ids, shots, x = self._exact
-        q = x[(ids == title_id) & (shots == shot)][0]
-        sims = x @ q
-        keep = ~((ids == title_id) & (shots == shot))
-        if other_titles:
-            keep &= ids != title_id
-        order = np.flatnonzero(keep)[np.argsort(-sims[keep])[:k]]
-        return pd.DataFrame({"title_id": ids[order], "shot_index": shots[order],
-                             "score": sims[order]})
+
+def _wide(p: pd.DataFrame | None, n: int) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Long predictions of one title -> task -> (labels, (n_shots, n_labels) scores)."""
+    out = {}
+    for task, g in (p.groupby("task", sort=False) if p is not None else ()):
+        wide = g.pivot(index="shot_index", columns="label", values="score").reindex(range(n))
+        out[task] = (list(wide.columns), wide.to_numpy(np.float64))
+    return out
 
 
-def _only(title_id: str, store: ShotStore) -> pd.DataFrame:
-    """One-shot clips for every shot of a title: predictions for one title alone."""
-    n = int(store.titles.iloc[store.title_row(title_id)].n_shots)
-    return pd.DataFrame({"clip_id": np.arange(n), "title_id": title_id,
-                         "first_shot": np.arange(n), "last_shot": np.arange(n)})
+def _memory_index(store: ShotStore, model, searched: str):
+    """An exact index over every shot of a small store (``SEARCH_IN_MEMORY_UP_TO``)."""
+    from mediafm.search import Index
+
+    if store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:
+        raise MediaFMError(f"{store.info.n_shots:,} shots: give the explorer an index "
+                           "(mediafm embed, mediafm index, then serve --index) to search a "
+                           "store this size")
+    keys, vectors = [], []
+    if model is not None:
+        from mediafm.embed import embed_part
+
+        for part in store.parts():
+            t = embed_part(model, store, part)
+            keys.append(t.select(["title_id", "shot_index"]).to_pandas())
+            vectors.append(np.stack(t["embedding"].to_numpy(zero_copy_only=False)))
+    else:
+        for title_id, x in store.iter_titles("fused"):
+            keys.append(pd.DataFrame({"title_id": title_id, "shot_index": np.arange(len(x))}))
+            vectors.append(x)
+    return Index.from_vectors("shots", pd.concat(keys, ignore_index=True),
+                              np.concatenate(vectors), {"searched": searched})

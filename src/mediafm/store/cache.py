@@ -32,7 +32,7 @@ def write_fused_cache(path: str | os.PathLike, progress: bool = True) -> Path:
     with locked(store.path), atomic_dir(final) as tmp:
         parts = {}
         for part in progress_bar(store.parts(), desc="cache", unit="part", disable=not progress):
-            table = store.read_part(part, ["fused"]).combine_chunks()
+            table = store._read_part(part, ["fused"]).combine_chunks()
             with pa.OSFile(str(tmp / cache_name(part)), "wb") as f, \
                     pa.ipc.new_file(f, table.schema) as writer:
                 writer.write_table(table, max_chunksize=max(table.num_rows, 1))

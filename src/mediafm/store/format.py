@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from mediafm.errors import StoreError
 from mediafm.fusion import MODALITIES
 
 FORMAT = "mediafm-store"
@@ -33,10 +34,6 @@ VERSION = 1
 ROW_GROUP = 1024  # rows per Parquet row group: the unit a title read touches
 PART_ROWS = 8192  # target rows per part file: the unit a streaming read holds in memory
 FUSED_CACHE = Path("cache") / "fused"
-
-
-class StoreError(ValueError):
-    """Bad input or a damaged store; the message names the file, title and row."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +46,17 @@ class StoreInfo:
     n_shots: int
     encoders: dict = field(default_factory=dict)
     fused_modalities: tuple[str, ...] = MODALITIES  # what the fused vector is made of
+    # a digest of the store's content (every shot's columns and the title table, not their
+    # layout in parts): what the outputs made from a store record, so that a consumer can tell
+    # it the same store (re-imported or moved) from another one; "" in stores written before
+    fingerprint: str = ""
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "dims": self.dims,
                 "modalities": list(self.modalities),
                 "fused_modalities": list(self.fused_modalities), "n_titles": self.n_titles,
-                "n_shots": self.n_shots, "encoders": self.encoders}
+                "n_shots": self.n_shots, "encoders": self.encoders,
+                "fingerprint": self.fingerprint}
 
     @classmethod
     def from_json(cls, meta: dict, source: Path) -> StoreInfo:
@@ -68,7 +70,8 @@ class StoreInfo:
         return cls(dims=meta["dims"], modalities=tuple(meta["modalities"]),
                    n_titles=meta["n_titles"], n_shots=meta["n_shots"],
                    encoders=meta.get("encoders", {}),
-                   fused_modalities=tuple(meta.get("fused_modalities", meta["modalities"])))
+                   fused_modalities=tuple(meta.get("fused_modalities", meta["modalities"])),
+                   fingerprint=meta.get("fingerprint", ""))
 
 
 def vector_array(x: np.ndarray) -> pa.FixedSizeListArray:
@@ -96,3 +99,27 @@ def vectors_or_zeros(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     if dim and valid.any():
         out[valid] = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
     return out
+
+
+def column_digest(h, name: str, col: pa.ChunkedArray | pa.Array) -> None:
+    """Feed a column's name, values and nulls into the hash ``h`` (``hashlib``), the same for
+    the same values however the column is chunked, sliced or compressed."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    h.update(name.encode() + b"\0" + str(len(col)).encode())
+    h.update(col.is_null().to_numpy(zero_copy_only=False).tobytes())
+    if pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
+        h.update(col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).tobytes())
+        values = col.flatten()
+        if pa.types.is_string(values.type):
+            h.update("\0".join(v or "" for v in values.to_pylist()).encode())
+        else:
+            h.update(values.to_numpy(zero_copy_only=False).astype(np.float32).tobytes())
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        h.update("\0".join(v or "" for v in col.to_pylist()).encode())
+    elif pa.types.is_binary(col.type):
+        for v in col.to_pylist():
+            h.update(len(v or b"").to_bytes(8, "little") + (v or b""))
+    else:  # numbers and flags; a null's value does not matter, its bit is hashed above
+        values = col.to_numpy(zero_copy_only=False)
+        h.update(np.nan_to_num(np.asarray(values, dtype=np.float64)).tobytes())

@@ -34,6 +34,18 @@ class RowReader:
         raise NotImplementedError
 
 
+class TitleRows:
+    """Rows of a title's fused vectors, addressed by the title's row in the title table and
+    its first shot: the training loader's view, which knows nothing of parts and offsets."""
+
+    def __init__(self, rows: RowReader, part: np.ndarray, offset: np.ndarray):
+        self.rows, self.part, self.offset = rows, part, offset
+
+    def read(self, title_row: int, first_shot: int, out: np.ndarray) -> None:
+        """Copy shots ``first_shot .. first_shot + len(out) - 1`` of the title into ``out``."""
+        self.rows.read(self.part[title_row], int(self.offset[title_row]) + first_shot, out)
+
+
 class ParquetRows(RowReader):
     """Decoded fused columns of the most recently used parts (LRU, ``size`` parts at most)."""
 

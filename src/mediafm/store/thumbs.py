@@ -3,7 +3,8 @@
 ``STORE/thumbs/part-NNNNN.parquet`` (``title_id``, ``shot_index``, ``jpeg``): one small JPEG a
 shot (its middle frame, at most 192 px wide), in the same parts and order as the shots, written
 whole (atomically) by ``mediafm ingest`` or ``mediafm thumbs``. ``STORE/ingest.json`` records
-each title's source media. Stores built by ``import`` have neither.
+each title's source media (an absolute path) and what it was made from. Stores built by
+``import`` have neither. Readers go through ``ShotStore.thumbnail`` and ``ShotStore.media``.
 """
 
 from __future__ import annotations
@@ -11,32 +12,33 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mediafm.atomic import atomic_dir, locked
-from mediafm.store.reader import ShotStore
+from mediafm.atomic import atomic_dir, locked, write_text
+from mediafm.errors import StoreError
 
 THUMBS = "thumbs"
+MEDIA = "ingest.json"
 
 
-def write_thumbs(store: ShotStore, thumbs: Iterable[tuple[str, list[bytes | None]]]) -> Path:
+def write_thumbs(store, thumbs: Iterable[tuple[str, list[bytes | None]]]) -> Path:
     """Write STORE/thumbs from (title_id, one JPEG or None per shot) pairs, in any order."""
     by_title = dict(thumbs)
     final = store.path / THUMBS
     with locked(store.path), atomic_dir(final) as tmp:
-        for part, group in store.titles.groupby("part", sort=True):
+        for part, titles in store._by_part(None):
             ids, shots, jpegs = [], [], []
-            for row in group.sort_values("row_offset").itertuples():
-                got = by_title.get(row.title_id) or [None] * row.n_shots
-                if len(got) != row.n_shots:
-                    raise ValueError(f"title {row.title_id!r}: {len(got)} thumbnails for "
-                                     f"{row.n_shots} shots")
-                ids += [row.title_id] * row.n_shots
-                shots += list(range(row.n_shots))
+            for title_id, _, n in titles:
+                got = by_title.get(title_id) or [None] * n
+                if len(got) != n:
+                    raise ValueError(f"title {title_id!r}: {len(got)} thumbnails for {n} shots")
+                ids += [title_id] * n
+                shots += list(range(n))
                 jpegs += got
             pq.write_table(pa.table({"title_id": pa.array(ids, pa.string()),
                                      "shot_index": pa.array(shots, pa.int32()),
@@ -44,66 +46,77 @@ def write_thumbs(store: ShotStore, thumbs: Iterable[tuple[str, list[bytes | None
     return final
 
 
-def media_paths(store: ShotStore) -> dict[str, str]:
-    """title_id -> the source media file ingest recorded ({} for imported stores)."""
-    path = store.path / "ingest.json"
-    if not path.is_file():
-        return {}
-    return {job["title_id"]: job["video"] for job in json.loads(path.read_text())}
-
-
 class Thumbs:
-    """Thumbnail lookup, one part file decoded at a time (LRU of a few parts)."""
+    """Thumbnail lookup by (part, row), one part file decoded at a time (LRU of a few)."""
 
-    def __init__(self, store: ShotStore, parts_in_memory: int = 4):
-        self.store, self.size = store, parts_in_memory
-        self.root = store.path / THUMBS
-        self.available = self.root.is_dir()
-        self.cache: dict[str, pa.Table] = {}
+    def __init__(self, store_path: Path, parts_in_memory: int = 4):
+        self.root, self.size = store_path / THUMBS, parts_in_memory
+        self.cache: OrderedDict[str, pa.ChunkedArray] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, title_id: str, shot: int) -> bytes | None:
-        if not self.available:
-            return None
-        row = self.store.titles.iloc[self.store.title_row(title_id)]
-        if not 0 <= shot < row.n_shots:
+    def get(self, part: str, row: int) -> bytes | None:
+        if not self.root.is_dir():
             return None
         with self.lock:
-            table = self.cache.pop(row.part, None)
-            if table is None:
-                table = pq.read_table(self.root / row.part, columns=["jpeg"])
-            self.cache[row.part] = table  # most recent last
+            column = self.cache.pop(part, None)
+            if column is None:
+                path = self.root / part
+                try:
+                    column = pq.read_table(path, columns=["jpeg"])["jpeg"]
+                except (OSError, pa.ArrowException) as e:
+                    raise StoreError(f"{path}: damaged thumbnails ({e}); rerun "
+                                     "`mediafm thumbs`") from None
+            self.cache[part] = column  # most recent last
             while len(self.cache) > self.size:
-                self.cache.pop(next(iter(self.cache)))
-        return table["jpeg"][int(row.row_offset) + shot].as_py()
+                self.cache.popitem(last=False)
+        if row >= len(column):
+            raise StoreError(f"{self.root / part}: damaged thumbnails (no row {row}); rerun "
+                             "`mediafm thumbs`")
+        return column[row].as_py()
 
 
-def has_thumbs(store: ShotStore) -> bool:
-    return (store.path / THUMBS).is_dir()
+def write_media_records(store: str | os.PathLike, titles: list[dict], settings: dict) -> Path:
+    """STORE/ingest.json: ``titles``, one record a title (``title_id``, ``video``: the source
+    media's absolute path, its identity, ...), and the ingest ``settings`` they were made with."""
+    return write_text(Path(store) / MEDIA,
+                      json.dumps({"titles": titles, "settings": settings}, indent=1))
 
 
-def add_thumbs(store: str | os.PathLike, progress: bool = True, width: int = 192) -> Path:
-    """``mediafm thumbs``: decode each title's middle frames from its recorded media."""
-    import numpy as np
+def read_media_records(store: str | os.PathLike) -> tuple[list[dict], dict | None]:
+    """(title records, settings) of STORE/ingest.json; ([], None) for an imported store.
+    mediafm 0.2 wrote a bare list of records, without settings."""
+    path = Path(store) / MEDIA
+    if not path.is_file():
+        return [], None
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, list):
+            return data, None
+        return list(data["titles"]), data.get("settings")
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise StoreError(f"{path}: damaged media records ({e})") from None
 
-    from mediafm.ingest.media import frames_at
-    from mediafm.progress import progress_bar
 
-    store = store if isinstance(store, ShotStore) else ShotStore(store)
-    media = media_paths(store)
-    if not media:
-        raise ValueError(f"{store.path}: no recorded media (ingest.json); stores built by "
-                         "`mediafm import` have no source video to take thumbnails from")
-    out = []
-    for title_id in progress_bar(store.titles["title_id"].tolist(), desc="thumbs",
-                                 unit="title", disable=not progress):
-        if title_id not in media:
-            continue
-        row = store.titles.iloc[store.title_row(title_id)]
-        t = store.read_part(row.part, ["start_s", "end_s"]).slice(int(row.row_offset),
-                                                                  int(row.n_shots))
-        mid = (t["start_s"].to_numpy() + t["end_s"].to_numpy()) / 2
-        _, jpegs = frames_at(media[title_id], mid, thumbs=np.ones(len(mid), bool),
-                             thumb_width=width)
-        out.append((title_id, jpegs))
-    return write_thumbs(store, out)
+def media_records(store: str | os.PathLike) -> dict[str, str]:
+    """title_id -> the source media ingest recorded ({} for imported stores)."""
+    try:
+        return {r["title_id"]: r["video"] for r in read_media_records(store)[0]}
+    except (KeyError, TypeError) as e:
+        raise StoreError(f"{Path(store) / MEDIA}: damaged media records ({e})") from None
+
+
+def reroot(path: Path, records: dict[str, str], root: Path | None) -> Path | None:
+    """Where a recorded media file is now.
+
+    Without ``root``: the recorded absolute path (None for a relative one, which stores
+    written by mediafm 0.2 hold: relative to a directory nobody recorded, so it could name
+    another file). With ``root`` (the store and its media moved): the path below the folder
+    that holds every recorded file, under ``root`` (a relative record: under ``root`` as is).
+    """
+    if root is None:
+        return path if path.is_absolute() else None
+    if not path.is_absolute():
+        return root / path
+    parents = [str(Path(p).parent) for p in records.values() if Path(p).is_absolute()]
+    base = Path(os.path.commonpath(parents)) if parents else path.parent
+    return root / path.relative_to(base)

@@ -13,6 +13,7 @@ Titles stream through: memory is one part file's rows, whatever the store's size
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mediafm.atomic import atomic_dir, locked
-from mediafm.store.format import PART_ROWS, ROW_GROUP, StoreError, StoreInfo, vector_array
+from mediafm.store.format import (
+    PART_ROWS,
+    ROW_GROUP,
+    StoreError,
+    StoreInfo,
+    column_digest,
+    vector_array,
+)
 
 
 class StoreWriter:
@@ -40,6 +48,7 @@ class StoreWriter:
         self.n_parts = 0
         self.n_shots = 0
         self.locations: dict[str, tuple[str, int, int]] = {}  # title -> (part, offset, n)
+        self.digests: dict[str, bytes] = {}  # title -> digest of its shots (the fingerprint)
         self.finished = False
 
     def add_table(self, title_id: str, table: pa.Table) -> None:
@@ -49,6 +58,11 @@ class StoreWriter:
         if self.rows and self.rows + table.num_rows > self.part_rows:
             self._flush()
         self.locations[title_id] = (self._name(), self.rows, table.num_rows)
+        h = hashlib.blake2b(title_id.encode(), digest_size=16)
+        for name in sorted(table.column_names):
+            if name != "title_id":  # one title a table: its id is hashed once, above
+                column_digest(h, name, table[name])
+        self.digests[title_id] = h.digest()
         self.pending.append(table)
         self.rows += table.num_rows
         self.n_shots += table.num_rows
@@ -94,17 +108,31 @@ class StoreWriter:
         if not self.locations:
             raise StoreError("no titles to write")
         self._flush()
-        self._write_titles(titles, title_emb, dims.get("metadata", 0))
+        table = self._write_titles(titles, title_emb, dims.get("metadata", 0))
         info = StoreInfo(dims={**dims, "metadata": dims.get("metadata", 0)},
                          modalities=tuple(modalities), n_titles=len(self.locations),
                          n_shots=self.n_shots, encoders=encoders or {},
-                         fused_modalities=tuple(fused_modalities))
+                         fused_modalities=tuple(fused_modalities),
+                         fingerprint=self._fingerprint(table, fused_modalities))
         (self.root / "store.json").write_text(json.dumps(info.to_json(), indent=2))
         self.finished = True
         return info
 
+    def _fingerprint(self, titles: pa.Table, fused_modalities: tuple[str, ...]) -> str:
+        """A digest of the content: every title's shots and title row, in title-id order (the
+        same store re-imported from rows in another order, or in other parts, gets the same)."""
+        order = np.argsort(titles["title_id"].to_numpy(zero_copy_only=False).astype(str),
+                           kind="stable")
+        titles = titles.take(pa.array(order))
+        h = hashlib.blake2b(",".join(fused_modalities).encode(), digest_size=16)
+        for name in sorted(set(titles.column_names) - {"part", "row_offset"}):
+            column_digest(h, name, titles[name])
+        for t in titles["title_id"].to_pylist():
+            h.update(self.digests[t])
+        return h.hexdigest()
+
     def _write_titles(self, frame: pd.DataFrame | None, emb: np.ndarray | None,
-                      dim: int) -> None:
+                      dim: int) -> pa.Table:
         ids = list(self.locations)
         rows = {t: i for i, t in enumerate(frame["title_id"])} if frame is not None else {}
         idx = [rows.get(t) for t in ids]
@@ -126,7 +154,9 @@ class StoreWriter:
                     else None for i in idx]
             cols[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v))
                                 else (list(v) if c == "tags" else v) for v in vals], typ)
-        pq.write_table(pa.table(cols), self.root / "titles.parquet")
+        table = pa.table(cols)
+        pq.write_table(table, self.root / "titles.parquet")
+        return table
 
 
 @contextmanager

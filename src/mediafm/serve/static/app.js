@@ -110,7 +110,7 @@ function renderTitle(t) {
     el("span", { text: `${l.task} (${l.kind})` })));
   const moments = el("div", { class: "moments" }, el("h3", { text: "Moments" }),
     ...(t.moments.length ? t.moments.map((m) => el("button", {
-      onclick: () => selectShot(m.first_shot, true),
+      onclick: () => selectShot(m.first_shot, true), title: m.reason,
       text: `${m.kind} · ${m.task} #${m.rank}: shots ${m.first_shot}–${m.last_shot} ` +
             `(${clock(m.start_s)}–${clock(m.end_s)}) score ${m.score}`,
     })) : [el("p", { class: "hint", text: "No predictions: serve with --model and --heads (or --pred)." })]));
@@ -217,12 +217,15 @@ async function selectShot(i, scroll = false) {
     parts.push(el("div", { class: "meta", text: `${task}: ${text}` }));
   }
   const neighbours = el("div", { class: "neighbours", "aria-label": "neighbours" });
-  parts.push(el("h4", { text: "Nearest shots in other titles" }), neighbours);
+  const heading = el("h4", { text: "Nearest shots in other titles" });
+  parts.push(heading, neighbours);
   panel.replaceChildren(...parts);
   try {
     const params = new URLSearchParams({ title: t.title_id, shot: i, k: 8, other_titles: true });
     const found = await api(`/api/search?${params}`);
     if (state.shot !== i) return;
+    heading.textContent = "Nearest shots in other titles";
+    heading.append(el("div", { class: "tags searched", text: `searched: ${found.searched}` }));
     neighbours.replaceChildren(...found.hits.map((h) => el("div", {
       class: "neighbour", "data-title": h.title_id,
       onclick: () => openTitle(h.title_id, h.shot_index),

@@ -1,0 +1,20 @@
+"""The names of what ``embed`` reads out of the model, defined once (no torch: the CLI's help
+and choices come from here). What each readout computes is ``embed.readout``.
+"""
+
+from __future__ import annotations
+
+# readout -> what it is (the CLI's help and the docs)
+READOUTS = {
+    "input+context": "[the shot's input projection ; its context vector: the hidden state "
+                     "when the shot is masked, i.e. what the title around it says] (default)",
+    "input+context+hidden": "[input projection ; context ; the final hidden state]",
+    "fused+context": "[the shot's fused vector itself ; context]",
+    "context": "the context vector alone",
+    "hidden": "the final hidden state with nothing masked (the spec's reading)",
+    "input+hidden": "[input projection ; hidden]",
+    "output": "the output projection, in fused dims",
+}
+DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
+MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
+TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
