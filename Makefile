@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps demo test lint fuzz bench bench-gpu bench-quality clean
+.PHONY: install system-deps demo test lint docs fuzz bench bench-gpu bench-quality clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ fuzz: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# docs/cli.md from the argument parser (a test fails when it is stale)
+docs: install
+	$(PY) -m mediafm.cli.reference > docs/cli.md
 
 # CPU benchmarks (~10 min on 2 cores): interleaved repeats, medians with ranges; each writes
 # benchmarks/results/NAME.json and benchmarks/README.md's tables are regenerated from those.

@@ -15,7 +15,7 @@ import pytest
 
 from mediafm.store import ShotStore
 
-KILL_AFTER_S = (0.8, 1.6, 2.4)  # into the process: imports done, mid-work, near the end
+KILL_INTO_WRITE_S = (0.0, 0.05)  # after the temporary output appears: at once, further in
 
 
 def mediafm(*args, cwd, preexec=None, check=True):
@@ -26,13 +26,20 @@ def mediafm(*args, cwd, preexec=None, check=True):
     return proc
 
 
-def killed(args, cwd, after_s: float) -> None:
-    """Start ``mediafm ARGS`` and SIGKILL it ``after_s`` seconds in (or let it finish)."""
+def killed_mid_write(args, cwd, temporary: str, extra_s: float) -> None:
+    """Start ``mediafm ARGS``; once the temporary output ``temporary`` (a glob under ``cwd``)
+    exists, wait ``extra_s`` more and SIGKILL it. Fails unless the kill lands while the
+    process is still writing: the test must test a kill mid-write, not a finished run."""
     proc = subprocess.Popen([sys.executable, "-m", "mediafm", "-q", *map(str, args)], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(after_s)
+    deadline = time.monotonic() + 120
+    while not list(cwd.glob(temporary)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(extra_s)
+    alive = proc.poll() is None and bool(list(cwd.glob(temporary)))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert alive, f"mediafm {args[0]} was not writing {temporary} when killed"
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +65,28 @@ def hidden_leftovers(d) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("after_s", KILL_AFTER_S)
-def test_kill_import_cache_embed_at_any_point(reference, tmp_path, after_s):
-    """After a kill the output is absent or whole, never half; a rerun equals the reference."""
+@pytest.mark.parametrize("extra_s", KILL_INTO_WRITE_S)
+def test_kill_import_cache_embed_mid_write(reference, tmp_path, extra_s):
+    """A kill while the output is being written leaves no output (and nothing half-written);
+    a rerun writes it whole, equal to an uninterrupted run's."""
     d = tmp_path
     for name in ("shots", "titles", "labels"):
         (d / f"{name}.parquet").symlink_to(reference / f"{name}.parquet")
     ref = ShotStore(reference / "store")
     imp = ["import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store"]
-    killed(imp, d, after_s)
-    if (d / "store").exists():  # whole, or not there at all
-        assert ShotStore(d / "store").info.n_shots == ref.info.n_shots
+    killed_mid_write(imp, d, ".store.tmp-*", extra_s)
+    assert not (d / "store").exists()
     mediafm(*imp, cwd=d)
-    killed(["cache", "--store", "store"], d, after_s)
-    store = ShotStore(d / "store")
-    if store.has_fused_cache:
-        for part in store.parts():
-            np.testing.assert_array_equal(store.part_vectors(part), ref.part_vectors(part))
+    killed_mid_write(["cache", "--store", "store"], d, "store/cache/.fused.tmp-*", 0)
+    assert not ShotStore(d / "store").has_fused_cache
     mediafm("cache", "--store", "store", cwd=d)
-    assert ShotStore(d / "store").has_fused_cache
+    store = ShotStore(d / "store")
+    assert store.has_fused_cache
+    for part in store.parts():
+        np.testing.assert_array_equal(store.part_vectors(part), ref.part_vectors(part))
     emb = ["embed", "--model", reference / "run", "--store", "store", "--out", "emb.parquet"]
-    killed(emb, d, after_s)
-    if (d / "emb.parquet").exists():
-        assert len(pd.read_parquet(d / "emb.parquet")) == ref.info.n_shots
+    killed_mid_write(emb, d, ".emb.parquet.parts", extra_s)
+    assert not (d / "emb.parquet").exists()
     mediafm(*emb, cwd=d)
     a, b = pd.read_parquet(d / "emb.parquet"), pd.read_parquet(reference / "emb.parquet")
     np.testing.assert_allclose(np.stack(a.embedding), np.stack(b.embedding), atol=1e-6)
@@ -98,8 +104,8 @@ def test_kill_probe_leaves_the_previous_report(reference, tmp_path):
             "--no-baselines", "--out", "report"]
     mediafm(*args, cwd=tmp_path)
     before = (tmp_path / "report" / "results.csv").read_text()
-    killed(args, tmp_path, 1.5)
-    assert (tmp_path / "report" / "results.csv").read_text() == before  # old or new: whole
+    killed_mid_write(args, tmp_path, ".report.tmp-*", 0)
+    assert (tmp_path / "report" / "results.csv").read_text() == before  # the old one, whole
     assert {p.name for p in (tmp_path / "report").iterdir()} >= {"REPORT.md", "report.html"}
     mediafm(*args, cwd=tmp_path)
     assert (tmp_path / "report" / "results.csv").read_text() == before

@@ -56,6 +56,18 @@ def test_every_endpoint(synthetic):
     assert tone["kind"] == "multilabel" and len(tone["scores"]) == n
     assert len(tone["scores"][0]) == len(tone["labels"])
     assert {m["kind"] for m in t["moments"]} == {"highlight", "ad break"}
+    # the page's moments are `mediafm moments`' for these predictions, not a copy's
+    from mediafm.heads import predict
+    from mediafm.moments import find_moments
+
+    pred = predict(synthetic.heads, synthetic.model, synthetic.store, progress=False)
+    want = find_moments(pred[pred.title_id == "title-00003"], synthetic.heads.kinds,
+                        synthetic.store, k=3, relevance="ad_relevancy")
+    got = [(m["task"], m["kind"], m["rank"], m["first_shot"], m["last_shot"], m["reason"])
+           for m in t["moments"]]
+    assert got == list(want[["task", "kind", "rank", "first_shot", "last_shot",
+                             "reason"]].itertuples(index=False, name=None))
+    np.testing.assert_allclose([m["score"] for m in t["moments"]], want.score, atol=1e-3)
     hits = client.get("/api/search", params={"title": "title-00003", "shot": 2, "k": 5,
                                              "other_titles": True}).json()["hits"]
     assert len(hits) == 5 and all(h["title_id"] != "title-00003" for h in hits)

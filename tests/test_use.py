@@ -26,6 +26,20 @@ def test_heads_round_trip_and_cross_validated_scores(fitted):
         cv = again.heads[name].info["cv"]
         assert cv["metric"] == h.task.metric and np.isfinite(cv["score"])
     assert again.heads["tone"].labels == sorted({x for v in labels.tone.dropna() for x in v})
+    # heads that learned something: cross-validated scores well above chance, whose level is
+    # the positive rate for AP and 0 for Kendall's tau (the 30-step model of this fixture
+    # has not learned context, run.json says so: a scene boundary, a change from the previous
+    # shot, is beyond it; tests/test_context.py holds a trained model to that)
+    from mediafm.probes.tasks import targets
+
+    for task in TASKS:
+        _, y, _ = targets(labels, task)
+        chance = 0.0 if task.kind == "ranking" else float(np.mean(y))
+        score = heads.heads[task.name].info["cv"]["score"]
+        if task.kind == "ranking":
+            assert score > 0.1, (task.name, score)
+        elif task.kind != "boundary":
+            assert score > 1.5 * chance, (task.name, score, chance)
     hidden, fused = model.config.hidden, model.config.fused_dim
     assert again.meta["features"] == {"readout": "input+context", "with_title": True,
                                       "title": TITLE_PART, "dim": 2 * hidden + fused + hidden}

@@ -115,7 +115,7 @@ def find_moments(pred: pd.DataFrame, kinds: dict[str, str], store: ShotStore,
     if not 1 <= min_shots <= max_shots:
         raise ValueError(f"need 1 <= min_shots <= max_shots, got {min_shots}, {max_shots}")
     known = sorted(set(pred["task"]))
-    tasks = tasks or [t for t in known if kinds.get(t) in MOMENT_KINDS]
+    tasks = tasks or moment_tasks(known, kinds)
     for t in [*tasks, *([relevance] if relevance else [])]:
         if t not in known:
             raise ValueError(f"task {t!r} is not in the predictions (they have {known})")
@@ -128,6 +128,11 @@ def find_moments(pred: pd.DataFrame, kinds: dict[str, str], store: ShotStore,
         rows += title_moments(p, kinds, tasks, len(start), start, end, k, relevance,
                               min_shots, max_shots)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def moment_tasks(tasks, kinds: dict[str, str]) -> list[str]:
+    """The tasks moments come from by default: every binary, ranking and boundary task."""
+    return [t for t in sorted(tasks) if kinds.get(t) in MOMENT_KINDS]
 
 
 def title_moments(p: pd.DataFrame, kinds: dict[str, str], tasks: list[str], n: int,

@@ -126,7 +126,10 @@ def register(sub) -> None:
                    "does not record its encoders (you vouch its vectors come from the same)")
     s.add_argument("--device")
     s.set_defaults(func=_predict)
+    _register_moments_and_search(sub)
 
+
+def _register_moments_and_search(sub) -> None:
     s = sub.add_parser("moments", help="top non-overlapping moments per title from "
                        "predictions: highlights and ad-break candidates")
     s.add_argument("--pred", required=True, help="shot-level PRED.parquet from predict")

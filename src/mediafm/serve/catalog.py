@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mediafm.errors import MediaFMError
-from mediafm.moments import MOMENT_KINDS, check_predictions, read_predictions, title_moments
+from mediafm.moments import check_predictions, moment_tasks, read_predictions, title_moments
 from mediafm.store import ShotStore
 
 SEARCH_IN_MEMORY_UP_TO = 200_000  # shots: without an index, search the store exactly up to this
@@ -134,7 +134,7 @@ class Catalog:
         """The title's moments as ``mediafm moments`` finds them (``title_moments``)."""
         if p is None or not len(p):
             return []
-        tasks = [t for t in preds if self.kinds.get(t) in MOMENT_KINDS]
+        tasks = moment_tasks(preds, self.kinds)
         relevance = self.relevance if self.relevance in preds else None
         rows = title_moments(p, self.kinds, tasks, len(start), start, end, MOMENTS_PER_TASK,
                              relevance)
