@@ -188,3 +188,33 @@ def test_a_write_removes_what_a_killed_writer_left_but_not_a_live_writers(tmp_pa
     finally:
         live.kill()
         live.wait()
+
+
+@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755),
+                                                     (0o002, 0o664, 0o775)])
+def test_outputs_honour_the_umask(reference, tmp_path, mask, file_mode, dir_mode):
+    """What mediafm writes can be shared as any file can: modes follow the umask, not the
+    private ones of the temporaries it is written under."""
+    for name in ("shots", "titles"):
+        (tmp_path / f"{name}.parquet").symlink_to(reference / f"{name}.parquet")
+    as_user = lambda: os.umask(mask)  # noqa: E731
+    mediafm("import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out",
+            "store", cwd=tmp_path, preexec=as_user)
+    mediafm("cache", "--store", "store", cwd=tmp_path, preexec=as_user)
+    mediafm("embed", "--model", reference / "run", "--store", "store", "--out", "emb.parquet",
+            cwd=tmp_path, preexec=as_user)
+    outputs = [tmp_path / "store", *(tmp_path / "store").rglob("*"), tmp_path / "emb.parquet"]
+    modes = {p.relative_to(tmp_path): p.stat().st_mode & 0o777 for p in outputs}
+    want = {p.relative_to(tmp_path): dir_mode if p.is_dir() else file_mode for p in outputs}
+    assert modes == want
+
+
+def test_a_closed_pipe_is_quiet(reference):
+    """``mediafm info STORE | head -0``: the reader is gone before anything is printed; no
+    "Broken pipe" error, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "mediafm", "info", str(reference / "store")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command (seconds of imports) writes a byte
+    err = proc.stderr.read().decode()
+    proc.wait()
+    assert err == "" and proc.returncode == 141

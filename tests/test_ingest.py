@@ -379,3 +379,39 @@ def test_a_title_that_does_not_start_at_zero(media, tmp_path):
     at = np.array([1.0, 3.0])  # the same pictures at the same title times
     diff = frames_at(ts, at).astype(int) - frames_at(media / "cuts.mp4", at).astype(int)
     assert np.abs(diff).mean() < 3
+
+
+def test_identity_duplicates_and_recorded_paths(media, tmp_path, monkeypatch):
+    """A manifest naming one title twice is refused up front (both lines named); a media file
+    replaced under the same title id is ingested again, from a staging as from a store; the
+    store records absolute paths, so a server started elsewhere finds the right file, and
+    ``media_root`` finds it after the store and its media moved."""
+    import shutil
+
+    work = tmp_path / "work"
+    (work / "media").mkdir(parents=True)
+    shutil.copy(media / "cuts.mp4", work / "media" / "film.mp4")
+    (work / "m.csv").write_text("title_id,video\nfilm,media/film.mp4\nother,media/film.mp4\n"
+                                "film,media/film.mp4\n")
+    with pytest.raises(ValueError, match=r"title 'film' is on line 2 and on line 4"):
+        read_manifest(work / "m.csv")
+    assert not (work / "store").exists()
+    monkeypatch.chdir(work)
+    jobs = [TitleJob("film", "media/film.mp4")]  # relative, as a user writes it
+    first = ingest(jobs, "store", IngestConfig.of(**CHEAP), progress=False)
+    store = ShotStore(work / "store")
+    assert first.done == ["film"] and store.media("film") == work / "media" / "film.mp4"
+    assert store.info.n_shots == 3
+    # the same title id, another video (re-encoded, replaced): ingested again, not reused
+    shutil.copy(media / "silent.mp4", work / "media" / "film.mp4")
+    second = ingest(jobs, "store", IngestConfig.of(**CHEAP), progress=False)
+    assert second.done == ["film"] and not second.skipped
+    assert ShotStore(work / "store").info.n_shots == 1 and second.no_audio == ["film"]
+    # the store and its media move together: the recorded path is found under media_root
+    monkeypatch.chdir(tmp_path)
+    shutil.move(work, tmp_path / "moved")
+    moved = ShotStore(tmp_path / "moved" / "store")
+    assert moved.media("film") == work / "media" / "film.mp4"  # as recorded (gone)
+    rooted = ShotStore(tmp_path / "moved" / "store", media_root=tmp_path / "moved" / "media")
+    assert rooted.media("film") == tmp_path / "moved" / "media" / "film.mp4"
+    assert rooted.media("film").is_file()

@@ -286,3 +286,64 @@ def test_bounded_load_on_loopback(ingested):
     with Server(create_app(catalog)) as url:
         latencies, codes = asyncio.run(load(url, mixed_paths(catalog, 400), clients=20))
     assert len(codes) == len(latencies) == 400 and set(codes) == {200}
+
+
+def test_a_shared_host_is_safe(synthetic, ingested, tmp_path):
+    """Only allowed host names are answered (a DNS-rebinding page names its own); the API
+    docs load nothing from elsewhere; a damaged file on the server is a 500 with a message,
+    not a traceback."""
+    app = create_app(synthetic, allow_hosts=("mediafm.studio.internal",))
+    for host, status in (("127.0.0.1:8765", 200), ("localhost", 200), ("[::1]:8765", 200),
+                         ("mediafm.studio.internal:8765", 200), ("evil.example", 400),
+                         ("evil.example:8765", 400), ("", 400)):
+        r = TestClient(app, base_url="http://127.0.0.1").get("/healthz", headers={"host": host})
+        assert r.status_code == status, host
+        if status == 400:
+            assert "is not allowed" in r.json()["detail"]
+    client = TestClient(app, base_url="http://127.0.0.1")
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower() and "https://" not in docs.text
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    root, _ = ingested
+    copy = tmp_path / "store"
+    shutil.copytree(root / "store", copy)
+    part = next((copy / "thumbs").glob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:200])
+    client = TestClient(create_app(Catalog(copy)), base_url="http://127.0.0.1")
+    r = client.get("/api/titles/cuts/shots/0/thumb.jpg")
+    assert r.status_code == 500 and "damaged thumbnails" in r.json()["detail"]
+    assert "Traceback" not in r.text
+
+
+def test_serve_refuses_outputs_of_another_store_and_a_port_in_use(fitted, store, tmp_path):
+    """An index built from another store's embeddings stops the explorer at start (it would
+    answer every search with another catalog's shots); a port in use is one line, exit 2,
+    and no URL is printed (the URL would be the other server's)."""
+    import subprocess
+    import sys
+
+    from mediafm.embed import embed_store
+    from mediafm.errors import Mismatch
+    from mediafm.search import build_index
+    from mediafm.store import import_shots
+    from mediafm.synthetic import CatalogSpec, write_catalog
+
+    _, model, _, _ = fitted
+    spec = CatalogSpec(n_titles=6, mean_shots=40, long_fraction=0.0, video_dim=32,
+                       audio_dim=16, text_dim=16, title_dim=8, seed=9)
+    cat = write_catalog(tmp_path / "cat", spec)
+    other = import_shots(cat["shots"], tmp_path / "other", cat["titles"], progress=False)
+    embed_store(model, other, tmp_path / "other.parquet", progress=False)
+    build_index(tmp_path / "other.parquet", tmp_path / "index")
+    with pytest.raises(Mismatch, match="the index .* made from the store at .*other"):
+        Catalog(store.path, index_dir=str(tmp_path / "index"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "mediafm", "serve", "--store",
+                               str(store.path), "--port", str(port)], capture_output=True,
+                              text=True, timeout=120)
+    assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1

@@ -119,6 +119,14 @@ def test_error_inconsistent_dims(tmp_path):
     _err(tmp_path, df, r"row 7 \(title 't1', shot 2\): video has 5 values, expected 6")
 
 
+def test_error_odd_first_row_is_the_one_named(tmp_path):
+    """Dims are the length most rows have: a bad first row is blamed, not the second."""
+    df = random_shots()
+    df.at[0, "video"] = np.zeros(5, np.float32)
+    _err(tmp_path, df, r"row 0 \(title 't0', shot 0\): video has 5 values, expected 6, as "
+                       "most rows have")
+
+
 def test_error_nan(tmp_path):
     df = random_shots()
     df.at[3, "audio"] = np.array([0, np.nan, 0, 1], np.float32)

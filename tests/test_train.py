@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import random_shots, write_shots
 
 from mediafm.config import TrainConfig
 from mediafm.model import MediaFM
@@ -190,3 +191,24 @@ def test_kept_shot_noise_is_the_same_for_any_number_of_processes():
     shift = clock_shift(4, tc, step=3)
     assert shift.shape == (4, 1) and torch.equal(shift, clock_shift(4, tc, step=3))
     assert torch.equal(clock_shift(4, TrainConfig(), step=3), torch.zeros(4, 1))
+
+
+def test_honest_messages(tmp_path, capsys):
+    """A store too small to hold a title out says it trains without validation; the hint of
+    a model that did not learn context names only levers this run did not pull."""
+    from mediafm.model import MediaFMConfig
+    from mediafm.store import import_shots
+    from mediafm.train import context_verdict
+
+    import_shots(write_shots(random_shots(n_titles=1, n_shots=12), tmp_path / "s.parquet"),
+                 tmp_path / "one", progress=False)
+    train(tmp_path / "one", tmp_path / "r", SMALL, TrainConfig.of(steps=2, batch_size=1),
+          progress=False, device="cpu")
+    assert "1 title(s), too few to hold any out: no validation" in capsys.readouterr().err
+    val = {"model/loss": 0.6, "neighbour_mean/loss": 0.5, "window_mean/loss": 0.55}
+    model, tc = load_run_config("tiny")
+    tiny = context_verdict(val, MediaFMConfig.from_dict(model), tc)
+    assert "has not learned context" in tiny and f"this run: {tc.steps}" in tiny
+    assert "positions=rope" not in tiny and "crop=0.5" not in tiny  # tiny uses both
+    spec = context_verdict(val, MediaFMConfig(positions="learned"), TrainConfig())
+    assert "positions=rope" in spec and "crop=0.5" in spec

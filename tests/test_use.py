@@ -241,3 +241,41 @@ def test_ray_embedding_on_a_two_node_cluster_from_the_cli(fitted, store, tmp_pat
     out = pd.read_parquet(tmp_path / "cluster.parquet")
     assert local[["title_id", "shot_index"]].equals(out[["title_id", "shot_index"]])
     np.testing.assert_allclose(np.stack(out.embedding), np.stack(local.embedding), atol=1e-5)
+
+
+def test_outputs_know_the_model_and_store_they_came_from(fitted, store, tmp_path):
+    """Heads applied with another model of the same shape stop (their scores would be off);
+    applied to another store they run only when its vectors provably come from the same
+    encoders (or the user vouches, other_store); predictions of one store are refused by
+    moments on another."""
+    from mediafm.heads import write_predictions
+    from mediafm.moments import check_predictions, read_predictions
+    from mediafm.store import import_shots
+    from mediafm.synthetic import CatalogSpec, write_catalog
+
+    _, model, _, heads = fitted
+    twin = MediaFM(model.config)  # the same shape, other weights
+    with pytest.raises(Mismatch, match="the heads: made by .* not by this model"):
+        predict(heads, twin, store, progress=False)
+    spec = CatalogSpec(n_titles=4, mean_shots=30, long_fraction=0.0, video_dim=32,
+                       audio_dim=16, text_dim=16, title_dim=8, seed=5)
+    cat = write_catalog(tmp_path / "cat", spec)
+    other = import_shots(cat["shots"], tmp_path / "other", cat["titles"], progress=False)
+    assert other.dims == store.dims and other.fingerprint != store.fingerprint
+    with pytest.raises(Mismatch, match="nothing records that its vectors come from the same"):
+        predict(heads, model, other, progress=False)
+    scored = predict(heads, model, other, progress=False, other_store=True)
+    assert set(scored.title_id) == set(other.titles.title_id)
+    write_predictions(scored, heads, tmp_path / "pred.parquet", model, other)
+    pred, kinds, meta = read_predictions(tmp_path / "pred.parquet")
+    assert meta["model"]["fingerprint"] == model.fingerprint() != twin.fingerprint()
+    assert kinds["boundary"] == "boundary" and meta["store"]["fingerprint"] == other.fingerprint
+    check_predictions(pred, meta, other, "pred.parquet")
+    with pytest.raises(Mismatch, match="the predictions pred.parquet: made from the store at"):
+        check_predictions(pred, meta, store, "pred.parquet")
+    # the same store imported again (rows in another order, other parts) is the same store
+    shots = pd.read_parquet(cat["shots"]).sample(frac=1.0, random_state=1)
+    shots.to_parquet(tmp_path / "shuffled.parquet")
+    again = import_shots(tmp_path / "shuffled.parquet", tmp_path / "again", cat["titles"],
+                         part_rows=50, progress=False)
+    assert again.fingerprint == other.fingerprint and len(again.parts()) > 1

@@ -5,6 +5,11 @@ title, a report) is written under a temporary name beside its destination and re
 place only when complete. A crash, a kill or a full disk therefore leaves the previous output
 intact (or nothing), never a half-written one; ``os.replace`` within one directory is atomic on
 POSIX filesystems. The next write of the same output removes what a killed writer left behind.
+
+Temporaries are created private (``tempfile`` makes files 0600 and directories 0700); what is
+renamed into place gets the modes a plain ``open`` or ``mkdir`` would have given it under the
+process's umask (0644 / 0755 by default, 0664 / 0775 for a team sharing a group), so outputs
+can be shared like any other file.
 """
 
 from __future__ import annotations
@@ -17,6 +22,25 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def umask() -> int:
+    """The process's file-mode creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (the value is the same after)
+    os.umask(mask)
+    return mask
+
+
+def _shareable(path: Path) -> None:
+    """Give a finished temporary the modes ``open`` / ``mkdir`` would have (umask)."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask())
 
 
 def _writer() -> str:
@@ -69,6 +93,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        _shareable(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -95,6 +120,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=temp_name(path), dir=path.parent))
     try:
         yield tmp
+        _shareable(tmp)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

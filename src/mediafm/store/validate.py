@@ -40,17 +40,20 @@ def list_column(table: pa.Table, name: str, source: str, nullable: bool,
     lengths = col.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
     if dim is None and pa.types.is_fixed_size_list(col.type):
         dim = col.type.list_size
+    most = ""
     if dim is None:
         if not valid.any():
             if name == "metadata":
                 return np.zeros((len(col), 0), np.float32), valid, 0
             raise StoreError(f"{source}: column {name!r} is null in every row, so its dims are "
                              "unknown: store it as fixed_size_list<float32>[dim]")
-        dim = int(lengths[valid][0])
+        # the length most rows have: an odd first row is the one blamed, not its neighbour
+        values, counts = np.unique(lengths[valid], return_counts=True)
+        dim, most = int(values[np.argmax(counts)]), ", as most rows have"
     bad = valid & (lengths != dim)
     if bad.any():
         i = int(np.argmax(bad))
-        raise StoreError(f"{where(i)}: {name} has {lengths[i]} values, expected {dim} "
+        raise StoreError(f"{where(i)}: {name} has {lengths[i]} values, expected {dim}{most} "
                          "(every row of a column must have the same dims)")
     if dim == 0 and valid.any():
         raise StoreError(f"{source}: column {name!r} holds empty vectors")
