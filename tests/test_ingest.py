@@ -415,3 +415,25 @@ def test_identity_duplicates_and_recorded_paths(media, tmp_path, monkeypatch):
     rooted = ShotStore(tmp_path / "moved" / "store", media_root=tmp_path / "moved" / "media")
     assert rooted.media("film") == tmp_path / "moved" / "media" / "film.mp4"
     assert rooted.media("film").is_file()
+
+
+def test_ingest_config_file_set_and_flags(media, tmp_path):
+    """The config file, then --set, then flags: each component's section; the store records
+    what was used."""
+    (tmp_path / "ingest.toml").write_text(
+        '[detect]\nmin_shot_s = 0.3\n\n[encode]\nframes_per_shot = 3\nvideo_encoder = '
+        '"color-stats"\naudio_encoder = "logmel"\n\n[run]\nworkers = 1\n')
+    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest",
+                           str(media / "cuts.mp4"), "--out", "store", "--config", "ingest.toml",
+                           "--set", "encode.frames_per_shot=2", "--set", "pause_s=0.5",
+                           "--frames-per-shot", "5"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    enc = ShotStore(tmp_path / "store").info.encoders
+    assert enc["shots"]["min_shot_s"] == 0.3 and enc["shots"]["frames_per_shot"] == 5
+    assert enc["audio_segments"]["pause_s"] == 0.5 and enc["video"]["name"] == "color-stats"
+    (tmp_path / "bad.toml").write_text("[decode]\nframes_per_shot = 3\n")  # in [encode]
+    bad = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest",
+                          str(media / "cuts.mp4"), "--out", "other", "--config", "bad.toml"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and not (tmp_path / "other").exists()

@@ -78,15 +78,17 @@ def section_keys(sections: dict[str, type]) -> dict[str, set[str]]:
 
 
 def place(out: dict[str, dict], sections: dict[str, type], section: str, name: str,
-          value: Any, what: str) -> None:
-    """Put ``name = value`` in ``section`` when it has the key, else in the one section that
-    has it (``[train] lr``, as configs before the optimiser had its own section wrote it, or
-    a bare ``--set lr=``); an unknown key is an error naming it."""
+          value: Any, what: str, moved: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Put ``name = value`` in ``section``, or, for a bare key (no section), in the one
+    section that has it. ``moved``: sections whose keys moved to others since (``[train] lr``
+    before the optimiser had its own section): such a key goes where it lives now. Anything
+    else unknown is an error naming it."""
     keys = section_keys(sections)
     if section and name in keys[section]:
         out[section][name] = value
         return
-    owners = [s for s in sections if name in keys[s]]
+    candidates = (moved or {}).get(section, ()) if section else tuple(sections)
+    owners = [s for s in candidates if name in keys[s]]
     if len(owners) != 1:
         where = f" in [{section}]" if section else ""
         raise ValueError(f"{what}: unknown key {name!r}{where}")
@@ -94,11 +96,12 @@ def place(out: dict[str, dict], sections: dict[str, type], section: str, name: s
 
 
 def load_sections(raw: dict, overrides: list[str] | None, sections: dict[str, type],
-                  source: str = "config") -> dict[str, dict]:
+                  source: str = "config", moved: dict[str, tuple[str, ...]] | None = None
+                  ) -> dict[str, dict]:
     """The sections of a parsed config with ``key=value`` overrides applied, as dicts.
 
     Keys may be ``section.key`` or bare names (found in the one section that has them).
-    Unknown sections and keys are errors naming them."""
+    Unknown sections and keys are errors naming them (``moved``: see ``place``)."""
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ValueError(f"{source}: unknown section(s) {unknown}; use "
@@ -108,7 +111,7 @@ def load_sections(raw: dict, overrides: list[str] | None, sections: dict[str, ty
         if not isinstance(values, dict):
             raise ValueError(f"{source}: [{section}] must be a table of key = value")
         for name, value in values.items():
-            place(out, sections, section, name, value, f"{source} [{section}]")
+            place(out, sections, section, name, value, f"{source} [{section}]", moved)
     for item in overrides or []:
         key, sep, text = item.partition("=")
         if not sep:
@@ -117,7 +120,7 @@ def load_sections(raw: dict, overrides: list[str] | None, sections: dict[str, ty
         if section and section not in sections:
             raise ValueError(f"--set {item!r}: unknown section {section!r}; known: "
                              f"{sorted(sections)}")
-        place(out, sections, section, name, parse_value(text), f"--set {item!r}")
+        place(out, sections, section, name, parse_value(text), f"--set {item!r}", moved)
     return out
 
 
@@ -249,6 +252,8 @@ class TrainConfig:
 
 TRAIN_SECTIONS = {"train": TrainConfig, "optim": OptimConfig, "loader": LoaderConfig,
                   "masking": MaskingConfig}
+# configs of mediafm 0.2 held the optimiser, loader and masking keys under [train]
+TRAIN_MOVED = {"train": ("optim", "loader", "masking")}
 
 
 def train_config(sections: dict[str, dict]) -> TrainConfig:

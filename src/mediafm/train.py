@@ -30,6 +30,7 @@ import torch
 from mediafm import distributed
 from mediafm.atomic import atomic_file, locked, write_text
 from mediafm.config import (
+    TRAIN_MOVED,
     TRAIN_SECTIONS,
     TrainConfig,
     from_dict,
@@ -266,7 +267,8 @@ def load_run_config(config: str = "tiny", overrides: list[str] | None = None
     ``title_dim`` come from the store at training time unless set explicitly.
     """
     sections = load_sections(load_toml(config), overrides,
-                             {"model": MediaFMConfig, **TRAIN_SECTIONS}, f"config {config}")
+                             {"model": MediaFMConfig, **TRAIN_SECTIONS}, f"config {config}",
+                             TRAIN_MOVED)
     from_dict(MediaFMConfig, sections["model"])  # validate keys and values early
     return sections["model"], train_config(sections)
 
