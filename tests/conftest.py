@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 # Under pytest-xdist (``make test``: two workers on two cores) each worker, and every process a
 # test starts (the CLI, torchrun, Ray), computes with one thread: two workers with two threads
@@ -131,3 +132,53 @@ def media(tmp_path_factory):
     return d
 
 
+
+
+ASTERISK = ("asterisk-core-sounds-en-wav", "asterisk-core-sounds-en")
+
+
+def asterisk_sounds() -> tuple[Path, dict[str, str]]:
+    """Debian's recordings of a real human voice (CC-BY-SA) and their transcripts:
+    (folder of WAVs, {name: line}). Downloaded with apt-get once per machine (cached in
+    ~/.cache/mediafm-tests), never committed."""
+    import gzip
+    import time
+
+    from mediafm.atomic import LockedError, locked
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mediafm-tests"
+    root = cache / "asterisk"
+    for _ in range(600):  # another test worker may be downloading them
+        try:
+            with locked(root):
+                _download(root)
+            break
+        except LockedError:
+            time.sleep(0.5)
+    text = gzip.decompress((root / "usr/share/doc/asterisk-core-sounds-en/"
+                            "core-sounds-en.txt.gz").read_bytes()).decode("utf-8", "replace")
+    lines = {}
+    for line in text.splitlines():
+        name, sep, said = line.partition(": ")
+        if sep and not line.startswith(";") and not said.startswith("["):
+            lines[name.strip()] = said.strip()
+    return root / "usr/share/asterisk/sounds/en_US_f_Allison", lines
+
+
+def _download(root: Path) -> None:
+    """apt-get download + dpkg-deb -x of the two packages into ``root`` (whole or absent)."""
+    from mediafm.atomic import atomic_dir
+
+    if (root / "usr").is_dir():
+        return
+    with atomic_dir(root) as tmp:
+        for _ in range(2):
+            got = subprocess.run(["apt-get", "download", *ASTERISK], cwd=tmp,
+                                 capture_output=True, text=True)
+            if got.returncode == 0:
+                break
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)  # empty lists
+        assert got.returncode == 0, f"apt-get download {ASTERISK}: {got.stderr}"
+        for deb in tmp.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+            deb.unlink()

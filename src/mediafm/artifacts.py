@@ -70,6 +70,9 @@ KINDS = {k.name: k for k in (
          ("first_shot", "last_shot", "start_s", "end_s", "score")),
 )}
 EMBEDDINGS = ("shot_embeddings", "clip_embeddings", "title_embeddings")
+TRANSCRIPTS = "transcripts.parquet"  # in an ingested store: what speech to text heard
+WORD = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                  ("probability", pa.float32())])
 
 
 @dataclass
@@ -218,6 +221,37 @@ def writer(kind: str, out: str | os.PathLike, **meta) -> Iterator:
                 state["w"].close()
         if "w" not in state:
             raise ValueError(f"{out}: nothing was written")
+
+
+# ------------------------------------------------------------------ transcripts
+
+
+def write_transcripts(store, titles: dict[str, list[dict]], asr: dict | None = None
+                      ) -> Path | None:
+    """STORE/transcripts.parquet from {title_id: [segment rows]} (``ingest.speech``:
+    start_s, end_s, text, words); none when no title was transcribed."""
+    rows = [(t, i, s) for t, segments in titles.items() for i, s in enumerate(segments)]
+    path = Path(store.path) / TRANSCRIPTS
+    if not rows:
+        path.unlink(missing_ok=True)
+        return None
+    table = pa.table({
+        "title_id": pa.array([t for t, _, _ in rows], pa.string()),
+        "segment": pa.array([i for _, i, _ in rows], pa.int32()),
+        "start_s": pa.array([s["start_s"] for *_, s in rows], pa.float64()),
+        "end_s": pa.array([s["end_s"] for *_, s in rows], pa.float64()),
+        "text": pa.array([s["text"] for *_, s in rows], pa.string()),
+        "words": pa.array([s["words"] for *_, s in rows], pa.list_(WORD))})
+    return write("transcripts", table, path, store=store_stamp(store), asr=asr)
+
+
+def read_transcript(store, title_id: str) -> pd.DataFrame | None:
+    """A title's transcript segments (start_s, end_s, text, words), or None."""
+    path = Path(store.path) / TRANSCRIPTS
+    if not path.is_file():
+        return None
+    rows = pq.read_table(path, filters=[("title_id", "=", title_id)]).to_pandas()
+    return rows.sort_values("segment").reset_index(drop=True) if len(rows) else None
 
 
 # ------------------------------------------------------------------ provenance

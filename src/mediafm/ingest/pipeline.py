@@ -19,6 +19,7 @@ from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.media import MediaError, audio_mono, probe
 from mediafm.ingest.scan import scan
 from mediafm.ingest.shots import audio_segments
+from mediafm.ingest.speech import transcript_row, words_of_shots
 from mediafm.ingest.subtitles import assign, load_cues
 
 RATE = 16_000  # audio sample rate for encoders that do not name their own
@@ -45,6 +46,13 @@ class Encoders:
             self.detector = TransNetV2Shots(det.threshold or 0.5, det.min_shot_s, self.device)
         else:
             self.detector = SceneDetectShots(det.detector, det.threshold, det.min_shot_s)
+        self.asr = cfg.asr.effective()
+        self.speech = None
+        if self.asr != "off":
+            from mediafm.ingest.speech import SpeechToText
+
+            self.speech = SpeechToText(cfg.asr.model, self.device, cfg.asr.beam_size,
+                                       threads or 0, cfg.asr.vad)
 
     def describe(self, cfg: IngestConfig) -> dict:
         """What the store records about the encoders and the shot detector."""
@@ -56,12 +64,13 @@ class Encoders:
                       "threshold": det.threshold, "min_shot_s": det.min_shot_s,
                       "frames_per_shot": cfg.encode.frames_per_shot},
             "decoder": {"name": dec.decoder, "deblock": dec.deblock},
+            "asr": {"mode": self.asr, **(self.speech.describe() if self.speech else {})},
             "audio_track": dec.audio_track,
             "audio_segments": {"min_segment_s": det.min_segment_s,
                                "max_segment_s": det.max_segment_s, "pause_s": det.pause_s}}
 
 
-STAGES = 5  # the lap() calls of ingest_title, for a per-title progress bar
+STAGES = 6  # the lap() calls of ingest_title, for a per-title progress bar
 
 
 def shot_audio(wave: np.ndarray, rate: int, start: float, end: float) -> np.ndarray:
@@ -144,6 +153,34 @@ class EncodeBehind:
                     return
 
 
+def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders, wave: np.ndarray | None,
+           rate: int, lap, t: dict) -> tuple[list, np.ndarray, np.ndarray, list]:
+    """(shots, video vectors, audio vectors, thumbnails) of one title: a video's from one
+    decoding pass with the encoders behind it; an audio-only title's from its pauses."""
+    if info.has_video:
+        behind = EncodeBehind(enc, wave, rate)
+        try:
+            scanned = scan(job.video, enc.detector, cfg.encode.frames_per_shot,
+                           enc.detector.min_shot_s, behind.put, info=info,
+                           decoder=cfg.decode.decoder, device=enc.device,
+                           deblock=DEBLOCK[cfg.decode.deblock])
+        except BaseException:
+            with contextlib.suppress(Exception):  # the decoding error is the one to report
+                behind.finish()
+            raise
+        lap("decode+shots")
+        video, audio = behind.finish()
+        t |= {k: t.get(k, 0.0) + v for k, v in behind.seconds.items()}
+        return [(s.start, s.end) for s in scanned], video, audio, [s.thumb for s in scanned]
+    det = cfg.detect  # audio only (a podcast): the shots are audio segments, video is zeros
+    shots = audio_segments(wave, rate, info.duration_s, det.min_segment_s, det.max_segment_s,
+                           det.pause_s)
+    lap("decode+shots")
+    video = np.zeros((len(shots), enc.video.dim), np.float32)
+    audio = enc.audio.encode([shot_audio(wave, rate, s, e) for s, e in shots])
+    return shots, video, audio, [None] * len(shots)
+
+
 def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
                  ) -> tuple[pd.DataFrame, dict, dict[str, float]]:
     """(SHOTS rows, title record, seconds per stage) for one title; raises on bad input.
@@ -172,31 +209,15 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     rate = getattr(enc.audio, "rate", RATE)
     wave = audio_mono(job.video, rate, cfg.decode.audio_track) if info.has_audio else None
     lap("decode audio")
-    if info.has_video:
-        behind = EncodeBehind(enc, wave, rate)
-        try:
-            scanned = scan(job.video, enc.detector, cfg.encode.frames_per_shot,
-                           enc.detector.min_shot_s, behind.put, info=info,
-                           decoder=cfg.decode.decoder, device=enc.device,
-                           deblock=DEBLOCK[cfg.decode.deblock])
-        except BaseException:
-            with contextlib.suppress(Exception):  # the decoding error is the one to report
-                behind.finish()
-            raise
-        lap("decode+shots")
-        video, audio = behind.finish()
-        t |= {k: t.get(k, 0.0) + v for k, v in behind.seconds.items()}
-        shots = [(s.start, s.end) for s in scanned]
-        thumbs = [s.thumb for s in scanned]
-    else:  # audio only (a podcast): the shots are audio segments, video is zeros
-        det = cfg.detect
-        shots = audio_segments(wave, rate, info.duration_s, det.min_segment_s,
-                               det.max_segment_s, det.pause_s)
-        lap("decode+shots")
-        video, thumbs = np.zeros((len(shots), enc.video.dim), np.float32), [None] * len(shots)
-        audio = enc.audio.encode([shot_audio(wave, rate, s, e) for s, e in shots])
+    shots, video, audio, thumbs = _shots(job, info, cfg, enc, wave, rate, lap, t)
     lap("encoders (after decoding)")
-    texts = assign(cues, shots)
+    segments = []
+    if enc.speech is not None and wave is not None and (enc.asr == "on" or not cues):
+        from mediafm.ingest.speech import to_rate
+
+        segments = enc.speech.transcribe(to_rate(wave, rate))
+    lap("speech to text")
+    texts = assign(cues, shots) if cues else words_of_shots(segments, shots)
     with_text = [i for i, x in enumerate(texts) if x]
     text_vecs = enc.text.encode([texts[i] for i in with_text])
     meta_text = " ".join(filter(None, [job.synopsis, ("Tags: " + ", ".join(job.tags))
@@ -209,11 +230,12 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     frame = pd.DataFrame({"title_id": job.title_id, "shot_index": np.arange(len(shots)),
                           "start_s": [s for s, _ in shots], "end_s": [e for _, e in shots],
                           "video": list(video), "audio": list(audio), "text": text_col,
-                          "subtitle_text": texts, "thumb": thumbs})
+                          "timed_text": [x or None for x in texts], "thumb": thumbs})
     record = {"title_id": job.title_id, "video_path": job.video, "duration_s": info.duration_s,
               "dims": {"video": enc.video.dim, "audio": enc.audio.dim, "text": enc.text.dim},
               "n_shots": len(shots), "has_audio": info.has_audio,
               "has_video": info.has_video,
               "metadata": None if title_emb is None else title_emb.tolist(),
-              "synopsis": job.synopsis, "tags": list(job.tags)}
+              "synopsis": job.synopsis, "tags": list(job.tags),
+              "transcript": [transcript_row(s) for s in segments]}
     return frame, record, t

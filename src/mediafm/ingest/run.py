@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mediafm.atomic import locked, write_text
+from mediafm.errors import require
 from mediafm.ingest.config import IngestConfig
 from mediafm.ingest.manifest import TitleJob, check_unique
 from mediafm.ingest.media import MediaError
@@ -84,6 +85,7 @@ class IngestStage:
     keys: dict[str, str]  # title_id -> staging key (its identity)
     name: str = "ingest"
     failures: tuple[type[BaseException], ...] = (MediaError, SubtitleError, ValueError, OSError)
+    # (SpeechError, audio the ASR model cannot read, is a ValueError too: that title fails)
 
     def key(self, job: TitleJob) -> str:
         return self.keys[job.title_id]
@@ -128,10 +130,17 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig | None = Non
     Two jobs with one title id are refused before anything runs."""
     out = Path(out).absolute()
     check_unique(jobs)
+    cfg = cfg or IngestConfig()
+    if cfg.asr.mode != "off":  # before anything runs: a bad model is the user's to fix now
+        from mediafm.ingest.speech import check_model
+
+        if cfg.asr.model:
+            check_model(cfg.asr.model)
+        if cfg.asr.mode == "on":
+            require("faster_whisper", "--asr on")
     jobs = [absolute(j) for j in jobs]
     with locked(out):
-        return _ingest(jobs, out, cfg or IngestConfig(), list(failures or []), progress,
-                       restage)
+        return _ingest(jobs, out, cfg, list(failures or []), progress, restage)
 
 
 def _ingest(jobs: list[TitleJob], out: Path, cfg: IngestConfig, failures: list[dict],
@@ -222,6 +231,7 @@ def assemble(staging: Staging, jobs: list[TitleJob], keys: dict[str, str], out: 
              cfg: IngestConfig):
     """Import the staged titles of ``jobs`` (in that order) as the store ``out``, with their
     thumbnails and media records."""
+    from mediafm.artifacts import write_transcripts
     from mediafm.store import import_shots
     from mediafm.store.thumbs import write_media_records, write_thumbs
 
@@ -254,6 +264,9 @@ def assemble(staging: Staging, jobs: list[TitleJob], keys: dict[str, str], out: 
         if "thumb" in table.column_names:  # titles staged before thumbnails existed: none
             thumbs.append((j.title_id, table["thumb"].to_pylist()))
     write_thumbs(store, thumbs)
+    write_transcripts(store, {j.title_id: r.get("transcript") or []
+                              for j, r in zip(jobs, records, strict=True)},
+                      encoders.get("asr"))
     return store
 
 
@@ -301,14 +314,17 @@ def _stage_from_store(out: Path, titles: list[str], keys: dict[str, str],
 def _restage(store, title_id: str, key: str, media: dict, meta: np.ndarray,
              staging: Staging) -> None:
     """Write a title of the store back into the staging, as ingest staged it."""
-    shots = store.shots(title_id, ("shot_index", "start_s", "end_s", "has_text"))
+    from mediafm.artifacts import read_transcript
+
+    timed = ("timed_text",) if "timed_text" in store.shot_columns else ()
+    shots = store.shots(title_id, ("shot_index", "start_s", "end_s", "has_text", *timed))
     vectors = {m: store.title_vectors(title_id, m) for m in ("video", "audio", "text")}
     has_text = shots["has_text"].fillna(False).to_numpy(bool)
     frame = pd.DataFrame({
         "title_id": title_id, "shot_index": shots["shot_index"], "start_s": shots["start_s"],
         "end_s": shots["end_s"], "video": list(vectors["video"]), "audio": list(vectors["audio"]),
         "text": [v if t else None for v, t in zip(vectors["text"], has_text, strict=True)],
-        "subtitle_text": None,
+        "timed_text": shots.get("timed_text"),
         "thumb": [store.thumbnail(title_id, i) for i in range(len(shots))]})
     row = store.titles.iloc[store.title_row(title_id)]
     stage_title(staging, key, frame, {
@@ -319,7 +335,10 @@ def _restage(store, title_id: str, key: str, media: dict, meta: np.ndarray,
         "has_video": _flag(row, "has_video"),
         "metadata": meta.tolist() if np.abs(meta).sum() else None,
         "synopsis": row.synopsis, "tags": list(row.tags) if row.tags is not None else [],
-        "encoders": store.info.encoders})
+        "encoders": store.info.encoders,
+        "transcript": [] if (t := read_transcript(store, title_id)) is None else
+        [{"start_s": r.start_s, "end_s": r.end_s, "text": r.text, "words": list(r.words)}
+         for r in t.itertuples()]})
 
 
 def _flag(row, name: str) -> bool:

@@ -68,7 +68,7 @@ def stage_title(staging: Staging, key: str, frame: pd.DataFrame, record: dict) -
     schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
                         ("start_s", pa.float64()), ("end_s", pa.float64()),
                         *[(m, pa.list_(pa.float32(), dims[m])) for m in ("video", "audio", "text")],
-                        ("subtitle_text", pa.string()), ("thumb", pa.binary())])
+                        ("timed_text", pa.string()), ("thumb", pa.binary())])
     with atomic_file(staging.path(key, ".parquet")) as tmp:
         pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     staging.finish(key, record)

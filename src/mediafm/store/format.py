@@ -7,7 +7,7 @@ A store is a directory any Parquet reader (pandas, DuckDB, Spark, Ray) opens dir
                                    has_audio, has_video (null unless ingested; has_video
                                    false: an audio-only title, video vectors are zeros)
     STORE/shots/part-00000.parquet title_id, shot_index, start_s, end_s,
-                                   [video, audio, text], has_text, fused
+                                   [video, audio, text], has_text, [timed_text], fused
     STORE/cache/fused/             optional (``mediafm cache``): the fused column of each part
                                    as uncompressed Arrow IPC, read by the training loader
 
@@ -34,6 +34,7 @@ VERSION = 1
 ROW_GROUP = 1024  # rows per Parquet row group: the unit a title read touches
 PART_ROWS = 8192  # target rows per part file: the unit a streaming read holds in memory
 FUSED_CACHE = Path("cache") / "fused"
+TIMED_TEXT = "timed_text"  # optional shot column: the subtitles' or transcribed words' text
 
 
 @dataclass(frozen=True)

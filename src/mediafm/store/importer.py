@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mediafm.fusion import MODALITIES, fuse, unit_norm
-from mediafm.store.format import PART_ROWS, StoreError, vector_array
+from mediafm.store.format import PART_ROWS, TIMED_TEXT, StoreError, vector_array
 from mediafm.store.reader import ShotStore
 from mediafm.store.validate import (
     TIME_COLUMNS,
@@ -82,6 +82,11 @@ def import_shots(shots: PathLike | Sequence[PathLike], out: PathLike,
     read_cols = ["title_id", "shot_index", *TIME_COLUMNS, *(modalities or ("fused",))]
     if not modalities and "has_text" in names:
         read_cols.append("has_text")
+    if TIMED_TEXT in names:  # the shots' subtitles or transcribed words, for people and search
+        if not pa.types.is_string(data.schema.field(TIMED_TEXT).type):
+            raise StoreError(f"{source}: column {TIMED_TEXT!r} must be strings, got "
+                             f"{data.schema.field(TIMED_TEXT).type}")
+        read_cols.append(TIMED_TEXT)
     with store_writer(out, part_rows) as writer:
         dims: dict[str, int | None] = {m: None for m in (*modalities, "fused")}
         bar = progress_bar(total=n_rows, desc="import", unit="shot", disable=not progress)
@@ -179,6 +184,8 @@ def _import_bucket(table: pa.Table, source: str, modalities: tuple[str, ...],
         columns["has_text"] = (table["has_text"].combine_chunks()
                                if "has_text" in table.column_names
                                else pa.nulls(len(title), pa.bool_()))
+    if TIMED_TEXT in table.column_names:
+        columns[TIMED_TEXT] = table[TIMED_TEXT].combine_chunks()
     norms = np.linalg.norm(fused, axis=1)
     if (norms < 0.5).any():
         i = int(np.argmax(norms < 0.5))

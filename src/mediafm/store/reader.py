@@ -174,6 +174,16 @@ class ShotStore:
             raise StoreError(f"{path}: cannot read ({e})") from None
 
     @property
+    def shot_columns(self) -> list[str]:
+        """The columns of the shots' parts (``timed_text`` only where ingest or the input gave
+        it; stores written before it have none)."""
+        path = self.path / "shots" / self.parts()[0]
+        try:
+            return pq.read_schema(path).names
+        except (OSError, pa.ArrowException) as e:
+            raise StoreError(f"{path}: cannot read ({e})") from None
+
+    @property
     def has_fused_cache(self) -> bool:
         return self._fused_cache
 
