@@ -77,6 +77,21 @@ def test_every_endpoint(synthetic):
     assert "/api/titles/{title_id}" in client.get("/openapi.json").json()["paths"]
 
 
+def test_search_by_words_explains_its_hits(ingested):
+    """The search box's API: the shot where the words are said, its line, the words that
+    matched and a score per modality; an empty query is a 400 with a message."""
+    _, catalog = ingested
+    client = TestClient(create_app(catalog), base_url="http://127.0.0.1")
+    found = client.get("/api/search/text", params={"q": "the old oak tree", "k": 3}).json()
+    top = found["hits"][0]
+    assert top["title_id"] == "odd" and "oak" in top["words"] and "oak" in top["line"].lower()
+    assert top["modalities"]["text"] == top["score"] and top["end_s"] > top["start_s"]
+    bad = client.get("/api/search/text", params={"q": "   "})
+    assert bad.status_code == 400 and "the text query is empty" in bad.json()["detail"]
+    like = client.get("/api/search", params={"title": "odd", "shot": 0, "k": 1}).json()
+    assert set(like["hits"][0]["modalities"]) == {"video", "audio", "text"}
+
+
 def test_unknown_ids_and_bad_parameters(synthetic):
     client = TestClient(create_app(synthetic), base_url="http://127.0.0.1")
     r = client.get("/api/titles/nope")
@@ -221,6 +236,19 @@ def test_a_person_clicks_through_the_explorer(which, synthetic, ingested, tmp_pa
                     "return [...document.querySelectorAll('.neighbour img, .tile img')]"
                     ".every(i => i.complete && i.naturalWidth > 0)"))
                 assert browser.find_elements(By.CSS_SELECTOR, "#shot-panel video")
+                # find a moment by what is said (odd.mkv's speech, transcribed at ingest)
+                said = browser.find_element(By.CSS_SELECTOR, "#said")
+                said.send_keys("buried under the old oak tree\n")
+                hit = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "ol.hits li")))
+                assert hit.get_attribute("data-title") == "odd"
+                marked = [m.text.lower() for m in hit.find_elements(By.CSS_SELECTOR, "mark")]
+                assert "buried" in marked and "oak" in marked
+                browser.save_screenshot(str(tmp_path / "said.png"))
+                hit.click()
+                wait.until(lambda b: b.execute_script(
+                    "return document.querySelector('#title-view h2')?.textContent") == "odd")
+                browser.find_elements(By.CSS_SELECTOR, ".tile")[0].click()
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".neighbour")))
             else:
                 assert browser.find_elements(By.CSS_SELECTOR, ".moments button")
                 assert len(browser.find_elements(By.CSS_SELECTOR, ".tile .lane")) > 0
@@ -236,7 +264,7 @@ def test_a_person_clicks_through_the_explorer(which, synthetic, ingested, tmp_pa
             assert not errors, errors
         finally:
             browser.quit()
-    for name in ("title.png", "shot.png"):
+    for name in ("title.png", "shot.png", *(("said.png",) if which == "ingested" else ())):
         screenshot_is_a_page(tmp_path / name)
 
 

@@ -92,3 +92,73 @@ def test_an_asr_model_directory_that_is_not_one(tmp_path, podcast):
     assert "--asr-model model: not a CTranslate2 Whisper model" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.fixture(scope="module")
+def spoken(podcast, tmp_path_factory):
+    """The podcast ingested (speech to text) with a second title beside it."""
+    out = tmp_path_factory.mktemp("spoken")
+    sounds, lines = asterisk_sounds()
+    other = ("agent-pass", "auth-incorrect", "call-waiting", "privacy-prompt")
+    subprocess.run(["ffmpeg", "-v", "error", "-y",
+                    *[a for n in other for a in ("-i", str(sounds / f"{n}.wav"))],
+                    "-filter_complex", "".join(f"[{i}:a]apad=pad_dur=1.2[a{i}];"
+                                               for i in range(len(other)))
+                    + "".join(f"[a{i}]" for i in range(len(other)))
+                    + f"concat=n={len(other)}:v=0:a=1[out]", "-map", "[out]",
+                    str(out / "other.wav")], check=True)
+    cheap = IngestConfig.of(video_encoder="color-stats", audio_encoder="logmel")
+    ingest([TitleJob("pod", str(podcast[0])), TitleJob("other", str(out / "other.wav"))],
+           out / "store", cheap, progress=False)
+    return out
+
+
+def test_find_a_moment_by_what_is_said(spoken):
+    """Exact lines and paraphrases find the shot where they are said, with its times, its
+    line and the words that matched; from the CLI as JSON with the documented names."""
+    from mediafm.query import search_text
+
+    store = ShotStore(spoken / "store")
+    hits = search_text(store, "all circuits are busy now", k=3)
+    top = hits.iloc[0]
+    assert top.title_id == "pod" and "circuits" in top.line.lower()
+    assert top.words == ["all", "circuits", "busy", "now"]
+    assert top.modalities["text"] == top.score > hits.score.iloc[1]
+    assert 0 <= top.start_s < top.end_s
+    paraphrase = search_text(store, "thanks a lot", k=5)
+    assert any("thank you" in (line or "").lower() for line in paraphrase.line)
+    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "search", "--store",
+                           "store", "--text", "please enter your password", "-k", "2",
+                           "--json"], cwd=spoken, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (first, _) = __import__("json").loads(proc.stdout)
+    assert {"title_id", "shot_index", "start_s", "end_s", "line", "score", "words",
+            "modalities", "rank"} <= set(first)
+    assert first["title_id"] == "other" and "password" in first["words"]
+
+
+def test_text_search_through_an_index_and_bad_queries(spoken):
+    from mediafm.search import build_index
+
+    build_index(None, spoken / "index", spoken / "store")
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "mediafm", "-q", "search", *args],
+                              cwd=spoken, capture_output=True, text=True)
+
+    ok = cli("--index", "index", "--text", "call waiting", "-k", "1")
+    assert ok.returncode == 0 and "other" in ok.stdout, ok.stderr
+    store = ShotStore(spoken / "store")
+    rng = np.random.default_rng(0)
+    artifacts.write("shot_embeddings", {
+        "title_id": ["pod"] * store.n_shots("pod"), "shot_index": np.arange(store.n_shots("pod")),
+        "embedding": rng.normal(size=(store.n_shots("pod"), 8))}, spoken / "emb.parquet")
+    build_index(spoken / "emb.parquet", spoken / "plain")  # no --store: no text vectors
+    for args, message in ((["--store", "store", "--text", " "], "the text query is empty"),
+                          (["--index", "plain", "--store", "store", "--text", "hello"],
+                           "holds no text vectors: build it with --store"),
+                          (["--store", "store", "--text", "x" * 1001], "at most 1000"),
+                          (["--index", "index", "--title", "pod", "--shot", "0"],
+                           "holds no embeddings")):
+        bad = cli(*args)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1

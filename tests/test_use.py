@@ -279,3 +279,39 @@ def test_outputs_know_the_model_and_store_they_came_from(fitted, store, tmp_path
     again = import_shots(tmp_path / "shuffled.parquet", tmp_path / "again", cat["titles"],
                          part_rows=50, progress=False)
     assert again.fingerprint == other.fingerprint and len(again.parts()) > 1
+
+
+def test_an_index_grows_and_shrinks_without_rebuilding(tmp_path, monkeypatch):
+    """Titles added to an index and removed from it: the same neighbours as an index built
+    at once over the same rows; crossing the exact size limit makes it approximate, with its
+    recall measured again, and index.json says so."""
+    import mediafm.search as search
+
+    path, x = _embeddings(tmp_path, n_titles=30, n_shots=40, dim=16)
+    emb = pd.read_parquet(path)
+    emb[emb.title_id.isin([f"t{i}" for i in range(20)])].to_parquet(tmp_path / "first.parquet")
+    emb[~emb.title_id.isin([f"t{i}" for i in range(20)])].to_parquet(tmp_path / "rest.parquet")
+    grown = build_index(tmp_path / "first.parquet", tmp_path / "grown")
+    search.add_to_index(grown, tmp_path / "rest.parquet")
+    whole = Index.load(build_index(path, tmp_path / "whole"))
+    for title, shot in (("t3", 5), ("t25", 0), ("t29", 39)):
+        a = Index.load(grown).search(title, shot, k=10)
+        b = whole.search(title, shot, k=10)
+        assert a[["title_id", "shot_index"]].equals(b[["title_id", "shot_index"]])
+    search.remove_from_index(grown, "t25")
+    shrunk = Index.load(grown)
+    assert "t25" not in set(shrunk.keys.title_id) and len(shrunk.keys) == 29 * 40
+    hits = shrunk.search("t24", 1, k=50)
+    assert "t25" not in set(hits.title_id)
+    with pytest.raises(NotFound, match="title 't25' shot 0 is not in the index"):
+        shrunk.search("t25", 0)
+    monkeypatch.setattr(search, "EXACT_UP_TO", 1000)  # now past the exact limit: IVF
+    search.add_to_index(grown, tmp_path / "rest.parquet")
+    meta = Index.load(grown).meta
+    assert meta["n"] == 1200 and meta["index"]["type"] == "IndexIVFFlat"
+    assert meta["index"]["recall_at_10"] >= 0.95
+    ivf = Index.load(grown)
+    got = ivf.search("t3", 5, k=10)
+    truth = whole.search("t3", 5, k=10)
+    assert len(set(zip(got.title_id, got.shot_index)) & set(zip(truth.title_id,
+                                                                truth.shot_index))) >= 8

@@ -6,6 +6,7 @@ the file, title, row or option at fault. The explorer maps the kinds to HTTP sta
 
 - ``StoreError``: bad input or a damaged store or artifact (400);
 - ``NotFound``: an unknown title, shot, clip or key (404);
+- ``BadQuery``: a query that cannot be answered as asked (an empty or overlong text) (400);
 - ``Mismatch``: outputs that do not belong together, such as heads fitted on another model or
   an index built from another store (409);
 - ``MissingExtra``: a feature whose optional dependencies are not installed; it names the
@@ -37,6 +38,10 @@ class StoreError(MediaFMError):
 
 class NotFound(MediaFMError):
     """An unknown title, shot, clip or key; the message names it and where it was looked up."""
+
+
+class BadQuery(MediaFMError):
+    """A query that cannot be answered as asked; the message says what a good one is."""
 
 
 class Mismatch(MediaFMError):

@@ -168,7 +168,7 @@ def register(sub) -> None:
 def _register_ingest(sub) -> None:
     """``mediafm ingest``: every flag is a key of the ingest config, its default stated
     from there (``_config_defaults``), its choices the library's."""
-    from mediafm.ingest.config import ASR_MODES, DEBLOCK, DECODERS, DETECTORS, ENGINES
+    from mediafm.ingest.config import DETECTORS, ENGINES
     from mediafm.ingest.encoders import REGISTRY  # a dict of names: imports nothing heavy
 
     s = sub.add_parser("ingest", help="real media (video + subtitles + metadata) -> shot store")
@@ -228,6 +228,14 @@ def _register_ingest(sub) -> None:
                    help="openai: text-embedding-3-large via the API (needs OPENAI_API_KEY)")
     g.add_argument("--text-model", help="local path of a sentence-transformers model (minilm)")
     g.add_argument("--text-dims", type=Number(int, 1, 3072), help="openai: embedding dimensions")
+    _decode_and_asr_flags(s)
+    s.set_defaults(func=_ingest)
+    _config_defaults(s)
+
+
+def _decode_and_asr_flags(s: argparse.ArgumentParser) -> None:
+    from mediafm.ingest.config import ASR_MODES, DEBLOCK, DECODERS
+
     g = s.add_argument_group("asr (speech to text, for titles without subtitles)")
     g.add_argument("--asr", dest="mode", choices=ASR_MODES, help="auto: transcribe titles "
                    "without subtitles when the runtime is installed (extra: mediafm[asr]); on: "
@@ -247,8 +255,6 @@ def _register_ingest(sub) -> None:
     g.add_argument("--audio-track", type=Number(int, 0), metavar="N",
                    help="the N-th audio stream (0-based) of every title (none: the stream "
                    "marked default, else the first)")
-    s.set_defaults(func=_ingest)
-    _config_defaults(s)
 
 
 def _config_defaults(s: argparse.ArgumentParser) -> None:

@@ -69,23 +69,53 @@ def _moments(args: argparse.Namespace) -> None:
 
 
 def _index(args: argparse.Namespace) -> None:
-    from mediafm.search import build_index
+    from mediafm.search import add_to_index, build_index, remove_from_index
 
-    out = build_index(args.embeddings, args.out, args.store, args.recall)
+    if args.add and args.remove:
+        raise ValueError("--add and --remove are two changes: make one at a time")
+    if args.add:
+        out = add_to_index(args.out, args.add, args.store)
+    elif args.remove:
+        out = remove_from_index(args.out, args.remove)
+    else:
+        out = build_index(args.embeddings, args.out, args.store, args.recall)
     meta = json.loads((out / "index.json").read_text())
-    print(f"indexed {meta['n']:,} {meta['kind']} ({meta['dim']}-d) with "
-          f"{meta['index']['type']} {json.dumps(meta['index'])} in {out}")
+    text = out / "text" / "index.json"
+    print(f"index {out}: {meta['n']:,} {meta['kind']}"
+          + (f" ({meta['dim']}-d, {meta['index']['type']} {json.dumps(meta['index'])})"
+             if meta["n"] else "")
+          + (f"; {json.loads(text.read_text())['n']:,} shots' text vectors (search by words)"
+             if text.is_file() else ""))
 
 
 def _search(args: argparse.Namespace) -> None:
+    from mediafm.query import search_shot, search_text
     from mediafm.search import Index
+    from mediafm.store import ShotStore
 
-    index = Index.load(args.index)
-    hits = index.search(args.title, args.shot, args.clip, args.k, args.other_titles)
+    if not args.index and not args.store:
+        raise ValueError("give --index INDEX and / or --store STORE to search")
+    index = Index.load(args.index) if args.index else None
+    if args.text is not None:
+        store = ShotStore(args.store or _index_store(index))
+        hits = search_text(store, args.text, args.k, index)
+    elif args.store and (index is None or index.kind == "shots"):
+        hits = search_shot(ShotStore(args.store), args.title, args.shot, args.k, index,
+                           args.other_titles)
+    else:
+        hits = index.search(args.title, args.shot, args.clip, args.k, args.other_titles)
     if args.json:
         print(hits.to_json(orient="records", indent=1))
     else:
-        print(hits.to_string(index=False))
+        print(hits.to_string(index=False, max_colwidth=60))
+
+
+def _index_store(index) -> str:
+    """The store an index was built from (its text needs the store's encoder and lines)."""
+    path = (index.meta.get("store") or {}).get("path")
+    if not path:
+        raise ValueError(f"the index {index.path} does not record its store: give --store")
+    return path
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -144,23 +174,35 @@ def _register_moments_and_search(sub) -> None:
     s.set_defaults(func=_moments)
 
     s = sub.add_parser("index", help="build a FAISS index over shot, clip or title "
-                       "embeddings (exact when small, IVF with measured recall when large)")
-    s.add_argument("--embeddings", required=True, help="an embeddings Parquet file")
-    s.add_argument("--out", required=True, help="index directory")
-    s.add_argument("--store", help="add shot times from this store (shot embeddings)")
+                       "embeddings (exact when small, IVF with measured recall when large), "
+                       "and over a store's text vectors; add or remove titles")
+    s.add_argument("--embeddings", help="an embeddings Parquet file")
+    s.add_argument("--out", required=True, help="index directory (with --add / --remove: the "
+                   "index to change)")
+    s.add_argument("--store", help="the store the shots are of: adds shot times, checks them, "
+                   "and indexes its text vectors for search by words")
     s.add_argument("--recall", type=Number(float, 0.01, 1), default=0.95,
                    help="approximate index: the recall@10 to reach (sets nprobe)")
+    s.add_argument("--add", metavar="EMB", help="add (or replace) the titles of this "
+                   "embeddings file in the index --out, without rebuilding it")
+    s.add_argument("--remove", metavar="TITLE", help="remove a title from the index --out")
     s.set_defaults(func=_index)
 
-    s = sub.add_parser("search", help="nearest neighbours of a shot, clip or title")
-    s.add_argument("--index", required=True)
+    s = sub.add_parser("search", help="shots like a shot, or shots where words are said: "
+                       "nearest neighbours with times, scores per modality and the line")
+    s.add_argument("--index", help="an index (mediafm index)")
+    s.add_argument("--store", help="search this store (exactly, up to 200k shots, without "
+                   "--index); shots come with their line of text and per-modality scores")
+    s.add_argument("--text", help="find shots by what is said (the store's text encoder; a "
+                   "CLIP video encoder also finds what is shown)")
     s.add_argument("--title", help="the query's title (with --shot for a shot index)")
     s.add_argument("--shot", type=Number(int, 0))
     s.add_argument("--clip", help="the query clip (clip index)")
     s.add_argument("-k", type=Number(int, 1, 10_000), default=10)
     s.add_argument("--other-titles", action="store_true",
                    help="exclude the query's own title")
-    s.add_argument("--json", action="store_true", help="JSON records instead of a table")
+    s.add_argument("--json", action="store_true", help="JSON records (title_id, shot_index, "
+                   "start_s, end_s, score, line, words, modalities, rank) instead of a table")
     s.set_defaults(func=_search)
 
     s = sub.add_parser("serve", help="the explorer: a local web app over a store, predictions "

@@ -23,12 +23,13 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from mediafm.errors import MediaFMError, Mismatch, MissingExtra, NotFound
+from mediafm.errors import BadQuery, MediaFMError, Mismatch, MissingExtra, NotFound
 from mediafm.serve.catalog import Catalog
 
 COOKIE = "mediafm_token"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-STATUS = ((NotFound, 404), (Mismatch, 409), (MissingExtra, 501), (MediaFMError, 500))
+STATUS = ((NotFound, 404), (BadQuery, 400), (Mismatch, 409), (MissingExtra, 501),
+          (MediaFMError, 500))
 
 
 def status_of(error: Exception) -> int:
@@ -116,6 +117,12 @@ def _routes(app: FastAPI, catalog: Catalog) -> None:
         hits = catalog.search(title, shot, k, other_titles)
         return {"query": {"title_id": title, "shot_index": shot}, "hits": hits,
                 "searched": catalog.searched}
+
+    @app.get("/api/search/text")
+    def search_text(q: str = Query(..., max_length=1000), k: int = Query(10, ge=1, le=100)
+                    ) -> dict:
+        return {"query": q, "hits": catalog.search_text(q, k),
+                "searched": "the shots' text vectors (subtitles and transcripts)"}
 
     @app.get("/api/titles/{title_id}/media", response_class=FileResponse)
     def media(title_id: str) -> FileResponse:

@@ -63,6 +63,7 @@ class Catalog:
         self.lock = threading.Lock()
         self.cache: OrderedDict[str, dict] = OrderedDict()
         self.cache_size = cache_titles
+        self._searcher = None
 
     # ------------------------------------------------------------------ titles
 
@@ -165,31 +166,30 @@ class Catalog:
             return f"contextual embeddings ({DEFAULT_READOUT}) of the model, exact"
         return "the fused shot vectors (no model given), exact"
 
-    def _search_index(self):
-        """The index searched: the one given, else one built in memory over the store's
-        contextual embeddings (with a model) or its fused vectors, exactly."""
-        if self.index is not None:
-            return self.index
+    def searcher(self):
+        """The library's searcher over the index given, else over an index built in memory
+        on first use: the store's contextual embeddings (with a model) or its fused vectors,
+        exactly."""
+        from mediafm.query import Searcher
+
         with self.lock:
-            if self.index is None:
-                self.index = _memory_index(self.store, self.model, self.searched)
-        return self.index
+            if self._searcher is None:
+                if self.index is None and self.model is not None:
+                    self.index = _memory_index(self.store, self.model, self.searched)
+                self._searcher = Searcher(self.store, self.index)
+        return self._searcher
 
     def search(self, title_id: str, shot: int, k: int = 10, other_titles: bool = False
                ) -> list[dict]:
-        shot = self.store.check_shot(title_id, shot)
-        hits = self._search_index().search(title_id, shot, k=k, other_titles=other_titles)
-        out = []
-        for h in hits.itertuples():
-            if hasattr(h, "start_s"):
-                s, e = h.start_s, h.end_s
-            else:
-                start, end = self.store.times(h.title_id)
-                s, e = start[h.shot_index], end[h.shot_index]
-            out.append({"title_id": h.title_id, "shot_index": int(h.shot_index),
-                        "start_s": float(s), "end_s": float(e),
-                        "score": round(float(h.score), 4)})
-        return out
+        """The nearest shots of a shot, each with its per-modality cosines (``mediafm
+        search``'s)."""
+        hits = self.searcher().shot(title_id, shot, k, other_titles)
+        return hits.drop(columns=["rank"]).to_dict(orient="records")
+
+    def search_text(self, query: str, k: int = 10) -> list[dict]:
+        """The shots where ``query`` is said (or, with a CLIP model, shown)."""
+        hits = self.searcher().text(query, k)
+        return hits.drop(columns=["rank"]).to_dict(orient="records")
 
 
 def _wide(p: pd.DataFrame | None, n: int) -> dict[str, tuple[list[str], np.ndarray]]:
@@ -202,7 +202,8 @@ def _wide(p: pd.DataFrame | None, n: int) -> dict[str, tuple[list[str], np.ndarr
 
 
 def _memory_index(store: ShotStore, model, searched: str):
-    """An exact index over every shot of a small store (``SEARCH_IN_MEMORY_UP_TO``)."""
+    """An exact index over the contextual embeddings of every shot of a small store."""
+    from mediafm.embed import embed_part
     from mediafm.search import Index
 
     if store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:
@@ -210,16 +211,9 @@ def _memory_index(store: ShotStore, model, searched: str):
                            "(mediafm embed, mediafm index, then serve --index) to search a "
                            "store this size")
     keys, vectors = [], []
-    if model is not None:
-        from mediafm.embed import embed_part
-
-        for part in store.parts():
-            t = embed_part(model, store, part)
-            keys.append(t.select(["title_id", "shot_index"]).to_pandas())
-            vectors.append(np.stack(t["embedding"].to_numpy(zero_copy_only=False)))
-    else:
-        for title_id, x in store.iter_titles("fused"):
-            keys.append(pd.DataFrame({"title_id": title_id, "shot_index": np.arange(len(x))}))
-            vectors.append(x)
+    for part in store.parts():
+        t = embed_part(model, store, part)
+        keys.append(t.select(["title_id", "shot_index"]).to_pandas())
+        vectors.append(np.stack(t["embedding"].to_numpy(zero_copy_only=False)))
     return Index.from_vectors("shots", pd.concat(keys, ignore_index=True),
                               np.concatenate(vectors), {"searched": searched})

@@ -232,9 +232,52 @@ async function selectShot(i, scroll = false) {
     }, t.thumbs ? el("img", { src: thumbUrl(h.title_id, h.shot_index), alt: "" })
                : el("div", { class: "plain", text: `#${h.shot_index}` }),
        el("div", { text: `${h.title_id} #${h.shot_index}` }),
-       el("div", { class: "tags", text: `${clock(h.start_s)} · ${h.score.toFixed(3)}` }))));
+       el("div", { class: "tags", text: `${clock(h.start_s)} · ${h.score.toFixed(3)}`,
+                   title: explained(h) }))));
   } catch (e) { neighbours.replaceChildren(el("p", { class: "hint", text: e.message })); }
 }
+
+// --------------------------------------------------------------------------- find a moment
+
+function explained(h) {
+  // per-modality scores, e.g. "text 0.71 · video 0.12"
+  return Object.entries(h.modalities || {}).filter(([, v]) => v !== null)
+    .map(([m, v]) => `${m} ${Number(v).toFixed(2)}`).join(" · ");
+}
+
+function lineWithWords(line, words) {
+  // the shot's line of text, the query's words in it marked
+  const span = el("span", { class: "line" });
+  if (!line) return span;
+  const marked = new Set((words || []).map((w) => w.toLowerCase()));
+  for (const part of line.split(/(\s+)/)) {
+    const bare = part.toLowerCase().replace(/[^a-z0-9']/g, "");
+    span.append(marked.has(bare) ? el("mark", { text: part }) : part);
+  }
+  return span;
+}
+
+async function findMoment(q) {
+  const view = $("#title-view");
+  try {
+    status(`searching for “${q}”…`);
+    const found = await api(`/api/search/text?${new URLSearchParams({ q, k: 20 })}`);
+    view.replaceChildren(el("h2", { text: `Where “${q}” is said` }),
+      el("div", { class: "meta", text: `searched: ${found.searched}` }),
+      el("ol", { class: "hits", "aria-label": "hits" }, ...found.hits.map((h) => el("li", {
+        "data-title": h.title_id, onclick: () => openTitle(h.title_id, h.shot_index),
+      }, el("div", { text: `${h.title_id} · shot ${h.shot_index} · ${clock(h.start_s)}–${clock(h.end_s)}` }),
+         lineWithWords(h.line, h.words),
+         el("div", { class: "tags", text: `score ${h.score.toFixed(3)} · ${explained(h)}` })))));
+    status(found.hits.length ? "" : "nothing found");
+  } catch (e) { status(e.message); }
+}
+
+$("#find").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = $("#said").value.trim();
+  if (q) findMoment(q);
+});
 
 // --------------------------------------------------------------------------- start
 
