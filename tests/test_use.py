@@ -313,5 +313,5 @@ def test_an_index_grows_and_shrinks_without_rebuilding(tmp_path, monkeypatch):
     ivf = Index.load(grown)
     got = ivf.search("t3", 5, k=10)
     truth = whole.search("t3", 5, k=10)
-    assert len(set(zip(got.title_id, got.shot_index)) & set(zip(truth.title_id,
-                                                                truth.shot_index))) >= 8
+    pairs = [set(zip(h.title_id, h.shot_index, strict=True)) for h in (got, truth)]
+    assert len(pairs[0] & pairs[1]) >= 8
