@@ -69,6 +69,7 @@ def local_models(tmp_path_factory, openai_stub):
                        "intermediate_size": 37, "image_size": 32, "patch_size": 8},
         projection_dim=16))
     clip.save_pretrained(root / "clip")
+    _tiny_tokenizer().save_pretrained(root / "clip")  # its text tower reads words
     w2v = Wav2Vec2Model(Wav2Vec2Config(
         hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
         conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
@@ -76,6 +77,46 @@ def local_models(tmp_path_factory, openai_stub):
     w2v.save_pretrained(root / "w2v")
     return {"hf-clip": {"path": str(root / "clip")}, "hf-wav2vec2": {"path": str(root / "w2v")},
             "openai": {"api_key": "test-key", "base_url": openai_stub, "dimensions": 8}}
+
+
+def _tiny_tokenizer():
+    """A word-level tokenizer of 99 ids ending every text with <eos> (CLIP pools there)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "<eos>"] + [f"w{i}" for i in range(40)] + (
+        "a the door red blue sky car night day hello there we meet again dog runs park "
+        "treasure buried under old oak tree kitchen fire rain street city sea boat train "
+        "plane music dance fight kiss laugh cry run walk talk money bank heist"
+    ).split()
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words[:99])},
+                                     unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A <eos>",
+                                                       special_tokens=[("<eos>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   eos_token="<eos>")
+
+
+def test_clip_reads_words_into_the_space_of_its_images(local_models, media, tmp_path):
+    """hf-clip's text tower embeds a query where its image vectors are; a store made with it
+    is searched by what is said and by what is shown, the rankings merged."""
+    from mediafm.ingest import IngestConfig, TitleJob, ingest
+    from mediafm.query import search_text
+    from mediafm.store import ShotStore
+
+    enc = build("video", "hf-clip", **local_models["hf-clip"])
+    words = enc.encode_text(["a red door", "the blue sky at night", "a red door"])
+    assert words.shape == (3, enc.dim) and np.isfinite(words).all()
+    np.testing.assert_allclose(words[0], words[2], atol=1e-6)
+    assert not np.allclose(words[0], words[1])
+    cfg = IngestConfig.of(video_encoder="hf-clip", video_model=local_models["hf-clip"]["path"],
+                          audio_encoder="logmel", mode="off")
+    ingest([TitleJob("cuts", str(media / "cuts.mp4"), (str(media / "cuts.srt"),))],
+           tmp_path / "store", cfg, progress=False)
+    hits = search_text(ShotStore(tmp_path / "store"), "hello there", k=3)
+    assert len(hits) == 3 and all("video" in h for h in hits.modalities)
+    assert any("text" in h for h in hits.modalities)
 
 
 def inputs(modality: str, seed: int):

@@ -220,6 +220,7 @@ def explain(store: ShotStore, hits: pd.DataFrame, query: str | None = None,
         for h in group.itertuples():
             i = int(h.shot_index)
             line = shots["timed_text"].iat[i] if timed else None
+            line = line if isinstance(line, str) else None  # no text: null
             per = {m: round(float(unit_norm(vecs[m][i][None])[0] @ own[m]), 4)
                    if np.abs(vecs[m][i]).sum() and np.abs(own[m]).sum() else None
                    for m in modalities} if like else getattr(h, "modalities", {})

@@ -131,6 +131,7 @@ class HFClip:
         self.size = cfg.image_size
         self.dim = self.model.config.projection_dim
         self.batch_size = batch_size
+        self.tokenizer = None  # loaded on the first text query
         self.name = "hf-clip"
         self.version = str(path)
         self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073],
@@ -153,3 +154,18 @@ class HFClip:
             out.append(getattr(feats, "pooler_output", feats).cpu().numpy())
         feats = np.concatenate(out).astype(np.float32)
         return mean_per_shot(feats, counts)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """(n, projection dim): texts through CLIP's text tower, in the space of the image
+        embeddings, so a query in words finds what shots show (``query.search_text``)."""
+        if self.tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.version, local_files_only=True)
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
+                               max_length=self.model.config.text_config.max_position_embeddings)
+        feats = self.model.get_text_features(input_ids=batch["input_ids"].to(self.device),
+                                             attention_mask=batch["attention_mask"].to(
+                                                 self.device))
+        return getattr(feats, "pooler_output", feats).float().cpu().numpy()
