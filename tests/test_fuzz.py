@@ -140,7 +140,11 @@ def test_manifest_rows_are_jobs_or_failures(rows, bom, jsonl):
                 w.writerow(cols)
                 w.writerows([[r.get(c, "") for c in cols] for r in rows])
         ids = [(r.get("title_id") or "").strip() for r in rows]
-        twice = [i for i in ids if i and ids.count(i) > 1]
+        seen, twice = set(), []
+        for i in ids:  # the first title met a second time is the one named
+            if i and i in seen:
+                twice.append(i)
+            seen.add(i)
         if twice:  # refused up front, naming the title and both lines
             with pytest.raises(ValueError, match=re.escape(f"title {twice[0]!r} is on line")):
                 read_manifest(path)
