@@ -27,6 +27,7 @@ class MediaInfo:
     height: int
     start_s: float = 0.0  # the container's start time: where the title's time 0 lies (an
     # MPEG-TS broadcast starts at ~1.4 s); every time mediafm reports is relative to it
+    rate: str = ""  # the video's frame rate as a ratio ("30000/1001", "25"): its timecode
 
 
 def _origin(container) -> float:
@@ -66,9 +67,9 @@ def probe(path: str | Path) -> MediaInfo:
             raise MediaError(f"{path}: zero-length {'video' if v is not None else 'audio'}")
         if v is None:
             return MediaInfo(duration, False, True, 0.0, 0, 0, _origin(c))
-        fps = float(v.average_rate or v.guessed_rate or 25)
-        return MediaInfo(duration, True, a is not None, fps, v.codec_context.width,
-                         v.codec_context.height, _origin(c))
+        rate = v.average_rate or v.guessed_rate or 25
+        return MediaInfo(duration, True, a is not None, float(rate), v.codec_context.width,
+                         v.codec_context.height, _origin(c), str(rate))
 
 
 def video_frames(path: str | Path, deblock: bool = True):

@@ -154,9 +154,10 @@ class EncodeBehind:
 
 
 def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders, wave: np.ndarray | None,
-           rate: int, lap, t: dict) -> tuple[list, np.ndarray, np.ndarray, list]:
-    """(shots, video vectors, audio vectors, thumbnails) of one title: a video's from one
-    decoding pass with the encoders behind it; an audio-only title's from its pauses."""
+           rate: int, lap, t: dict) -> tuple[list, np.ndarray, np.ndarray, dict]:
+    """(shots, video vectors, audio vectors, per-shot columns: thumbnails, frames,
+    transitions) of one title: a video's from one decoding pass with the encoders behind
+    it; an audio-only title's from its pauses."""
     if info.has_video:
         behind = EncodeBehind(enc, wave, rate)
         try:
@@ -171,14 +172,17 @@ def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders, wave: np.ndarr
         lap("decode+shots")
         video, audio = behind.finish()
         t |= {k: t.get(k, 0.0) + v for k, v in behind.seconds.items()}
-        return [(s.start, s.end) for s in scanned], video, audio, [s.thumb for s in scanned]
+        extras = {"thumb": [s.thumb for s in scanned],
+                  **{c: [getattr(s, c) for s in scanned] for c in (
+                      "first_frame", "last_frame", "transition", "transition_frames")}}
+        return [(s.start, s.end) for s in scanned], video, audio, extras
     det = cfg.detect  # audio only (a podcast): the shots are audio segments, video is zeros
     shots = audio_segments(wave, rate, info.duration_s, det.min_segment_s, det.max_segment_s,
                            det.pause_s)
     lap("decode+shots")
     video = np.zeros((len(shots), enc.video.dim), np.float32)
     audio = enc.audio.encode([shot_audio(wave, rate, s, e) for s, e in shots])
-    return shots, video, audio, [None] * len(shots)
+    return shots, video, audio, {"thumb": [None] * len(shots)}
 
 
 def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
@@ -209,7 +213,7 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     rate = getattr(enc.audio, "rate", RATE)
     wave = audio_mono(job.video, rate, cfg.decode.audio_track) if info.has_audio else None
     lap("decode audio")
-    shots, video, audio, thumbs = _shots(job, info, cfg, enc, wave, rate, lap, t)
+    shots, video, audio, extras = _shots(job, info, cfg, enc, wave, rate, lap, t)
     lap("encoders (after decoding)")
     segments = []
     if enc.speech is not None and wave is not None and (enc.asr == "on" or not cues):
@@ -230,12 +234,12 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     frame = pd.DataFrame({"title_id": job.title_id, "shot_index": np.arange(len(shots)),
                           "start_s": [s for s, _ in shots], "end_s": [e for _, e in shots],
                           "video": list(video), "audio": list(audio), "text": text_col,
-                          "timed_text": [x or None for x in texts], "thumb": thumbs})
+                          "timed_text": [x or None for x in texts], **extras})
     record = {"title_id": job.title_id, "video_path": job.video, "duration_s": info.duration_s,
               "dims": {"video": enc.video.dim, "audio": enc.audio.dim, "text": enc.text.dim},
               "n_shots": len(shots), "has_audio": info.has_audio,
               "has_video": info.has_video,
               "metadata": None if title_emb is None else title_emb.tolist(),
-              "synopsis": job.synopsis, "tags": list(job.tags),
+              "synopsis": job.synopsis, "tags": list(job.tags), "frame_rate": info.rate,
               "transcript": [transcript_row(s) for s in segments]}
     return frame, record, t

@@ -242,10 +242,12 @@ def assemble(staging: Staging, jobs: list[TitleJob], keys: dict[str, str], out: 
                            "synopsis": [r["synopsis"] for r in records],
                            "tags": [r["tags"] for r in records],
                            "has_audio": [r.get("has_audio") for r in records],
-                           "has_video": [r.get("has_video", True) for r in records]})
+                           "has_video": [r.get("has_video", True) for r in records],
+                           "frame_rate": [r.get("frame_rate") or None for r in records]})
     schema = pa.schema([("title_id", pa.string()), ("metadata", pa.list_(pa.float32())),
                         ("synopsis", pa.string()), ("tags", pa.list_(pa.string())),
-                        ("has_audio", pa.bool_()), ("has_video", pa.bool_())])
+                        ("has_audio", pa.bool_()), ("has_video", pa.bool_()),
+                        ("frame_rate", pa.string())])
     paths = [shots_path(staging, keys[j.title_id]) for j in jobs]
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=staging.root) as tmp:
         titles_path = Path(tmp) / "titles.parquet"
@@ -315,16 +317,17 @@ def _restage(store, title_id: str, key: str, media: dict, meta: np.ndarray,
              staging: Staging) -> None:
     """Write a title of the store back into the staging, as ingest staged it."""
     from mediafm.artifacts import read_transcript
+    from mediafm.store.format import SHOT_EXTRAS
 
-    timed = ("timed_text",) if "timed_text" in store.shot_columns else ()
-    shots = store.shots(title_id, ("shot_index", "start_s", "end_s", "has_text", *timed))
+    extras = tuple(c for c in SHOT_EXTRAS if c in store.shot_columns)
+    shots = store.shots(title_id, ("shot_index", "start_s", "end_s", "has_text", *extras))
     vectors = {m: store.title_vectors(title_id, m) for m in ("video", "audio", "text")}
     has_text = shots["has_text"].fillna(False).to_numpy(bool)
     frame = pd.DataFrame({
         "title_id": title_id, "shot_index": shots["shot_index"], "start_s": shots["start_s"],
         "end_s": shots["end_s"], "video": list(vectors["video"]), "audio": list(vectors["audio"]),
         "text": [v if t else None for v, t in zip(vectors["text"], has_text, strict=True)],
-        "timed_text": shots.get("timed_text"),
+        **{c: shots[c] for c in extras},
         "thumb": [store.thumbnail(title_id, i) for i in range(len(shots))]})
     row = store.titles.iloc[store.title_row(title_id)]
     stage_title(staging, key, frame, {
@@ -335,7 +338,7 @@ def _restage(store, title_id: str, key: str, media: dict, meta: np.ndarray,
         "has_video": _flag(row, "has_video"),
         "metadata": meta.tolist() if np.abs(meta).sum() else None,
         "synopsis": row.synopsis, "tags": list(row.tags) if row.tags is not None else [],
-        "encoders": store.info.encoders,
+        "encoders": store.info.encoders, "frame_rate": row.get("frame_rate"),
         "transcript": [] if (t := read_transcript(store, title_id)) is None else
         [{"start_s": r.start_s, "end_s": r.end_s, "text": r.text, "words": list(r.words)}
          for r in t.itertuples()]})

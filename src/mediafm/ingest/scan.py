@@ -57,6 +57,10 @@ class DetectorStream(Protocol):
 class ScannedShot:
     start: float
     end: float
+    first_frame: int  # the shot's frames, by their order in the stream (0-based, inclusive)
+    last_frame: int
+    transition: str | None  # the boundary that begins it (``transitions``); None: the first
+    transition_frames: int | None
     frames: np.ndarray  # (frames_per_shot, crop, crop, 3) uint8 RGB; (0, ...) when not sampled
     times: np.ndarray  # the presentation time of each of those frames
     thumb: bytes | None  # JPEG of the middle frame
@@ -72,35 +76,40 @@ class _Shots:
     """Cut times -> final shots with their frames, as decoding advances."""
 
     def __init__(self, k: int, min_shot_s: float, on_shot: Callable[[ScannedShot], None] | None,
-                 stride: float, convert: Callable[[object], tuple[np.ndarray, np.ndarray]]):
-        """``convert(sample.frame)``: (encoder crop, thumbnail) of a picked sample."""
+                 stride: float, convert: Callable[[object], tuple[np.ndarray, np.ndarray]],
+                 kinds: dict[int, tuple[str, int]] | None = None):
+        """``convert(sample.frame)``: (encoder crop, thumbnail) of a picked sample; ``kinds``:
+        the typed boundaries by frame (``transitions.TypedStream``)."""
         self.k, self.min_shot_s, self.on_shot, self.convert = k, min_shot_s, on_shot, convert
+        self.kinds = kinds if kinds is not None else {}
         self.base = self.stride = stride  # seconds between samples; doubled in a long shot
         self.samples: list[_Sample] = []
         self.before: _Sample | None = None  # the last sample of the previous shot
         self.start = 0.0  # start of the first shot not yet final
-        self.pending: list[float] = []  # accepted cuts whose shot is not yet final
+        self.start_frame = 0  # and its first frame
+        self.pending: list[tuple[float, int]] = []  # accepted cuts (time, frame), shots open
         self.shots: list[ScannedShot] = []
 
-    def cut(self, t: float) -> None:
-        last = self.pending[-1] if self.pending else self.start
+    def cut(self, t: float, frame: int) -> None:
+        last = self.pending[-1][0] if self.pending else self.start
         if t - last >= self.min_shot_s:  # else the shot before it would be too short: no cut
-            self.pending.append(t)
+            self.pending.append((t, frame))
 
     def advance(self, now: float) -> None:
         """Decoding has reached ``now``: shots whose cut lies ``min_shot_s`` behind are final."""
-        while self.pending and now - self.pending[0] >= self.min_shot_s:
-            self.close(self.pending.pop(0))
+        while self.pending and now - self.pending[0][0] >= self.min_shot_s:
+            self.close(*self.pending.pop(0))
 
-    def end(self, duration: float) -> None:
-        while self.pending and duration - self.pending[-1] < self.min_shot_s:
+    def end(self, duration: float, n_frames: int) -> None:
+        while self.pending and duration - self.pending[-1][0] < self.min_shot_s:
             self.pending.pop()  # the last piece is too short: it joins the shot before
-        for c in self.pending:
-            self.close(c)
+        for c, frame in self.pending:
+            self.close(c, frame)
         self.pending = []
-        self.close(max(duration, self.start))
+        self.close(max(duration, self.start), max(n_frames, self.start_frame + 1))
 
-    def close(self, end: float) -> None:
+    def close(self, end: float, end_frame: int) -> None:
+        """The open shot ends at ``end``, before frame ``end_frame`` (the next shot's first)."""
         start, k = self.start, self.k
         n = 0
         while n < len(self.samples) and self.samples[n].time < end:
@@ -117,9 +126,12 @@ class _Shots:
             thumb = jpeg(picked[int(idx[k // 2])][1])
         if mine:
             self.before = mine[-1]
-        shot = ScannedShot(start, end, frames, times, thumb)
+        kind, length = (None, None) if self.start_frame == 0 else self.kinds.get(
+            self.start_frame, ("cut", 1))
+        shot = ScannedShot(start, end, self.start_frame, end_frame - 1, kind, length, frames,
+                           times, thumb)
         self.shots.append(shot)
-        self.start, self.stride = end, self.base
+        self.start, self.start_frame, self.stride = end, end_frame, self.base
         if self.on_shot is not None:
             self.on_shot(shot)
 
@@ -180,8 +192,8 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
          on_shot: Callable[[ScannedShot], None] | None = None, sample_s: float = 0.25,
          max_samples: int = 256, short_side: int = 256, crop: int = 224,
          thumb_width: int = 192, info: MediaInfo | None = None, decoder: str = "pyav",
-         device: str = "cpu", max_sample_bytes: int = 256 << 20, deblock: bool | None = None
-         ) -> list[ScannedShot]:
+         device: str = "cpu", max_sample_bytes: int = 256 << 20, deblock: bool | None = None,
+         transitions: bool = True) -> list[ScannedShot]:
     """Shots covering the title (start, end, frames, thumbnail), in one decoding pass.
 
     ``detector``: a ``ShotDetector`` (its ``stream(info)`` is fed every frame).
@@ -197,10 +209,15 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     same cuts, video features at cosine 0.99+), while it costs ~20% of decoding; small frames
     are upscaled, blocking and all (cosine 0.97 at 160x90), so they keep it. A file that
     breaks off after some frames (truncated) ends there. Raises MediaError for a file with no
-    decodable frame.
+    decodable frame. ``transitions``: the detector's cuts become typed boundaries, and fades
+    and dissolves it missed are found (``ingest.transitions``); False: its cuts as they are.
     """
     info = info or probe(path)
     stream: DetectorStream = detector.stream(info)
+    if transitions:  # typed boundaries: fades and dissolves found, each at its middle
+        from mediafm.ingest.transitions import TypedStream
+
+        stream = TypedStream(stream, info.fps, min_shot_s)
     if deblock is None:
         deblock = min(info.width, info.height) < 2 * short_side
     frames, conv = _decoder(path, decoder, device, deblock)
@@ -213,7 +230,8 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
         return (conv.crop(frame, short_side, crop), conv.thumb(frame, thumb_width)) if lazy \
             else frame
 
-    shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride, convert)
+    shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride, convert,
+                   getattr(stream, "kinds", None))
     cap = max_samples
     next_sample = -np.inf
     times: list[float] = []
@@ -222,7 +240,7 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
         for i, found in done:  # as in line: advance to frame i, then the cuts it revealed
             shots.advance(times[i])
             for c in found:
-                shots.cut(times[c])
+                shots.cut(times[c], c)
 
     detection = _Detection(stream, conv)
     try:
@@ -245,8 +263,8 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
         done = detection.close()
     replay(done)
     for c in stream.finish(len(times)):
-        shots.cut(times[c])
-    shots.end(max(info.duration_s, times[-1]))
+        shots.cut(times[c], c)
+    shots.end(max(info.duration_s, times[-1]), len(times))
     return shots.shots
 
 

@@ -68,7 +68,10 @@ def stage_title(staging: Staging, key: str, frame: pd.DataFrame, record: dict) -
     schema = pa.schema([("title_id", pa.string()), ("shot_index", pa.int32()),
                         ("start_s", pa.float64()), ("end_s", pa.float64()),
                         *[(m, pa.list_(pa.float32(), dims[m])) for m in ("video", "audio", "text")],
-                        ("timed_text", pa.string()), ("thumb", pa.binary())])
+                        ("timed_text", pa.string()), ("first_frame", pa.int64()),
+                        ("last_frame", pa.int64()), ("transition", pa.string()),
+                        ("transition_frames", pa.int64()), ("thumb", pa.binary())])
+    frame = frame.assign(**{c: None for c in schema.names if c not in frame})  # audio-only
     with atomic_file(staging.path(key, ".parquet")) as tmp:
         pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
     staging.finish(key, record)

@@ -35,6 +35,11 @@ ROW_GROUP = 1024  # rows per Parquet row group: the unit a title read touches
 PART_ROWS = 8192  # target rows per part file: the unit a streaming read holds in memory
 FUSED_CACHE = Path("cache") / "fused"
 TIMED_TEXT = "timed_text"  # optional shot column: the subtitles' or transcribed words' text
+# optional shot columns ingest writes and import passes through, with their types: the
+# timed text, the shot's frames (0-based, inclusive, in stream order) and the transition that
+# begins it (cut, dissolve, fade, ...: ``ingest.transitions``) with its length in frames
+SHOT_EXTRAS = {TIMED_TEXT: pa.string(), "first_frame": pa.int64(), "last_frame": pa.int64(),
+               "transition": pa.string(), "transition_frames": pa.int64()}
 
 
 @dataclass(frozen=True)

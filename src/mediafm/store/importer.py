@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mediafm.fusion import MODALITIES, fuse, unit_norm
-from mediafm.store.format import PART_ROWS, TIMED_TEXT, StoreError, vector_array
+from mediafm.store.format import PART_ROWS, SHOT_EXTRAS, StoreError, vector_array
 from mediafm.store.reader import ShotStore
 from mediafm.store.validate import (
     TIME_COLUMNS,
@@ -82,11 +82,13 @@ def import_shots(shots: PathLike | Sequence[PathLike], out: PathLike,
     read_cols = ["title_id", "shot_index", *TIME_COLUMNS, *(modalities or ("fused",))]
     if not modalities and "has_text" in names:
         read_cols.append("has_text")
-    if TIMED_TEXT in names:  # the shots' subtitles or transcribed words, for people and search
-        if not pa.types.is_string(data.schema.field(TIMED_TEXT).type):
-            raise StoreError(f"{source}: column {TIMED_TEXT!r} must be strings, got "
-                             f"{data.schema.field(TIMED_TEXT).type}")
-        read_cols.append(TIMED_TEXT)
+    for name, typ in SHOT_EXTRAS.items():  # timed text, frames, transitions: passed through
+        if name in names:
+            got = data.schema.field(name).type
+            if not (got == typ or (pa.types.is_integer(typ) and pa.types.is_integer(got))
+                    or pa.types.is_null(got)):
+                raise StoreError(f"{source}: column {name!r} must be {typ}, got {got}")
+            read_cols.append(name)
     with store_writer(out, part_rows) as writer:
         dims: dict[str, int | None] = {m: None for m in (*modalities, "fused")}
         bar = progress_bar(total=n_rows, desc="import", unit="shot", disable=not progress)
@@ -184,8 +186,9 @@ def _import_bucket(table: pa.Table, source: str, modalities: tuple[str, ...],
         columns["has_text"] = (table["has_text"].combine_chunks()
                                if "has_text" in table.column_names
                                else pa.nulls(len(title), pa.bool_()))
-    if TIMED_TEXT in table.column_names:
-        columns[TIMED_TEXT] = table[TIMED_TEXT].combine_chunks()
+    for name, typ in SHOT_EXTRAS.items():
+        if name in table.column_names:
+            columns[name] = table[name].combine_chunks().cast(typ)
     norms = np.linalg.norm(fused, axis=1)
     if (norms < 0.5).any():
         i = int(np.argmax(norms < 0.5))

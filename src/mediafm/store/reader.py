@@ -38,7 +38,8 @@ from mediafm.store.rows import (
     valid_fused_cache,
 )
 
-TITLE_COLUMNS = ("title_id", "n_shots", "synopsis", "tags", "has_audio", "has_video")
+TITLE_COLUMNS = ("title_id", "n_shots", "synopsis", "tags", "has_audio", "has_video",
+                 "frame_rate")
 SHOT_COLUMNS = ("shot_index", "start_s", "end_s", "has_text")  # what ``shots`` reads by default
 
 

@@ -150,6 +150,6 @@ def read_titles(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray | Non
         emb, valid, dim = list_column(shim, "metadata", source, nullable=True, dim=None)
         emb[~valid] = 0.0
     frame = pd.DataFrame({"title_id": [str(t) for t in ids]})
-    for col in ("synopsis", "tags", "has_audio", "has_video"):
+    for col in ("synopsis", "tags", "has_audio", "has_video", "frame_rate"):
         frame[col] = table[col].to_pylist() if col in table.column_names else None
     return frame, emb, dim

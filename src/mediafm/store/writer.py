@@ -149,7 +149,8 @@ class StoreWriter:
         else:
             cols["metadata"] = pa.nulls(len(ids), pa.list_(pa.float32(), max(dim, 1)))
         for c, typ in (("synopsis", pa.string()), ("tags", pa.list_(pa.string())),
-                       ("has_audio", pa.bool_()), ("has_video", pa.bool_())):
+                       ("has_audio", pa.bool_()), ("has_video", pa.bool_()),
+                       ("frame_rate", pa.string())):
             vals = [frame[c].iloc[i] if frame is not None and c in frame and i is not None
                     else None for i in idx]
             cols[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v))
