@@ -67,6 +67,7 @@ class _SceneDetectStream:
     PySceneDetect's own flash filter only merges the flash's two cuts into one."""
 
     format = "bgr24"  # OpenCV's channel order, which PySceneDetect's detectors expect
+    latency = 0  # set per title: the flash check holds a cut min_len frames (see __init__)
     # area averaging anti-aliases the ~5x downscale of a 720p frame and, measured there, takes
     # half the time of swscale's default bilinear (0.5 against 1.1 ms a frame)
     interpolation = "AREA"
@@ -77,6 +78,7 @@ class _SceneDetectStream:
         from scenedetect.scene_manager import compute_downscale_factor
 
         self.min_len = max(1, round(cfg.min_shot_s * info.fps))
+        self.latency = 2 * self.min_len + 4  # the detector's own hold, then the flash check
         if cfg.kind == "content":
             kw = {} if cfg.threshold is None else {"threshold": cfg.threshold}
             self.detector = ContentDetector(min_scene_len=self.min_len, **kw)
@@ -168,6 +170,7 @@ class _TransNetV2Stream:
 
     size, format = (48, 27), "rgb24"
     WINDOW, STEP, CONTEXT = 100, 50, 25
+    latency = WINDOW + STEP - CONTEXT  # frames between a frame and its cut being known
 
     def __init__(self, model, threshold: float):
         self.model, self.threshold = model, threshold

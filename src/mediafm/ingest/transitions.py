@@ -1,25 +1,32 @@
 """Typed shot boundaries: a hard cut, a dissolve, or a fade through black (or white), with its
-length in frames, from two numbers per frame the decoding pass measures anyway.
+length in frames, from what the decoding pass measures of every frame anyway.
 
-- ``luma``: the frame's mean brightness (0-255) and ``spread``, its standard deviation: a
-  frame that is nearly uniform and dark (or bright) is the middle of a fade;
-- ``change``: ContentDetector's score between a frame and the one before it (mean absolute
-  difference of hue, saturation and value).
+Per frame: ``luma``, its mean brightness (0-255), and ``spread``, their standard deviation (a
+nearly uniform dark or bright frame is the middle of a fade); ``change``, ContentDetector's
+score against the frame before (the mean absolute difference of hue, saturation and value);
+and ``distance(i, j)``, the same score between any two recent frames.
 
-A hard cut is one frame of large change between two still-ish stretches. A dissolve spreads
-its change over several frames: the frames around the boundary whose change stays above a
-share of the peak are its extent. A fade through black is a run of dark, uniform frames,
-with the picture falling into it and rising out of it; the detectors cut it at most once, or
-not at all, so fades are also found here: a black run with no boundary near it becomes one.
-Every boundary is placed at the middle of its transition (where an editor's cut point sits)
-and a dissolve is one boundary, however many frames of it crossed a detector's threshold.
+- A **hard cut** is one frame of large change.
+- A **dissolve** spreads its change over several frames, and its frames are blends of the two
+  shots: every pixel moves one way, so the change from its first frame to its last is about
+  the sum of the changes in between. Camera motion also changes every frame, but there the
+  sum runs far past the distance between the ends. So a stretch of elevated change is a
+  dissolve only when ``distance(first, last) >= LINEAR * sum(change)`` and that distance is a
+  cut's worth.
+- A **fade** is a run of uniform black (or white) frames that the picture falls into and
+  rises out of (a ramp of brightness on either side; a flash of white has none).
 
-Pure functions of the per-frame series: tested on them, and on real footage spliced with
-known transitions (``benchmarks/shot_boundaries.py``).
+Detectors cut a fade at most once and a dissolve anywhere in it, or not at all: fades and
+dissolves are found here too, cuts inside one transition become one boundary, and each sits
+at the middle of its transition (where an editor's cut point is). ``TypedStream`` runs this
+on the decoding pass, a few seconds behind it; the functions are pure, tested on their own and
+on real footage spliced with known transitions (``benchmarks/shot_boundaries.py``).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +34,9 @@ import numpy as np
 CUT, DISSOLVE, FADE, FADE_WHITE = "cut", "dissolve", "fade", "fade-white"
 KINDS = (CUT, DISSOLVE, FADE, FADE_WHITE)
 DARK, BRIGHT, FLAT = 24.0, 232.0, 12.0  # a fade's middle: mean luma beyond these, spread under
+THRESHOLD = 27.0  # ContentDetector's: a cut's worth of change
+LINEAR = 0.6  # a dissolve's end-to-end change over the sum of its steps (motion: far less)
+Distance = Callable[[int, int], float]
 
 
 @dataclass(frozen=True)
@@ -42,125 +52,135 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2], strict=True))
 
 
-def fades(luma: np.ndarray, spread: np.ndarray, min_frames: int = 2
-          ) -> list[tuple[int, int, str]]:
-    """[start, end) and kind of every run of near-uniform black (or white) frames."""
+def _ramp(luma: np.ndarray, edge: int, step: int, level: float, most: int) -> int:
+    """How far from ``edge`` (the first frame outside a run) brightness keeps moving away from
+    the run's ``level``, going ``step`` (-1 back, +1 on), at most ``most`` frames."""
+    k, i = 0, edge
+    while 0 <= i + step < len(luma) and k < most and \
+            abs(luma[i + step] - level) > abs(luma[i] - level) + 0.5:
+        i, k = i + step, k + 1
+    return k + (1 if 0 <= edge < len(luma) and abs(luma[edge] - level) > 1.0 else 0)
+
+
+def fades(luma: np.ndarray, spread: np.ndarray, fps: float) -> list[tuple[int, int, str]]:
+    """[start, end) and kind of every fade: a run of uniform black (white) frames with the
+    picture falling into it and rising out of it; the span includes the ramps. Black without
+    a ramp (a cut to black and back) counts from a quarter of a second; white needs ramps on
+    both sides (a flash has none)."""
+    n, most = len(luma), max(2, int(round(2.0 * fps)))
     out = []
     for kind, level in ((FADE, luma <= DARK), (FADE_WHITE, luma >= BRIGHT)):
         for a, b in _runs(level & (spread <= FLAT)):
-            if b - a >= min_frames:
-                out.append((int(a), int(b), kind))
+            if a == 0 or b == n:
+                continue  # black at the very start or end is no boundary
+            before = _ramp(luma, a - 1, -1, luma[a], most)
+            after = _ramp(luma, b, +1, luma[b - 1], most)
+            ramps = min(before, after) >= 2 if kind == FADE_WHITE else max(before, after) >= 2
+            if ramps or (kind == FADE and b - a >= fps / 4):
+                out.append((int(a - max(before - 1, 0)), int(b + max(after - 1, 0)), kind))
     return sorted(out)
 
 
-def _fade_span(luma: np.ndarray, a: int, b: int, most: int) -> tuple[int, int]:
-    """The frames a fade spans around its black run [a, b): while the picture falls into it
-    (luma decreasing towards the run) and rises out of it, ``most`` frames each side."""
-    lo = a
-    while lo > max(0, a - most) and abs(luma[lo - 1] - luma[a]) > abs(luma[lo] - luma[a]) + 0.5:
-        lo -= 1
-    hi = b
-    while hi < min(len(luma), b + most) and abs(luma[hi] - luma[b - 1]) > abs(
-            luma[hi - 1] - luma[b - 1]) + 0.5:
-        hi += 1
-    return lo, hi
+def _is_dissolve(change: np.ndarray, lo: int, hi: int, distance: Distance) -> bool:
+    """Frames lo .. hi-1 changed a cut's worth, end to end, nearly as much as step by step."""
+    if hi - lo < 3 or lo < 1:
+        return False
+    across = distance(lo - 1, hi - 1)
+    return across >= THRESHOLD and across >= LINEAR * float(change[lo:hi].sum())
 
 
-def _dissolve_span(change: np.ndarray, frame: int, share: float, floor: float, most: int
-                   ) -> tuple[int, int]:
+def _span(change: np.ndarray, frame: int, share: float, most: int) -> tuple[int, int]:
     """[lo, hi): the frames around ``frame`` whose change stays above ``share`` of the peak
-    near it (and above ``floor``), at most ``most`` each side."""
+    near it, at most ``most`` each side."""
     near = change[max(0, frame - 2):frame + 3]
-    peak = float(near.max()) if len(near) else 0.0
-    bar = max(share * peak, floor)
-    lo = hi = int(max(0, frame - 2) + np.argmax(near)) if len(near) else frame
-    while lo > max(0, frame - most) and change[lo - 1] >= bar:
+    if not len(near):
+        return frame, frame + 1
+    peak = max(0, frame - 2) + int(np.argmax(near))
+    bar = max(share * float(change[peak]), 2.0)
+    lo, hi = peak, peak + 1
+    while lo > max(1, frame - most) and change[lo - 1] >= bar:
         lo -= 1
-    hi += 1
     while hi < min(len(change), frame + most) and change[hi] >= bar:
         hi += 1
     return lo, hi
 
 
-def gradual(change: np.ndarray, fps: float, total: float = 27.0, rise: float = 3.0
-            ) -> list[tuple[int, int]]:
-    """[start, end) of stretches of a few frames up to ~2 s whose change stands ``rise``
-    times above the stretch of picture around them and adds up to a cut's worth (``total``,
-    ContentDetector's threshold): a dissolve, whose change no single frame shows. A camera
-    move changes the picture for longer than ~2 s, and is not taken."""
+def gradual(change: np.ndarray, fps: float, distance: Distance, rise: float = 2.0,
+            calm: int = 3) -> list[tuple[int, int]]:
+    """[start, end) of dissolves no single frame shows: stretches of 4 frames up to ~2 s
+    whose change stands ``rise`` times above the picture around them, with ``calm`` quieter
+    frames on either side (a burst of motion after a cut has the cut before it), that pass
+    ``_is_dissolve``. A stretch reaching the last frame may go on: not yet."""
     n, most = len(change), max(4, int(round(2.0 * fps)))
     if n < 8:
         return []
-    around = np.array([np.median(change[max(0, i - 2 * most):i + 2 * most + 1])
-                       for i in range(0, n, max(1, most // 4))])
-    base = np.repeat(around, max(1, most // 4))[:n]
+    step = max(1, most // 4)
+    base = np.repeat([np.median(change[max(0, i - 2 * most):i + 2 * most + 1])
+                      for i in range(0, n, step)], step)[:n]
     out = []
     for a, b in _runs(change > np.maximum(rise * base, 2.0)):
-        if 3 <= b - a <= most and b < n and change[a:b].sum() >= total:
-            out.append((int(a), int(b)))  # (a run reaching the end may go on: not yet)
+        level = float(change[a:b].mean())
+        quiet = (a >= calm and b + calm <= n
+                 and change[a - calm:a].max() < 0.5 * level
+                 and change[b:b + calm].max() < 0.5 * level)
+        if 4 <= b - a <= most and quiet and _is_dissolve(change, a, b, distance):
+            out.append((int(a), int(b)))
     return out
 
 
 def classify(cuts: list[int], luma: np.ndarray, spread: np.ndarray, change: np.ndarray,
-             fps: float, min_shot_frames: int = 1, dissolve_share: float = 0.35,
-             floor: float = 4.0) -> list[Boundary]:
-    """The typed boundaries of a title from the detector's ``cuts`` (first frames of new
-    shots) and the per-frame series; fades and dissolves the detector missed are added, cuts
-    inside one transition are one boundary, and each sits at its transition's middle."""
-    n, most = len(luma), max(2, int(round(2.0 * fps)))  # a transition lasts at most ~2 s
-    spans: list[tuple[int, int, str]] = [(a, b, DISSOLVE) for a, b in gradual(change, fps)]
-    for a, b, kind in fades(luma, spread):
-        if a > 0 and b < n:  # black at the very start or end is no boundary
-            lo, hi = _fade_span(luma, a, b, most)
-            spans.append((lo, hi, kind))
+             fps: float, distance: Distance, share: float = 0.35) -> list[Boundary]:
+    """The typed boundaries of a stretch of frames from the detector's ``cuts`` (first frames
+    of new shots) and the per-frame measures: fades and dissolves the detector missed are
+    added, cuts inside one transition are one boundary, and each sits at its transition's
+    middle (a hard cut at its frame of largest change)."""
+    most = max(2, int(round(2.0 * fps)))  # a transition lasts at most ~2 s
+    spans = [*fades(luma, spread, fps), *((a, b, DISSOLVE) for a, b in gradual(
+        change, fps, distance))]
     for c in cuts:
-        if any(lo - 2 <= c <= hi + 2 for lo, hi, _ in spans):
-            continue  # inside a fade: the fade is the boundary
-        lo, hi = _dissolve_span(change, c, dissolve_share, floor, most)
-        spans.append((lo, hi, DISSOLVE if hi - lo >= 3 else CUT))
-    spans.sort()
+        if any(lo - 2 <= c <= hi + 1 for lo, hi, _ in spans):
+            continue  # inside a fade or a dissolve found above: that is the boundary
+        lo, hi = _span(change, c, share, most)
+        if _is_dissolve(change, lo, hi, distance):
+            spans.append((lo, hi, DISSOLVE))
+        else:
+            peak = lo + int(np.argmax(change[lo:hi]))
+            spans.append((peak, peak + 1, CUT))
     merged: list[list] = []
-    for lo, hi, kind in spans:  # overlapping spans (several cuts in one dissolve): one
-        if merged and lo <= merged[-1][1]:
-            last = merged[-1]
-            last[1] = max(last[1], hi)
-            if kind in (FADE, FADE_WHITE) or last[2] == CUT:
-                last[2] = kind if kind != CUT else last[2]
+    for lo, hi, kind in sorted(spans):  # overlapping spans (two cuts in one dissolve): one
+        if merged and lo < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+            if merged[-1][2] == CUT or kind in (FADE, FADE_WHITE):
+                merged[-1][2] = kind
             continue
         merged.append([lo, hi, kind])
-    out = []
-    for lo, hi, kind in merged:
-        frame = (lo + hi) // 2 if kind != CUT else _peak(change, lo, hi)
-        if kind == DISSOLVE and hi - lo < 3:
-            kind = CUT
-        frames = 1 if kind == CUT else hi - lo
-        if 0 < frame < n and (not out or frame - out[-1].frame >= min_shot_frames):
-            out.append(Boundary(int(frame), kind, int(frames)))
-    return out
-
-
-def _peak(change: np.ndarray, lo: int, hi: int) -> int:
-    """A hard cut's frame: the largest change in its span."""
-    return int(lo + np.argmax(change[lo:hi])) if hi > lo else lo
+    return [Boundary(lo if kind == CUT else (lo + hi) // 2, kind, 1 if kind == CUT else hi - lo)
+            for lo, hi, kind in merged]
 
 
 class TypedStream:
     """A detector stream (``scan.DetectorStream``) whose cuts are typed boundaries: it
-    measures every frame (``measure``), holds the inner detector's cuts for ~4 s of frames,
-    and hands them on, with the fades and dissolves it finds, at the middle of their
-    transitions, in order. ``kinds`` keeps each boundary's (kind, frames)."""
+    measures every frame, holds the inner detector's cuts for ~4 s of frames, and hands them
+    on, with the fades and dissolves it finds, at the middles of their transitions, in
+    order. ``kinds`` keeps each boundary's (kind, frames). Memory: three numbers a frame and
+    a small picture of the last ~6 s."""
+
+    SMALL = (64, 36)  # the size kept of recent frames, for distances between them
 
     def __init__(self, inner, fps: float, min_shot_s: float):
-        self.inner, self.fps = inner, max(fps, 1.0)
+        self.inner, self.fps = inner, max(float(fps), 1.0)
         self.size, self.format = inner.size, inner.format
         if hasattr(inner, "interpolation"):
             self.interpolation = inner.interpolation
         self.most = max(2, int(round(2.0 * self.fps)))
-        self.delay = 2 * self.most + 2  # frames held back: a whole transition is seen
+        # frames held back: a whole transition is seen, and the inner detector's cuts (which
+        # may come ``latency`` frames after their frame: TransNetV2 reads windows) are in
+        self.delay = 2 * self.most + 2 + int(getattr(inner, "latency", 0))
         self.min_gap = max(1, int(round(min_shot_s * self.fps)))
         self.luma: list[float] = []
         self.spread: list[float] = []
         self.change: list[float] = []
+        self.recent: deque = deque(maxlen=3 * self.delay + 4)  # (frame, small HSV)
         self.held: list[int] = []
         self.prev = None
         self.done, self.last = 0, -(1 << 30)
@@ -169,7 +189,7 @@ class TypedStream:
     def _measure(self, image: np.ndarray) -> None:
         import cv2
 
-        bgr = image if self.format == "bgr24" else image[..., ::-1]
+        bgr = np.ascontiguousarray(image if self.format == "bgr24" else image[..., ::-1])
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).astype(np.int16)
         self.luma.append(float(gray.mean()))
@@ -177,28 +197,50 @@ class TypedStream:
         self.change.append(float(np.abs(hsv - self.prev).mean()) if self.prev is not None
                            else 0.0)
         self.prev = hsv
+        small = cv2.resize(bgr, self.SMALL, interpolation=cv2.INTER_AREA)
+        self.recent.append((len(self.luma) - 1,
+                            cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)))
+
+    def distance(self, i: int, j: int) -> float:
+        """ContentDetector's score between frames i and j (recent ones; 0 if gone)."""
+        first = self.recent[0][0] if self.recent else 0
+        if not (first <= i < first + len(self.recent) and first <= j < first + len(self.recent)):
+            return 0.0
+        return float(np.abs(self.recent[i - first][1] - self.recent[j - first][1]).mean())
 
     def push(self, index: int, image: np.ndarray) -> list[int]:
         self._measure(image)
-        self.held += self.inner.push(index, image)
-        return self._decide(index - self.delay)
+        late = self._take(self.inner.push(index, image))
+        return late + self._decide(index - self.delay)
 
     def finish(self, n_frames: int) -> list[int]:
-        self.held += self.inner.finish(n_frames)
-        return self._decide(n_frames)
+        late = self._take(self.inner.finish(n_frames))
+        return late + self._decide(n_frames)
+
+    def _take(self, cuts: list[int]) -> list[int]:
+        """Hold the inner detector's new cuts; one that comes after its frame was decided (a
+        detector slower than its ``latency`` says) is handed on as it is, a plain cut."""
+        late = []
+        for c in cuts:
+            if c >= self.done:
+                self.held.append(c)
+            elif c - self.last >= self.min_gap:
+                self.kinds[c] = (CUT, 1)
+                self.last = c
+                late.append(c)
+        return late
 
     def _decide(self, upto: int) -> list[int]:
         """Boundaries whose frame lies in [done, upto), from everything seen around them; a
         fade still going on holds the decision back (at most ``delay`` frames more)."""
-        if 0 < upto < len(self.luma):  # not the end: wait for a black (or white) run to end
+        if 0 < upto < len(self.luma):
             first = max(0, upto - self.delay)
             luma = np.asarray(self.luma[first:], np.float64)
             blank = ((luma <= DARK) | (luma >= BRIGHT)) & (
                 np.asarray(self.spread[first:], np.float64) <= FLAT)
-            if blank[-1]:
+            if blank[-1]:  # in a black (white) run: wait for it to end
                 trailing = len(blank) if blank.all() else int(np.argmin(blank[::-1]))
-                start = len(self.luma) - trailing  # where the run began
-                upto = min(upto, max(first, start - self.most))
+                upto = min(upto, max(first, len(self.luma) - trailing - self.most))
         if upto <= self.done:
             return []
         lo = max(0, self.done - self.most)
@@ -207,7 +249,7 @@ class TypedStream:
                                                               self.change)]
         cuts = sorted({c - lo for c in self.held if lo <= c < hi})
         found = []
-        for b in classify(cuts, *series, self.fps):
+        for b in classify(cuts, *series, self.fps, lambda i, j: self.distance(i + lo, j + lo)):
             frame = b.frame + lo
             if self.done <= frame < upto and frame - self.last >= self.min_gap:
                 self.kinds[frame] = (b.kind, b.frames)
