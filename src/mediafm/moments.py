@@ -70,15 +70,21 @@ def highlights(scores: np.ndarray, k: int, min_shots: int = 3, max_shots: int = 
 
 
 def ad_breaks(boundary: np.ndarray, k: int, relevance: np.ndarray | None = None,
-              max_scene: int = 20) -> list[tuple[int, int, float, float, int]]:
+              max_scene: int = 20, scenes: list[int] | None = None
+              ) -> list[tuple[int, int, float, float, int]]:
     """Top ``k`` breaks (first shot after the cut, last shot of its scene, score, boundary
     probability, best relevance label index or -1). ``boundary[i]``: P(a scene starts at i);
     a cut is a local maximum (over +-2 shots) in the title's top decile and above its median:
-    boundary probabilities are calibrated, and low where scene changes are rare."""
+    boundary probabilities are calibrated, and low where scene changes are rare. ``scenes``:
+    the first shots of the title's scenes (``mediafm scenes``): then the breaks are between
+    scenes, never inside one."""
     n = len(boundary)
-    top, median = np.quantile(boundary, 0.9), np.median(boundary)
-    peaks = [i for i in range(1, n) if boundary[i] >= top and boundary[i] > median
-             and boundary[i] >= boundary[max(1, i - 2):i + 3].max()]
+    if scenes is not None:
+        peaks = [i for i in scenes if 0 < i < n]
+    else:
+        top, median = np.quantile(boundary, 0.9), np.median(boundary)
+        peaks = [i for i in range(1, n) if boundary[i] >= top and boundary[i] > median
+                 and boundary[i] >= boundary[max(1, i - 2):i + 3].max()]
     out = []
     for i in peaks:
         nxt = [j for j in peaks if j > i]
@@ -105,11 +111,12 @@ COLUMNS = ["title_id", "task", "kind", "rank", "first_shot", "last_shot", "start
 
 def find_moments(pred: pd.DataFrame, kinds: dict[str, str], store: ShotStore,
                  tasks: list[str] | None = None, k: int = 5, relevance: str | None = None,
-                 min_shots: int = 3, max_shots: int = 8) -> pd.DataFrame:
+                 min_shots: int = 3, max_shots: int = 8,
+                 scenes: pd.DataFrame | None = None) -> pd.DataFrame:
     """MOMENTS rows (``COLUMNS``): per title and task, the top ``k`` highlights or ad breaks
     with their times and a reason. ``tasks``: default every binary, ranking and boundary task
     of ``pred``; ``relevance``: a multilabel task that says what suits the scene after a
-    break."""
+    break; ``scenes`` (rows of a scenes file): ad breaks only between scenes."""
     if k < 1:
         raise ValueError(f"-k must be >= 1, got {k}")
     if not 1 <= min_shots <= max_shots:
@@ -125,8 +132,10 @@ def find_moments(pred: pd.DataFrame, kinds: dict[str, str], store: ShotStore,
     rows = []
     for title_id, p in pred.groupby("title_id", sort=False):
         start, end = store.times(title_id)
+        starts = None if scenes is None else scenes.loc[
+            scenes["title_id"] == title_id, "first_shot"].astype(int).tolist()
         rows += title_moments(p, kinds, tasks, len(start), start, end, k, relevance,
-                              min_shots, max_shots)
+                              min_shots, max_shots, starts)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -137,7 +146,8 @@ def moment_tasks(tasks, kinds: dict[str, str]) -> list[str]:
 
 def title_moments(p: pd.DataFrame, kinds: dict[str, str], tasks: list[str], n: int,
                   start: np.ndarray, end: np.ndarray, k: int, relevance: str | None,
-                  min_shots: int = 3, max_shots: int = 8) -> list[tuple]:
+                  min_shots: int = 3, max_shots: int = 8,
+                  scenes: list[int] | None = None) -> list[tuple]:
     """The moments of one title from its predictions ``p`` (rows of ``COLUMNS``)."""
     title_id = p["title_id"].iloc[0]
     rel = labels = None
@@ -150,7 +160,8 @@ def title_moments(p: pd.DataFrame, kinds: dict[str, str], tasks: list[str], n: i
         s = (p[p["task"] == task].groupby("shot_index")["score"].max()
              .reindex(range(n)).to_numpy(np.float64))
         if kinds[task] == "boundary":
-            for rank, (lo, hi, sc, b, lab) in enumerate(ad_breaks(s, k, rel), 1):
+            for rank, (lo, hi, sc, b, lab) in enumerate(ad_breaks(s, k, rel, scenes=scenes),
+                                                         1):
                 why = f"scene boundary before shot {lo} (p={b:.2f})"
                 if lab >= 0:
                     why += f"; the next scene reads as {labels[lab]!r} ({sc / b:.2f})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mediafm.cli.options import PORT, POSITIVE, Number
@@ -60,12 +61,54 @@ def _moments(args: argparse.Namespace) -> None:
     store = ShotStore(args.store)
     pred, kinds, meta = read_predictions(args.pred)
     check_predictions(pred, meta, store, args.pred)
-    frame = find_moments(pred, kinds, store, args.task or None, args.k, args.relevance)
+    scenes = None
+    if args.scenes:
+        from mediafm import artifacts
+
+        got = artifacts.read(args.scenes, "scenes")
+        artifacts.check_store(got.meta, store, f"the scenes {args.scenes}")
+        scenes = got.frame()
+    frame = find_moments(pred, kinds, store, args.task or None, args.k, args.relevance,
+                         scenes=scenes)
     write_moments(frame, args.out, store, args.pred)
     print(f"wrote {len(frame)} moments to {args.out}")
     if len(frame):
         t = frame["title_id"].iloc[0]
         print(frame[frame["title_id"] == t].to_string(index=False, max_colwidth=60))
+
+
+def _scenes(args: argparse.Namespace) -> None:
+    from mediafm.heads import Heads
+    from mediafm.model import MediaFM
+    from mediafm.scenes import find_scenes, write_scenes
+    from mediafm.store import ShotStore
+
+    store = ShotStore(args.store)
+    model = MediaFM.from_pretrained(args.model) if args.model else None
+    if (args.heads or args.vectors == "context") and model is None:
+        raise ValueError(f"{'--heads' if args.heads else '--vectors context'} needs --model")
+    heads = Heads.load(args.heads) if args.heads else None
+    frame = find_scenes(store, model, heads, args.window, args.bar, args.min_shots,
+                        args.vectors, progress=not args.quiet)
+    how = ("the boundary head" if heads else f"change points of the {args.vectors} vectors")
+    used = model if heads or args.vectors == "context" else None
+    out = write_scenes(frame, args.out, store, used, how)
+    print(f"wrote {len(frame)} scenes of {frame.title_id.nunique()} titles ({how}) to {out}")
+    single = int((frame.groupby("title_id").size() == 1).sum())
+    if heads is not None and single > frame.title_id.nunique() / 2:
+        cv = next(h.info["cv"] for h in heads.heads.values() if h.task.kind == "boundary")
+        print(f"note: in {single} titles the boundary head never reached probability 0.5 (its "
+              f"cross-validated {cv['metric']} is {cv['score']:.3f}): it is weak on this "
+              "catalog; change points (no --heads) may serve better", file=sys.stderr)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from mediafm.export import export
+    from mediafm.store import ShotStore
+
+    store = ShotStore(args.store, media_root=args.media_root)
+    out = export(store, args.out, args.format, args.title or None, args.scenes, args.moments)
+    print(f"wrote {out} ({args.format})")
 
 
 def _index(args: argparse.Namespace) -> None:
@@ -171,8 +214,54 @@ def _register_moments_and_search(sub) -> None:
     s.add_argument("-k", type=POSITIVE, default=5, help="moments per title and task")
     s.add_argument("--relevance", help="a multilabel task that says what follows an ad "
                    "break (e.g. ad_relevancy)")
+    s.add_argument("--scenes", help="SCENES.parquet (mediafm scenes): ad breaks between "
+                   "scenes, never inside one")
     s.set_defaults(func=_moments)
 
+    _register_timelines(sub)
+    _register_index_and_search(sub)
+
+
+def _register_timelines(sub) -> None:
+    from mediafm import scenes
+    from mediafm.export import FORMATS
+
+    s = sub.add_parser("scenes", help="group each title's shots into scenes: from a "
+                       "boundary head, or change points of the shot vectors")
+    s.add_argument("--store", required=True)
+    s.add_argument("--model", help="a run or model directory (for --heads or --vectors "
+                   "context)")
+    s.add_argument("--heads", help="heads with a boundary task: scenes start where it peaks")
+    s.add_argument("--vectors", choices=scenes.VECTORS, default="fused",
+                   help="without --heads, whose change points: the fused vectors (measured "
+                   "best) or the model's contextual embeddings")
+    s.add_argument("--out", required=True, help="SCENES.parquet: title_id, scene, first_shot, "
+                   "last_shot, start_s, end_s, score")
+    s.add_argument("--window", type=Number(int, 1, 50), default=scenes.WINDOW,
+                   help="shots a side compared at each change point")
+    s.add_argument("--bar", type=Number(float, 0, 100), default=scenes.BAR,
+                   help="robust z-score a change point must reach")
+    s.add_argument("--min-shots", type=Number(int, 1, 1000), default=scenes.MIN_SHOTS,
+                   help="the shortest scene, in shots")
+    s.set_defaults(func=_scenes)
+
+    s = sub.add_parser("export", help="a timeline an editor opens: shots (or scenes) as clips "
+                       "of the source media with frame-exact ranges, moments as markers")
+    s.add_argument("--store", required=True)
+    s.add_argument("--format", required=True, choices=FORMATS, help="otio "
+                   "(OpenTimelineIO), edl (CMX 3600), fcpxml (Final Cut Pro XML), csv, chapters "
+                   "(WebVTT when --out ends in .vtt, else FFmetadata)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--title", action="append", default=[], help="a title to export "
+                   "(repeatable; none: every title; edl and chapters hold one)")
+    s.add_argument("--scenes", help="SCENES.parquet: scenes as the clips (or the chapters)")
+    s.add_argument("--moments", help="MOMENTS.parquet: moments as markers (or the chapters)")
+    s.add_argument("--media-root", metavar="DIR", help="where the recorded media are now, when "
+                   "the store and its media moved together")
+    s.set_defaults(func=_export)
+
+
+def _register_index_and_search(sub) -> None:
     s = sub.add_parser("index", help="build a FAISS index over shot, clip or title "
                        "embeddings (exact when small, IVF with measured recall when large), "
                        "and over a store's text vectors; add or remove titles")
@@ -217,6 +306,8 @@ def _register_moments_and_search(sub) -> None:
                    "store: contextual embeddings with --model, fused vectors without)")
     s.add_argument("--media-root", metavar="DIR", help="where the recorded media are now, when "
                    "the store and its media moved together")
+    s.add_argument("--scenes", help="SCENES.parquet (mediafm scenes): bands on the timeline, "
+                   "ad breaks between scenes")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=PORT, default=8765)
     s.add_argument("--token", help="require this bearer token on every request (none: "

@@ -166,7 +166,10 @@ class TransNetV2Shots:
 
 class _TransNetV2Stream:
     """TransNetV2's ``predict_frames`` windows (the first frame repeated 25 times before the
-    title, the last after it), and ``predictions_to_scenes``, one window at a time."""
+    title, the last after it), and ``predictions_to_scenes``, one window at a time. A cut is
+    handed on as its transition ends (``predictions_to_scenes`` learns it only when the next
+    transition starts); ``transition`` keeps every frame's many-hot score, the probability
+    that the frame is inside a transition (what ``ingest.transitions`` reads a dissolve by)."""
 
     size, format = (48, 27), "rgb24"
     WINDOW, STEP, CONTEXT = 100, 50, 25
@@ -177,30 +180,32 @@ class _TransNetV2Stream:
         self.frames: list[np.ndarray] = []  # padded-title frames from index self.offset on
         self.offset = 0  # padded index of self.frames[0]
         self.predicted = 0  # title frames predicted so far
-        self.prev, self.start, self.scenes = 0, 0, 0  # predictions_to_scenes' state
+        self.prev, self.opened = 0, False  # predictions_to_scenes' state: a scene has begun
+        self.transition: list[float] = []
 
-    def _window(self) -> np.ndarray:
+    def _window(self) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         lo = self.predicted  # this window: padded [lo, lo + 100) predicts frames lo .. lo + 49
         batch = np.stack(self.frames[lo - self.offset:lo - self.offset + self.WINDOW])
         with torch.no_grad():
             x = torch.from_numpy(batch)[None].to(next(self.model.parameters()).device)
-            single, _ = self.model.predict_raw(x)
+            single, many = self.model.predict_raw(x)
         self.frames, self.offset = self.frames[self.STEP:], self.offset + self.STEP
-        return single[0, self.CONTEXT:self.CONTEXT + self.STEP, 0].cpu().numpy()
+        keep = slice(self.CONTEXT, self.CONTEXT + self.STEP)
+        return single[0, keep, 0].cpu().numpy(), many[0, keep, 0].cpu().numpy()
 
-    def _scenes(self, predictions: np.ndarray, n: int) -> list[int]:
+    def _scenes(self, predictions: tuple[np.ndarray, np.ndarray], n: int) -> list[int]:
+        single, many = predictions
         cuts = []
-        for i, p in enumerate(predictions[:max(n - self.predicted, 0)], self.predicted):
+        for i, p in enumerate(single[:max(n - self.predicted, 0)], self.predicted):
             bit = int(p > self.threshold)
-            if self.prev == 1 and bit == 0:
-                self.start = i
+            if self.prev == 1 and bit == 0 and self.opened:
+                cuts.append(i)  # the transition ended: a new shot starts here
             if self.prev == 0 and bit == 1 and i != 0:
-                if self.scenes:
-                    cuts.append(self.start)
-                self.scenes += 1
+                self.opened = True  # a scene began before this transition
             self.prev = bit
+        self.transition += many[:max(min(n, 1 << 62) - self.predicted, 0)].tolist()
         self.predicted += self.STEP
         return cuts
 
@@ -221,8 +226,6 @@ class _TransNetV2Stream:
             pad = self.predicted + self.WINDOW - self.offset - len(self.frames)
             self.frames += [self.frames[-1]] * max(pad, 0)
             cuts += self._scenes(self._window(), n_frames)
-        if self.prev == 0 and self.scenes:  # the last scene closes at the end
-            cuts.append(self.start)
         return cuts
 
 

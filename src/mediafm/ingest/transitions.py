@@ -128,20 +128,32 @@ def gradual(change: np.ndarray, fps: float, distance: Distance, rise: float = 2.
     return out
 
 
+def learned(hint: np.ndarray, fps: float) -> list[tuple[int, int]]:
+    """[start, end) of the runs of 3 frames or more (up to ~2 s) that a learned detector
+    scores as inside a transition (TransNetV2's many-hot head): its dissolves."""
+    most = max(4, int(round(2.0 * fps)))
+    return [(int(a), int(b)) for a, b in _runs(hint >= 0.5) if 3 <= b - a <= most
+            and b < len(hint)]
+
+
 def classify(cuts: list[int], luma: np.ndarray, spread: np.ndarray, change: np.ndarray,
-             fps: float, distance: Distance, share: float = 0.35) -> list[Boundary]:
+             fps: float, distance: Distance, share: float = 0.35,
+             hint: np.ndarray | None = None) -> list[Boundary]:
     """The typed boundaries of a stretch of frames from the detector's ``cuts`` (first frames
     of new shots) and the per-frame measures: fades and dissolves the detector missed are
     added, cuts inside one transition are one boundary, and each sits at its transition's
-    middle (a hard cut at its frame of largest change)."""
+    middle (a hard cut at its frame of largest change). ``hint``: a learned detector's
+    per-frame probability of being inside a transition; its runs are dissolves."""
     most = max(2, int(round(2.0 * fps)))  # a transition lasts at most ~2 s
-    spans = [*fades(luma, spread, fps), *((a, b, DISSOLVE) for a, b in gradual(
-        change, fps, distance))]
+    spans = fades(luma, spread, fps)
+    found = learned(hint, fps) if hint is not None else gradual(change, fps, distance)
+    spans += [(a, b, DISSOLVE) for a, b in found
+              if not any(lo <= a < hi or a <= lo < b for lo, hi, _ in spans)]
     for c in cuts:
         if any(lo - 2 <= c <= hi + 1 for lo, hi, _ in spans):
             continue  # inside a fade or a dissolve found above: that is the boundary
         lo, hi = _span(change, c, share, most)
-        if _is_dissolve(change, lo, hi, distance):
+        if hint is None and _is_dissolve(change, lo, hi, distance):
             spans.append((lo, hi, DISSOLVE))
         else:
             peak = lo + int(np.argmax(change[lo:hi]))
@@ -248,8 +260,14 @@ class TypedStream:
         series = [np.asarray(x[lo:hi], np.float64) for x in (self.luma, self.spread,
                                                               self.change)]
         cuts = sorted({c - lo for c in self.held if lo <= c < hi})
+        hint = None
+        if hasattr(self.inner, "transition"):  # a learned detector's transition scores
+            hint = np.zeros(hi - lo)
+            got = np.asarray(self.inner.transition[lo:hi], np.float64)
+            hint[:len(got)] = got
         found = []
-        for b in classify(cuts, *series, self.fps, lambda i, j: self.distance(i + lo, j + lo)):
+        for b in classify(cuts, *series, self.fps, lambda i, j: self.distance(i + lo, j + lo),
+                          hint=hint):
             frame = b.frame + lo
             if self.done <= frame < upto and frame - self.last >= self.min_gap:
                 self.kinds[frame] = (b.kind, b.frames)

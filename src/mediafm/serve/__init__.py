@@ -51,7 +51,7 @@ def serve_cli(args) -> None:
               "the explorer" + ("" if token else "; set --token (or MEDIAFM_TOKEN) to require "
                                 "a bearer token"), file=sys.stderr)
     catalog = Catalog(args.store, args.model, args.heads, args.index, args.pred,
-                      media_root=args.media_root)
+                      media_root=args.media_root, scenes=args.scenes)
     app = create_app(catalog, token, args.host, tuple(args.allow_host))
     sock = bind(args.host, args.port)
     url_host = f"[{args.host}]" if ":" in args.host else args.host

@@ -124,6 +124,13 @@ def _routes(app: FastAPI, catalog: Catalog) -> None:
         return {"query": q, "hits": catalog.search_text(q, k),
                 "searched": "the shots' text vectors (subtitles and transcripts)"}
 
+    @app.get("/api/titles/{title_id}/timeline")
+    def timeline(title_id: str, format: str = Query("otio", pattern="^(otio|edl|fcpxml|csv|"
+                                                                     "chapters)$")) -> Response:
+        data, name = catalog.timeline(title_id, format)
+        return Response(data, media_type="application/octet-stream",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
     @app.get("/api/titles/{title_id}/media", response_class=FileResponse)
     def media(title_id: str) -> FileResponse:
         path = catalog.media_file(title_id)

@@ -30,7 +30,8 @@ class Catalog:
     def __init__(self, store: str | Path, model_dir: str | None = None,
                  heads_dir: str | None = None, index_dir: str | None = None,
                  pred: str | None = None, relevance: str = "ad_relevancy",
-                 cache_titles: int = 64, media_root: str | None = None):
+                 cache_titles: int = 64, media_root: str | None = None,
+                 scenes: str | None = None):
         """``relevance``: the multilabel task that says what suits the scene after an ad
         break (used when present)."""
         self.store, self.relevance = ShotStore(store, media_root=media_root), relevance
@@ -51,6 +52,13 @@ class Catalog:
         if pred:
             self.pred, self.kinds, meta = read_predictions(pred)
             check_predictions(self.pred, meta, self.store, pred)
+        self.scenes = None
+        if scenes:
+            from mediafm import artifacts
+
+            got = artifacts.read(scenes, "scenes")
+            artifacts.check_store(got.meta, self.store, f"the scenes {scenes}")
+            self.scenes = got.frame()
         if index_dir:
             from mediafm.search import Index
 
@@ -114,7 +122,8 @@ class Catalog:
                 "predictions": {task: {"kind": self.kinds.get(task), "labels": labels,
                                        "scores": np.round(s, 3).tolist()}
                                 for task, (labels, s) in preds.items()},
-                "moments": self._moments(long, preds, start, end)}
+                "moments": self._moments(long, preds, start, end),
+                "scenes": self._scenes(title_id)}
 
     def _long_predictions(self, title_id: str) -> pd.DataFrame | None:
         """The title's predictions, long form (title_id, shot_index, task, label, score)."""
@@ -130,6 +139,30 @@ class Catalog:
         p = predict(self.heads, self.model, self.store, clips, progress=False)
         return p.rename(columns={"clip_id": "shot_index"}).assign(title_id=title_id)
 
+    def _scenes(self, title_id: str) -> list[list[int]]:
+        """[first_shot, last_shot] of the title's scenes (bands on the page)."""
+        if self.scenes is None:
+            return []
+        mine = self.scenes[self.scenes["title_id"] == title_id].sort_values("scene")
+        return [[int(a), int(b)] for a, b in zip(mine.first_shot, mine.last_shot, strict=True)]
+
+    def timeline(self, title_id: str, fmt: str) -> tuple[bytes, str]:
+        """The title's timeline in ``fmt`` (``export``) as the page shows it: (bytes, file
+        name), the scenes as clips when the explorer has them, the moments as markers."""
+        import tempfile
+
+        from mediafm.export import export
+
+        moments = pd.DataFrame(self.title(title_id)["moments"])
+        suffix = {"otio": ".otio", "edl": ".edl", "fcpxml": ".xml", "csv": ".csv",
+                  "chapters": ".vtt"}[fmt]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{title_id}{suffix}"
+            export(self.store, path, fmt, [title_id], self.scenes,
+                   moments.assign(title_id=title_id) if len(moments) else None)
+            return path.read_bytes(), "".join(c if c.isalnum() or c in "-_." else "_"
+                                              for c in path.name)
+
     def _moments(self, p: pd.DataFrame | None, preds: dict, start: np.ndarray,
                  end: np.ndarray) -> list[dict]:
         """The title's moments as ``mediafm moments`` finds them (``title_moments``)."""
@@ -137,8 +170,11 @@ class Catalog:
             return []
         tasks = moment_tasks(preds, self.kinds)
         relevance = self.relevance if self.relevance in preds else None
+        scenes = None
+        if self.scenes is not None:
+            scenes = [a for a, _ in self._scenes(p["title_id"].iloc[0])]
         rows = title_moments(p, self.kinds, tasks, len(start), start, end, MOMENTS_PER_TASK,
-                             relevance)
+                             relevance, scenes=scenes)
         return [{"task": r[1], "kind": r[2], "rank": r[3], "first_shot": int(r[4]),
                  "last_shot": int(r[5]), "start_s": float(r[6]), "end_s": float(r[7]),
                  "score": round(float(r[8]), 3), "reason": r[9]} for r in rows]

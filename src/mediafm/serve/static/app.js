@@ -116,6 +116,10 @@ function renderTitle(t) {
     })) : [el("p", { class: "hint", text: "No predictions: serve with --model and --heads (or --pred)." })]));
   view.replaceChildren(
     el("h2", { text: t.title_id }),
+    t.has_video && t.media ? el("div", { class: "downloads" }, "timeline: ",
+      ...["otio", "edl", "fcpxml", "csv", "chapters"].map((f) => el("a", {
+        href: `/api/titles/${encodeURIComponent(t.title_id)}/timeline?format=${f}`,
+        text: f, download: "" }))) : "",
     el("div", { class: "meta", text: [`${t.n_shots} shots`, clock(t.duration_s),
       t.tags.join(", "), t.synopsis].filter(Boolean).join(" · ") }),
     overview, strip, legend, moments);
@@ -164,7 +168,8 @@ function renderTitle(t) {
 
 function drawOverview(canvas, t, laneData) {
   canvas.width = canvas.clientWidth || 800;
-  canvas.height = 36;
+  const lanes = 36, band = (t.scenes || []).length ? 8 : 0;  // scenes: a band under the lanes
+  canvas.height = lanes + band;
   const ctx = canvas.getContext("2d");
   const w = canvas.width / t.n_shots;
   const lane = laneData.find((l) => l.kind === "binary") || laneData[0];
@@ -172,12 +177,16 @@ function drawOverview(canvas, t, laneData) {
     lane.cells.forEach(([v, colour], i) => {
       ctx.fillStyle = colour;
       ctx.globalAlpha = 0.25 + 0.75 * Math.max(0, Math.min(1, v));
-      ctx.fillRect(i * w, 36 - 30 * v, Math.max(w, 1), 30 * v);
+      ctx.fillRect(i * w, lanes - 30 * v, Math.max(w, 1), 30 * v);
     });
     ctx.globalAlpha = 1;
   }
   ctx.fillStyle = "#1d2330";
   for (const m of t.moments) ctx.fillRect(m.first_shot * w, 0, Math.max(2, (m.last_shot - m.first_shot + 1) * w), 4);
+  (t.scenes || []).forEach(([a, b], k) => {  // alternating colours, one per scene
+    ctx.fillStyle = k % 2 ? "rgba(120, 90, 200, 0.6)" : "rgba(40, 160, 140, 0.6)";
+    ctx.fillRect(a * w, lanes + 2, Math.max(2, (b - a + 1) * w), band - 2);
+  });
 }
 
 function thumbUrl(titleId, i) {
