@@ -23,15 +23,18 @@ CHEAP = {"video_encoder": "color-stats", "audio_encoder": "logmel", "mode": "off
 
 @pytest.fixture(scope="module")
 def titles(media, tmp_path_factory):
-    """cuts.mp4 (testsrc, red, mandelbrot: hard cuts at 2 s and 4 s) at 25 fps and converted
-    to 29.97, and an audio-only title, ingested."""
+    """cuts.mp4 (testsrc, red, mandelbrot: hard cuts at 2 s and 4 s) at 25 fps, converted to
+    29.97, and with every seventh frame dropped (a variable frame rate), and an audio-only
+    title, ingested."""
     root = tmp_path_factory.mktemp("export")
     shutil.copy(media / "cuts.mp4", root / "cuts.mp4")
     ffmpeg("-i", "cuts.mp4", "-vf", "fps=30000/1001", "-c:v", "libx264", "-pix_fmt", "yuv420p",
            "-an", "ntsc.mp4", cwd=root)
+    ffmpeg("-i", "cuts.mp4", "-vf", "select='not(eq(mod(n\\,7)\\,3))'", "-fps_mode", "vfr",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-an", "vfr.mp4", cwd=root)
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=5", "tone.wav", cwd=root)
     jobs = [TitleJob("cuts", str(root / "cuts.mp4")), TitleJob("ntsc", str(root / "ntsc.mp4")),
-            TitleJob("tone", str(root / "tone.wav"))]
+            TitleJob("vfr", str(root / "vfr.mp4")), TitleJob("tone", str(root / "tone.wav"))]
     report = ingest(jobs, root / "store", IngestConfig.of(**CHEAP), progress=False)
     assert not report.failures
     return root, ShotStore(root / "store")
@@ -67,6 +70,31 @@ def test_timelines_read_back_frame_exact(titles, fmt, suffix):
         red = frame_rgb(root / f"{title}.mp4", first).mean(axis=(0, 1))
         before = frame_rgb(root / f"{title}.mp4", first - 1).mean(axis=(0, 1))
         assert red[0] > 200 and red[1] < 60 and before[1] > 60, (title, red, before)
+
+
+def frame_at(path, seconds: float) -> np.ndarray:
+    """The frame ffmpeg shows at ``seconds`` (32x24 RGB)."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{seconds:.6f}", "-i", str(path),
+                          "-vf", "scale=32:24", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt",
+                          "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.uint8).reshape(24, 32, 3).astype(int)
+
+
+def test_variable_frame_rate_timelines_follow_the_times(titles):
+    """Dropped frames: the stream's frame numbers run behind the times; the timeline counts
+    at the 25 fps the timestamps sit on, so each clip starts on its shot's first picture."""
+    root, store = titles
+    assert store.titles.set_index("title_id").frame_rate["vfr"] == "25"
+    shots = store.shots("vfr", ("start_s", "first_frame"))
+    assert shots.first_frame.iat[1] < round(shots.start_s.iat[1] * 25)  # frames were dropped
+    timeline = otio.adapters.read_from_file(str(export(store, root / "vfr.otio", "otio",
+                                                       ["vfr"])))
+    clips = list(timeline.find_clips())
+    for clip, shot in zip(clips, shots.itertuples(), strict=True):
+        assert clip.source_range.start_time.to_seconds() == pytest.approx(shot.start_s, abs=1e-6)
+    red = frame_at(root / "vfr.mp4", clips[1].source_range.start_time.to_seconds())
+    assert red.mean(axis=(0, 1))[0] > 200 and red.mean(axis=(0, 1))[1] < 60
+    assert (frame_rgb(root / "vfr.mp4", int(shots.first_frame.iat[1])) == red).all()
 
 
 def test_drop_frame_timecode_and_edl(titles):

@@ -10,9 +10,10 @@ deviation), a local maximum, and at least ``min_shots`` from the last.
 Which vectors: the fused ones by default. ``benchmarks/scenes.py`` chose the window and the
 bar on one seed of the built-in catalogs and held out another: fused change points find
 scene starts exactly (held-out F1 0.92 clean, 0.74 noisy); the contextual readout of a small
-model finds them within one shot just as often but rarely on the shot itself, because a
-masked shot at a scene's edge hears both scenes. ``vectors="context"`` is kept for models
-that learned more; a boundary head is the way to use the model here.
+model finds them within one shot nearly as often but rarely on the shot itself, because a
+masked shot at a scene's edge hears both scenes; a boundary head on those catalogs is weak
+(AP ~0.15) and never reaches one half. ``vectors="context"`` and heads are kept for models
+and labels that carry more.
 
 The scenes file (``artifacts``: title_id, scene, first_shot, last_shot, start_s, end_s,
 score) records the store and model; the explorer draws it as bands, ``export`` takes scenes

@@ -68,8 +68,10 @@ def probe(path: str | Path) -> MediaInfo:
         if v is None:
             return MediaInfo(duration, False, True, 0.0, 0, 0, _origin(c))
         rate = v.average_rate or v.guessed_rate or 25
+        # timecode counts on the grid the timestamps sit on: FFmpeg's guess (the base rate, 25
+        # for a 25 fps recording that dropped frames, whose average is lower)
         return MediaInfo(duration, True, a is not None, float(rate), v.codec_context.width,
-                         v.codec_context.height, _origin(c), str(rate))
+                         v.codec_context.height, _origin(c), str(v.guessed_rate or rate))
 
 
 def video_frames(path: str | Path, deblock: bool = True):
