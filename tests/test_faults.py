@@ -15,7 +15,9 @@ import pytest
 
 from mediafm.store import ShotStore
 
-KILL_INTO_WRITE_S = (0.0, 0.3)  # embedding, after its staging appears: at once, further in
+# when embedding is killed: as its staging appears; once its first part is staged, eleven to go
+KILL_EMBED_AT = (".emb.parquet.parts", ".emb.parquet.parts/*.json")
+PART_ROWS = 300  # the reference store has twelve parts, so embedding has twelve units
 
 
 def mediafm(*args, cwd, preexec=None, check=True):
@@ -26,16 +28,15 @@ def mediafm(*args, cwd, preexec=None, check=True):
     return proc
 
 
-def killed_mid_write(args, cwd, temporary: str, extra_s: float) -> None:
+def killed_mid_write(args, cwd, temporary: str) -> None:
     """Start ``mediafm ARGS``; once the temporary output ``temporary`` (a glob under ``cwd``)
-    exists, wait ``extra_s`` more and SIGKILL it. Fails unless the kill lands while the
-    process is still writing: the test must test a kill mid-write, not a finished run."""
+    exists, SIGKILL it. Fails unless the kill lands while the process is still writing: the
+    test must test a kill mid-write, not a finished run."""
     proc = subprocess.Popen([sys.executable, "-m", "mediafm", "-q", *map(str, args)], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(cwd.glob(temporary)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
-    time.sleep(extra_s)
     alive = proc.poll() is None and bool(list(cwd.glob(temporary)))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -52,7 +53,7 @@ def reference(catalog, tmp_path_factory):
         (d / f"{k}.parquet").symlink_to(v)
     write_catalog_labels(catalog, d / "labels.parquet")
     mediafm("import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store",
-            cwd=d)
+            "--part-rows", PART_ROWS, cwd=d)
     mediafm("train", "--store", "store", "--out", "run", "--set", "steps=4", "--set",
             "hidden=16", "--set", "heads=2", "--set", "layers=1", "--set", "eval_every=2",
             cwd=d)
@@ -65,19 +66,20 @@ def hidden_leftovers(d) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra_s", KILL_INTO_WRITE_S)
-def test_kill_import_cache_embed_mid_write(reference, tmp_path, extra_s):
+@pytest.mark.parametrize("embed_at", KILL_EMBED_AT)
+def test_kill_import_cache_embed_mid_write(reference, tmp_path, embed_at):
     """A kill while the output is being written leaves no output (and nothing half-written);
     a rerun writes it whole, equal to an uninterrupted run's."""
     d = tmp_path
     for name in ("shots", "titles", "labels"):
         (d / f"{name}.parquet").symlink_to(reference / f"{name}.parquet")
     ref = ShotStore(reference / "store")
-    imp = ["import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store"]
-    killed_mid_write(imp, d, ".store.tmp-*", 0)  # an import of this size takes ~0.1 s
+    imp = ["import", "--shots", "shots.parquet", "--titles", "titles.parquet", "--out", "store",
+           "--part-rows", PART_ROWS]
+    killed_mid_write(imp, d, ".store.tmp-*")  # an import of this size takes ~0.1 s
     assert not (d / "store").exists()
     mediafm(*imp, cwd=d)
-    killed_mid_write(["cache", "--store", "store"], d, "store/cache/.fused.tmp-*", 0)
+    killed_mid_write(["cache", "--store", "store"], d, "store/cache/.fused.tmp-*")
     assert not ShotStore(d / "store").has_fused_cache
     mediafm("cache", "--store", "store", cwd=d)
     store = ShotStore(d / "store")
@@ -85,7 +87,7 @@ def test_kill_import_cache_embed_mid_write(reference, tmp_path, extra_s):
     for part in store.parts():
         np.testing.assert_array_equal(store.part_vectors(part), ref.part_vectors(part))
     emb = ["embed", "--model", reference / "run", "--store", "store", "--out", "emb.parquet"]
-    killed_mid_write(emb, d, ".emb.parquet.parts", extra_s)
+    killed_mid_write(emb, d, embed_at)
     assert not (d / "emb.parquet").exists()
     mediafm(*emb, cwd=d)
     a, b = pd.read_parquet(d / "emb.parquet"), pd.read_parquet(reference / "emb.parquet")
@@ -104,7 +106,7 @@ def test_kill_probe_leaves_the_previous_report(reference, tmp_path):
             "--no-baselines", "--out", "report"]
     mediafm(*args, cwd=tmp_path)
     before = (tmp_path / "report" / "results.csv").read_text()
-    killed_mid_write(args, tmp_path, ".report.tmp-*", 0)
+    killed_mid_write(args, tmp_path, ".report.tmp-*")
     assert (tmp_path / "report" / "results.csv").read_text() == before  # the old one, whole
     assert {p.name for p in (tmp_path / "report").iterdir()} >= {"REPORT.md", "report.html"}
     mediafm(*args, cwd=tmp_path)

@@ -15,7 +15,7 @@ def _import(args: argparse.Namespace) -> None:
 
     fuse = tuple(m.strip() for m in args.fuse.split(",") if m.strip())
     store = import_shots(args.shots, args.out, args.titles, fused_modalities=fuse,
-                         progress=not args.quiet)
+                         part_rows=args.part_rows, progress=not args.quiet)
     print(f"wrote {store}")
 
 
@@ -116,6 +116,7 @@ def _thumbs(args: argparse.Namespace) -> None:
 
 
 def register(sub) -> None:
+    from mediafm.store.format import PART_ROWS
     from mediafm.synthetic import PRESETS
 
     s = sub.add_parser("import", help="build a shot store from per-shot embeddings (Parquet)")
@@ -125,6 +126,9 @@ def register(sub) -> None:
     s.add_argument("--out", required=True, help="store directory to write")
     s.add_argument("--fuse", default="video,audio,text",
                    help="modalities that make the fused vector (modality ablation), e.g. video")
+    s.add_argument("--part-rows", type=Number(int, 1), default=PART_ROWS,
+                   help="shots per part file (titles are kept whole): the unit that embedding "
+                   "jobs share out and that a streaming read holds in memory")
     s.set_defaults(func=_import)
 
     _register_ingest(sub)
