@@ -261,3 +261,29 @@ def test_fused_cache_is_checked_against_the_parts(store, tmp_path):
 
     import_shots(write_shots(random_shots(), tmp_path / "s.parquet"), copy, progress=False)
     assert not (copy / FUSED_CACHE).exists() and not ShotStore(copy).has_fused_cache
+
+
+def test_recent_titles_are_kept_within_a_budget_and_not_pickled(store):
+    """A title read again comes from memory, equal to a fresh read; the oldest go first when
+    the budget is spent; a store sent to a worker (pickled) takes none of them along."""
+    import pickle
+
+    from mediafm.store.reader import RecentTables
+
+    s = ShotStore(store.path)
+    ids = s.titles["title_id"].tolist()[:3]
+    first = s.arrays(ids[0], ("start_s", "end_s"))
+    fresh = ShotStore(store.path).times(ids[0])
+    np.testing.assert_array_equal(first["start_s"], fresh[0])
+    np.testing.assert_array_equal(s.title_vectors(ids[1]), ShotStore(store.path).title_vectors(
+        ids[1]))
+    assert (ids[0], ("start_s", "end_s")) in s._recent.tables
+    reads = []
+    small = RecentTables(budget=2 * pa.table({"x": np.zeros(100)}).get_total_buffer_size())
+    for i in range(3):
+        small.get(("t", i), lambda i=i: reads.append(i) or pa.table({"x": np.full(100, i)}))
+    assert list(k[1] for k in small.tables) == [1, 2] and small.used <= small.budget
+    assert small.get(("t", 2), lambda: reads.append("again")).column("x")[0].as_py() == 2
+    assert reads == [0, 1, 2]  # the kept one was not read again
+    copy = pickle.loads(pickle.dumps(s))
+    assert copy._recent.tables == {} and copy.times(ids[0])[0].tolist() == fresh[0].tolist()

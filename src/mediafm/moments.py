@@ -35,7 +35,7 @@ def check_predictions(pred: pd.DataFrame, meta: dict, store: ShotStore, source: 
     """The predictions are of this store's shots: a ``Mismatch`` names both when they were
     made from another store (or, for files that did not record it, name a title it lacks)."""
     artifacts.check_store(meta, store, f"the predictions {source}")
-    unknown = sorted(set(pred["title_id"]) - set(store.titles["title_id"]))
+    unknown = sorted(set(pred["title_id"].unique()) - set(store.titles["title_id"]))
     if unknown:
         raise Mismatch(f"the predictions {source} have title {unknown[0]!r}, which the store "
                        f"{store.path} does not: predictions and store do not match")
@@ -54,16 +54,21 @@ def highlights(scores: np.ndarray, k: int, min_shots: int = 3, max_shots: int = 
     """Top ``k`` non-overlapping runs (first, last, mean score) of one title's shot scores."""
     n = len(scores)
     c = np.concatenate([[0.0], np.cumsum(scores)])
-    cands = [(float((c[i + m] - c[i]) / m), i, i + m - 1)
-             for m in range(min(min_shots, n), min(max_shots, n) + 1)
-             for i in range(0, n - m + 1)]
-    cands.sort(key=lambda x: (-round(x[0], 9), x[1] - x[2], x[1]))  # ties: the longer run
+    if n == 0:
+        return []
+    sizes = range(min(min_shots, n), min(max_shots, n) + 1)  # every run, as arrays
+    lo = np.concatenate([np.arange(n - m + 1) for m in sizes])
+    m = np.concatenate([np.full(n - m + 1, m) for m in sizes])
+    hi = lo + m - 1
+    mean = (c[lo + m] - c[lo]) / m
+    order = np.lexsort((lo, lo - hi, -np.round(mean, 9)))  # best first; ties: longer, earlier
     taken = np.zeros(n, bool)
     out = []
-    for s, lo, hi in cands:
-        if not taken[lo:hi + 1].any():
-            taken[lo:hi + 1] = True
-            out.append((lo, hi, s))
+    for j in order:
+        a, b = int(lo[j]), int(hi[j])
+        if not taken[a:b + 1].any():
+            taken[a:b + 1] = True
+            out.append((a, b, float(mean[j])))
             if len(out) == k:
                 break
     return out

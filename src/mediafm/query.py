@@ -213,26 +213,29 @@ def explain(store: ShotStore, hits: pd.DataFrame, query: str | None = None,
     modalities = [m for m in MODALITIES if m in store.info.modalities]
     own = {m: unit_norm(store.title_vectors(like[0], m)[like[1]][None])[0]
            for m in modalities} if like else {}
+    columns = ("start_s", "end_s", *(("timed_text",) if timed else ()))
+    shots: dict[str, dict] = {}  # each hit title read once (and the store keeps it a while)
+    vecs: dict[str, dict] = {}
+    given = hits["modalities"] if "modalities" in hits else [{}] * len(hits)
     rows = []
-    for title_id, group in hits.groupby("title_id", sort=False):
-        shots = store.shots(title_id, ("start_s", "end_s", *(("timed_text",) if timed else ())))
-        vecs = {m: store.title_vectors(title_id, m) for m in modalities} if like else {}
-        for h in group.itertuples():
-            i = int(h.shot_index)
-            line = shots["timed_text"].iat[i] if timed else None
-            line = line if isinstance(line, str) else None  # no text: null
-            per = {m: round(float(unit_norm(vecs[m][i][None])[0] @ own[m]), 4)
-                   if np.abs(vecs[m][i]).sum() and np.abs(own[m]).sum() else None
-                   for m in modalities} if like else getattr(h, "modalities", {})
-            rows.append({"title_id": title_id, "shot_index": i,
-                         "start_s": float(shots["start_s"].iat[i]),
-                         "end_s": float(shots["end_s"].iat[i]),
-                         "score": round(float(h.score), 4), "line": line,
-                         "words": matched_words(query, line) if query else [],
-                         "modalities": per})
-    order = {(t, int(s)): r for r, (t, s) in enumerate(zip(hits.title_id, hits.shot_index,
-                                                          strict=True))}
-    rows.sort(key=lambda r: order[(r["title_id"], r["shot_index"])])
+    for title_id, i, score, mods in zip(hits["title_id"], hits["shot_index"], hits["score"],
+                                        given, strict=True):
+        i = int(i)
+        if title_id not in shots:
+            shots[title_id] = store.arrays(title_id, columns)
+            vecs[title_id] = {m: store.title_vectors(title_id, m)
+                              for m in modalities} if like else {}
+        mine, v = shots[title_id], vecs[title_id]
+        line = mine["timed_text"][i] if timed else None
+        line = line if isinstance(line, str) else None  # no text: null
+        per = {m: round(float(unit_norm(v[m][i][None])[0] @ own[m]), 4)
+               if np.abs(v[m][i]).sum() and np.abs(own[m]).sum() else None
+               for m in modalities} if like else mods
+        rows.append({"title_id": title_id, "shot_index": i,
+                     "start_s": float(mine["start_s"][i]), "end_s": float(mine["end_s"][i]),
+                     "score": round(float(score), 4), "line": line,
+                     "words": matched_words(query, line) if query else [],
+                     "modalities": per})
     out = pd.DataFrame(rows, columns=["title_id", "shot_index", "start_s", "end_s", "score",
                                       "line", "words", "modalities"])
     return out.assign(rank=np.arange(1, len(out) + 1))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,8 @@ class ShotStore:
         self._index = {t: i for i, t in enumerate(self.titles["title_id"])}
         self._fused_cache = fused_cache and valid_fused_cache(self.path)
         self._thumbs = None
+        self._recent = RecentTables()
+        self._shot_columns: list[str] | None = None
         self._media: dict[str, str] | None = None
         self.media_root = Path(media_root) if media_root else None
 
@@ -126,8 +130,13 @@ class ShotStore:
     # ------------------------------------------------------------------ one title
 
     def _title_table(self, title_id: str, columns: list[str]) -> pa.Table:
-        """The title's rows of ``columns``, reading only the row groups that hold them."""
+        """The title's rows of ``columns``, reading only the row groups that hold them; the
+        last ones read are kept (``RecentTables``)."""
         row = self.title_row(title_id)
+        return self._recent.get((title_id, tuple(columns)),
+                                lambda: self._read_title(row, title_id, columns))
+
+    def _read_title(self, row: int, title_id: str, columns: list[str]) -> pa.Table:
         part, first, n = self._part[row], int(self._offset[row]), self.n_shots(title_id)
         path = self.path / "shots" / part
         try:
@@ -141,6 +150,13 @@ class ShotStore:
     def shots(self, title_id: str, columns: tuple[str, ...] = SHOT_COLUMNS) -> pd.DataFrame:
         """One title's shots, in order: a frame of the (scalar) ``columns`` asked for."""
         return self._title_table(title_id, list(columns)).to_pandas()
+
+    def arrays(self, title_id: str, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """One title's scalar ``columns`` as arrays (strings as objects, null as None): what
+        ``shots`` gives without building a DataFrame, for callers that look up a few shots
+        (a search explaining its hits)."""
+        t = self._title_table(title_id, list(columns))
+        return {c: t[c].to_numpy(zero_copy_only=False) for c in columns}
 
     def times(self, title_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(start_s, end_s) of every shot of a title, on the title's timeline."""
@@ -177,12 +193,14 @@ class ShotStore:
     @property
     def shot_columns(self) -> list[str]:
         """The columns of the shots' parts (``timed_text`` only where ingest or the input gave
-        it; stores written before it have none)."""
-        path = self.path / "shots" / self.parts()[0]
-        try:
-            return pq.read_schema(path).names
-        except (OSError, pa.ArrowException) as e:
-            raise StoreError(f"{path}: cannot read ({e})") from None
+        it; stores written before it have none). Read once: a store's parts do not change."""
+        if self._shot_columns is None:
+            path = self.path / "shots" / self.parts()[0]
+            try:
+                self._shot_columns = pq.read_schema(path).names
+            except (OSError, pa.ArrowException) as e:
+                raise StoreError(f"{path}: cannot read ({e})") from None
+        return list(self._shot_columns)
 
     @property
     def has_fused_cache(self) -> bool:
@@ -266,3 +284,40 @@ class ShotStore:
         if path is None:
             return None
         return reroot(Path(path), self._media, self.media_root)
+
+
+class RecentTables:
+    """The title tables read last, up to ``budget`` bytes (least recently used out first).
+
+    Why: a server answers about the same few titles again and again (a title page, then
+    searches whose hits fall in the same titles, each hit's times and line of text), and
+    every read opens a part file and decodes row groups (~3 ms each on 2 cores; a search
+    explained ten hits with ten reads). Arrow tables are immutable, so one is shared by
+    every caller; pickling a store (to a worker) leaves its tables behind."""
+
+    def __init__(self, budget: int = 64 << 20):
+        self.budget, self.used = budget, 0
+        self.tables: OrderedDict[tuple, pa.Table] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"budget": self.budget}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["budget"])
+
+    def get(self, key: tuple, read: Callable[[], pa.Table]) -> pa.Table:
+        with self.lock:
+            table = self.tables.get(key)
+            if table is not None:
+                self.tables.move_to_end(key)
+                return table
+        table = read()  # outside the lock: one slow read does not hold up the others
+        with self.lock:
+            size = table.get_total_buffer_size()  # a slice holds its row groups' buffers
+            if key not in self.tables and size <= self.budget:
+                self.tables[key] = table
+                self.used += size
+                while self.used > self.budget:
+                    self.used -= self.tables.popitem(last=False)[1].get_total_buffer_size()
+        return table
