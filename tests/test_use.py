@@ -45,6 +45,19 @@ def test_heads_round_trip_and_cross_validated_scores(fitted):
                                       "title": TITLE_PART, "dim": 2 * hidden + fused + hidden}
 
 
+
+def test_heads_are_the_same_from_one_process_or_several(fitted, store):
+    """Tasks fitted side by side in worker processes (the fixture's, one per core) give the
+    very heads one process gives: the fit is one math thread wherever it runs."""
+    from mediafm.heads import clip_features, fit_heads
+
+    _, model, labels, heads = fitted
+    feats = clip_features(store, model, labels, progress=False)
+    tasks = [heads.heads[n].task for n in ("tone", "clip_worthy")]
+    alone = fit_heads(feats, labels, tasks, folds=3, workers=1)
+    for name, h in alone.items():
+        np.testing.assert_array_equal(h.coef, heads.heads[name].coef)
+        assert h.info == heads.heads[name].info
 def test_heads_of_an_older_title_feature_are_refused(fitted, store):
     """Heads saved before the title part held the fused mean have other columns: predicting
     with them says so, instead of scoring shifted columns."""

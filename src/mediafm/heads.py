@@ -38,7 +38,15 @@ from mediafm.embed import (
 from mediafm.errors import Mismatch
 from mediafm.model import MediaFM
 from mediafm.probes.features import fused_blocks
-from mediafm.probes.linear import Features, Ridge, choose, out_of_fold, score
+from mediafm.probes.linear import (
+    Features,
+    Ridge,
+    choose,
+    default_workers,
+    in_processes,
+    out_of_fold,
+    score,
+)
 from mediafm.probes.tasks import Task, targets
 from mediafm.store import ShotStore
 
@@ -87,6 +95,70 @@ def platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float
     return float(a), float(b)
 
 
+def fit_head(task: Task, names: list[str], feats: Features, y: np.ndarray,
+             groups: np.ndarray, folds: int) -> Head:
+    """One task's head: block weights and alpha chosen by grouped CV on all its clips; the
+    out-of-fold predictions of a nested CV (each fold chooses on its own training titles)
+    give the reported score and the Platt calibration."""
+    oof, _ = out_of_fold(feats, y, groups, task.metric, folds)
+    choice = choose(feats, y, groups, task.metric)
+    X = feats.options[choice.option]
+    y2 = y.astype(np.float64).reshape(len(y), -1)
+    ridge = Ridge(X, y2, feats.column_weights(choice.block_weights))
+    w = ridge.V @ (ridge.VtZtY / (ridge.evals + choice.alpha)[:, None])  # (D, K)
+    coef = w / ridge.std[:, None]
+    intercept = ridge.y_mean - (ridge.mean / ridge.std) @ w
+    oof2 = oof.reshape(len(y), -1)
+    cal = (np.array([platt(oof2[:, k], y2[:, k] > 0.5) for k in range(y2.shape[1])])
+           if task.kind in CALIBRATED else None)
+    return Head(task, names, coef, intercept, ridge.mean, ridge.std, cal,
+                {"alpha": choice.alpha, "block_weights": list(choice.block_weights),
+                 "cv": {"metric": task.metric, "score": score(task.metric, y, oof, groups),
+                        "folds": folds, "n_clips": int(len(y)),
+                        "n_titles": int(len(set(groups)))}})
+
+
+def clip_features(store: ShotStore, model: MediaFM, labels: pd.DataFrame,
+                  readout: str = DEFAULT_READOUT, with_title: bool = True,
+                  progress: bool = True) -> Features:
+    """The heads' features: the labelled clips' in-context embeddings (+ the title part),
+    with their blocks (whose weights the search chooses)."""
+    X = np.stack(embed_clips(model, store, labels, "in-context", readout, progress=progress,
+                             with_title=with_title)["embedding"])
+    title = title_blocks(model, readout, fused_blocks(store)) if with_title else ()
+    blocks = readout_blocks(model, readout, fused_blocks(store)) or (X.shape[1] - sum(title),)
+    return Features.of(X, (*blocks, *title))
+
+
+def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: int = 5,
+              workers: int | None = None) -> dict[str, Head]:
+    """One head per task that has labelled clips (rows of ``feats`` are ``labels``'): the
+    tasks side by side in ``workers`` processes of one math thread (None: one per core;
+    ``probes.linear.in_processes`` says why).
+
+    Always one math thread, in this process too: the search over block weights and alphas
+    is a chain of discrete choices, and the round-off of a two-thread BLAS changed some
+    (measured on an 8-title catalog: genre's cross-validated AP 0.248 on two threads, 0.286
+    on one), so heads would otherwise depend on how many workers fitted them."""
+    groups = labels["title_id"].to_numpy()
+    jobs = []
+    for task in tasks:
+        idx, y, names = targets(labels, task)
+        if len(idx):
+            jobs.append((task, names or [task.name], feats.subset(idx), y, groups[idx],
+                         10 if task.kind == "ranking" else folds))
+    from threadpoolctl import threadpool_limits
+
+    workers = default_workers() if workers is None else workers
+    with threadpool_limits(1):  # here too: the same heads whatever ``workers`` (see below)
+        heads = list(in_processes(_fit_job, jobs, workers))
+    return {job[0].name: head for job, head in zip(jobs, heads, strict=True)}
+
+
+def _fit_job(job: tuple) -> Head:
+    return fit_head(*job)
+
+
 class Heads:
     """A set of task heads and what they were fitted on (see the module docstring)."""
 
@@ -104,43 +176,18 @@ class Heads:
     @classmethod
     def fit(cls, store: ShotStore | str, model: MediaFM, labels: pd.DataFrame,
             tasks: list[Task], readout: str = DEFAULT_READOUT, with_title: bool = True,
-            folds: int = 5, model_path: str | None = None, progress: bool = True) -> Heads:
+            folds: int = 5, model_path: str | None = None, progress: bool = True,
+            workers: int | None = None) -> Heads:
+        """Heads for ``tasks`` on the in-context clip embeddings of the labelled clips;
+        ``workers`` processes fit tasks side by side (None: one per core)."""
         store = store if isinstance(store, ShotStore) else ShotStore(store)
-        X = np.stack(embed_clips(model, store, labels, "in-context", readout,
-                                 progress=progress, with_title=with_title)["embedding"])
-        title = title_blocks(model, readout, fused_blocks(store)) if with_title else ()
-        blocks = readout_blocks(model, readout, fused_blocks(store)) or (X.shape[1] - sum(title),)
-        feats = Features.of(X, (*blocks, *title))
-        groups = labels["title_id"].to_numpy()
-        heads = {}
-        for task in tasks:
-            idx, y, names = targets(labels, task)
-            if len(idx) == 0:
-                continue
-            sub = feats.subset(idx)
-            n_folds = 10 if task.kind == "ranking" else folds
-            oof, _ = out_of_fold(sub, y, groups[idx], task.metric, n_folds)
-            choice = choose(sub, y, groups[idx], task.metric)
-            y2 = y.astype(np.float64).reshape(len(y), -1)
-            ridge = Ridge(X[idx], y2, feats.column_weights(choice.block_weights))
-            w = ridge.V @ (ridge.VtZtY / (ridge.evals + choice.alpha)[:, None])  # (D, K)
-            coef = w / ridge.std[:, None]
-            intercept = ridge.y_mean - (ridge.mean / ridge.std) @ w
-            oof2 = oof.reshape(len(y), -1)
-            cal = (np.array([platt(oof2[:, k], y2[:, k] > 0.5) for k in range(y2.shape[1])])
-                   if task.kind in CALIBRATED else None)
-            heads[task.name] = Head(
-                task, names or [task.name], coef, intercept, ridge.mean, ridge.std, cal,
-                {"alpha": choice.alpha, "block_weights": list(choice.block_weights),
-                 "cv": {"metric": task.metric, "score": score(task.metric, y, oof,
-                                                              groups[idx]),
-                        "folds": n_folds, "n_clips": int(len(idx)),
-                        "n_titles": int(len(set(groups[idx])))}})
+        feats = clip_features(store, model, labels, readout, with_title, progress)
+        heads = fit_heads(feats, labels, tasks, folds, workers)
         if not heads:
             raise ValueError("no task has labelled clips: nothing to fit")
         meta = {"features": {"readout": readout, "with_title": with_title,
                              "title": TITLE_PART if with_title else None,
-                             "dim": int(X.shape[1])},
+                             "dim": int(feats.options[""].shape[1])},
                 "model": {**artifacts.model_stamp(model, model_path),
                           "config": model.config.to_dict()},
                 "store": {**artifacts.store_stamp(store),

@@ -32,7 +32,7 @@ def _heads(args: argparse.Namespace) -> None:
     validate_clips(labels, store, str(args.labels))
     heads = Heads.fit(store, model, labels, tasks, args.output, not args.no_title,
                       args.folds, model_path=str(Path(args.model).absolute()),
-                      progress=not args.quiet)
+                      progress=not args.quiet, workers=args.workers or None)
     out = heads.save(args.out)
     for name, h in heads.heads.items():
         cv = h.info["cv"]
@@ -183,6 +183,9 @@ def register(sub) -> None:
                    "beside the clip")
     s.add_argument("--folds", type=Number(int, 2, 100), default=5,
                    help="title-grouped cross-validation folds (ranking tasks: 10)")
+    s.add_argument("--workers", type=Number(int, 0), default=0,
+                   help="tasks fitted side by side in this many processes, one thread each "
+                   "(0: one per CPU core)")
     s.add_argument("--device")
     s.set_defaults(func=_heads)
 

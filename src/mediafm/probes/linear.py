@@ -10,7 +10,7 @@ that never saw its title. Seeds re-draw the title partition; results are mean ±
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -154,9 +154,15 @@ class InnerFold:
         else:
             w = np.repeat(bw, self.blocks)
             K, rhs, out = self.gram * np.outer(w, w), self.zty * w[:, None], self.held * w
-        eye = np.eye(len(K))
-        return {a: out @ cho_solve(cho_factor(K + a * eye, check_finite=False), rhs,
-                                   check_finite=False) + self.y_mean for a in ALPHAS}
+        # K + a I in one reused buffer, factored in place: the same solves without a new
+        # matrix per alpha (measured 1.6x faster at 640 columns on one thread)
+        buf, preds = np.empty_like(K), {}
+        for a in ALPHAS:
+            np.copyto(buf, K)
+            buf.flat[::len(K) + 1] += a
+            factor = cho_factor(buf, overwrite_a=True, check_finite=False)
+            preds[a] = out @ cho_solve(factor, rhs, check_finite=False) + self.y_mean
+        return preds
 
 
 def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
@@ -318,18 +324,26 @@ def _one_thread() -> None:
 
 
 def probe_jobs(jobs: list[ProbeJob], workers: int = 1) -> Iterator[ProbeResult]:
-    """The results of ``jobs``, in order, from ``workers`` processes of one math thread each.
+    """The results of ``jobs``, in order, from ``workers`` processes of one math thread each
+    (``in_processes``)."""
+    yield from in_processes(ProbeJob.run, jobs, workers)
 
-    Why processes with one thread, not one process with all of them: a probe is thousands of
-    small Cholesky solves (a few hundred columns), which a threaded BLAS does no faster than
-    one thread (12 vs 15 ms at 768 columns here), and two processes that each ask for every
-    core make both 5-15x slower (OpenBLAS threads spin on each other). Independent probes on
-    one thread each use every core. ``workers <= 1``: in this process, as it is.
+
+def in_processes(fn: Callable, jobs: list, workers: int = 1) -> Iterator:
+    """``fn`` of each job, in order, from ``workers`` processes of one math thread each.
+
+    Why processes with one thread, not one process with all of them: a probe or a head is
+    thousands of small Cholesky solves (a few hundred columns), which a threaded BLAS does
+    no faster than one thread (12 vs 15 ms at 768 columns here; 27 ms on one thread against
+    71 ms on two at 640), and two processes that each ask for every core make both 5-15x
+    slower (OpenBLAS threads spin on each other). Independent jobs on one thread each use
+    every core. ``workers <= 1``: in this process, as it is. ``fn`` must be importable (a
+    module-level function) and the jobs picklable.
     """
     if workers <= 1 or len(jobs) <= 1:
-        yield from (job.run() for job in jobs)
+        yield from map(fn, jobs)
         return
     # spawn, not fork: the parent may hold torch's and OpenMP's threads
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
                              initializer=_one_thread) as pool:
-        yield from pool.map(ProbeJob.run, jobs)
+        yield from pool.map(fn, jobs)
