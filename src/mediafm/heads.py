@@ -140,6 +140,8 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
     is a chain of discrete choices, and the round-off of a two-thread BLAS changed some
     (measured on an 8-title catalog: genre's cross-validated AP 0.248 on two threads, 0.286
     on one), so heads would otherwise depend on how many workers fitted them."""
+    from threadpoolctl import threadpool_limits
+
     groups = labels["title_id"].to_numpy()
     jobs = []
     for task in tasks:
@@ -147,10 +149,8 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
         if len(idx):
             jobs.append((task, names or [task.name], feats.subset(idx), y, groups[idx],
                          10 if task.kind == "ranking" else folds))
-    from threadpoolctl import threadpool_limits
-
     workers = default_workers() if workers is None else workers
-    with threadpool_limits(1):  # here too: the same heads whatever ``workers`` (see below)
+    with threadpool_limits(1):  # here too: the same heads whatever ``workers`` (see above)
         heads = list(in_processes(_fit_job, jobs, workers))
     return {job[0].name: head for job, head in zip(jobs, heads, strict=True)}
 

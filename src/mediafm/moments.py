@@ -57,10 +57,10 @@ def highlights(scores: np.ndarray, k: int, min_shots: int = 3, max_shots: int = 
     if n == 0:
         return []
     sizes = range(min(min_shots, n), min(max_shots, n) + 1)  # every run, as arrays
-    lo = np.concatenate([np.arange(n - m + 1) for m in sizes])
-    m = np.concatenate([np.full(n - m + 1, m) for m in sizes])
-    hi = lo + m - 1
-    mean = (c[lo + m] - c[lo]) / m
+    lo = np.concatenate([np.arange(n - size + 1) for size in sizes])
+    length = np.concatenate([np.full(n - size + 1, size) for size in sizes])
+    hi = lo + length - 1
+    mean = (c[lo + length] - c[lo]) / length
     order = np.lexsort((lo, lo - hi, -np.round(mean, 9)))  # best first; ties: longer, earlier
     taken = np.zeros(n, bool)
     out = []
