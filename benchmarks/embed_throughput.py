@@ -1,6 +1,6 @@
 """Contextual embedding of one feature-length title (2,000 shots: overlapping 512-shot windows)
 with the tiny and base configs, through the spec's readout (one pass, the hidden state) and the
-default readout (input+context: one pass plus round(1 / mask_ratio) masked passes).
+default readout (input+context: max(2, round(1 / mask_ratio)) masked passes, 2 for tiny).
 
     python benchmarks/embed_throughput.py
     python benchmarks/embed_throughput.py --device cuda --bf16

@@ -138,6 +138,16 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     hidden = model.config.hidden
     assert readout_blocks(model, "input+context+hidden") == (hidden,) * 3
     assert readout_blocks(model, "input+context") == (hidden,) * 2
+    passes = []  # what each readout costs: the masked passes, and the plain one if it needs it
+    hook = model.norm.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        for output, want in (("input+context", 5), ("context", 5), ("hidden", 1),
+                             ("input+context+hidden", 6)):
+            passes.clear()
+            embed_sequences(model, [seq], title, output)
+            assert len(passes) == want, output
+    finally:
+        hook.remove()
 
 
 def test_clip_with_title_context(model, store):

@@ -97,8 +97,9 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``output``: the output projection, in fused dims;
     - ``context``: for every shot, the hidden state when that shot is masked: what the title
       around it says, the quantity masked shot modeling trains (ours). Shots are masked in
-      ``round(1 / mask_ratio)`` passes, every k-th shot at a time, so each pass sees the mask
-      density of training;
+      ``k = max(2, round(1 / mask_ratio))`` passes, every k-th shot at a time, so each pass
+      sees about the mask density of training; the pass with nothing masked is run only for
+      the readouts that use the hidden state, so ``input+context`` costs k passes, not k + 1;
     - ``input+hidden`` / ``input+context``: the input projection of the shot's own fused
       vector beside it (what the shot shows, and what its context says);
     - ``fused+context``: the shot's fused vector itself beside the context (no bottleneck
@@ -107,18 +108,19 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       alone sees past a scene break, the hidden state (trained where ``keep_noise`` asks the
       model to clean up a shot it can see) says what this shot is among its neighbours.
     """
-    h, pred = model(shots, lengths, title_emb, None, clock)
+    if output in ("hidden", "output", "input+hidden", "input+context+hidden"):
+        h, pred = model(shots, lengths, title_emb, None, clock)  # the pass with nothing masked
     if output in ("hidden", "output", "input+hidden"):
         out = {"hidden": h, "output": pred}.get(output)
         return out if out is not None else torch.cat([model.input_proj(shots), h], dim=-1)
     passes = max(2, round(1 / model.config.mask_ratio))
     L = shots.shape[1]
     real = torch.arange(L, device=shots.device)[None] < lengths[:, None]
-    ctx = torch.zeros_like(h)
+    ctx = None
     for r in range(passes):
         mask = real & (torch.arange(L, device=shots.device) % passes == r)[None]
         h_masked, _ = model(shots, lengths, title_emb, mask, clock)
-        ctx = torch.where(mask[..., None], h_masked, ctx)
+        ctx = torch.where(mask[..., None], h_masked, 0.0 if ctx is None else ctx)
     if output == "context":
         return ctx
     if output == "input+context+hidden":
