@@ -67,6 +67,7 @@ bench: install system-deps
 	$(PY) benchmarks/embed_throughput.py
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/search_scale.py
 	$(PY) benchmarks/asr_search.py
 	$(PY) benchmarks/shot_boundaries.py
 	$(PY) benchmarks/scenes.py

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from mediafm.embed import TITLE_PART, embed_sequences, embed_titles
-from mediafm.errors import Mismatch, NotFound
+from mediafm.errors import Mismatch, NotFound, StoreError
 from mediafm.heads import Heads, platt, predict
 from mediafm.model import MediaFM, MediaFMConfig
 from mediafm.moments import ad_breaks, highlights
 from mediafm.probes.catalog_labels import TASKS
-from mediafm.search import Index, build_index
+from mediafm.search import Index, build_index, remove_from_index
 
 
 def test_heads_round_trip_and_cross_validated_scores(fitted):
@@ -172,6 +172,51 @@ def test_approximate_index_reaches_its_recall(tmp_path):
         want = {(f"t{i // 60}", i % 60) for i in truth}
         recall.append(len(want & set(zip(got.title_id, got.shot_index, strict=True))) / 10)
     assert np.mean(recall) >= 0.85
+
+
+def test_compressed_index_reranks_on_exact_vectors(tmp_path):
+    """The compressed kind (forced here; chosen above 2 GiB of vectors): vectors streamed to
+    a memory-mapped vectors.npy, product-quantized codes, and hits whose scores are the exact
+    cosines (re-ranked on the vectors), with recall against brute force at its target."""
+    import mediafm.search as search
+    from mediafm.search import kind_limits
+
+    path, x = _embeddings(tmp_path, n_titles=100, n_shots=60, dim=32)
+    out = build_index(path, tmp_path / "pq", target_recall=0.9, **kind_limits("ivfpq"))
+    index = Index.load(out)
+    meta = index.meta["index"]
+    assert meta["type"] == "OPQ+IndexIVFPQ+rerank" and meta["bytes_per_vector"] == 4
+    assert meta["recall_at_10"] >= 0.9 and (out / "vectors.npy").is_file()
+    assert isinstance(index.searcher.vectors, np.memmap)
+    np.testing.assert_allclose(np.load(out / "vectors.npy"), x, atol=1e-6)
+    recall = []
+    for row in np.random.default_rng(1).choice(len(x), 50, replace=False):
+        got = index.search(f"t{row // 60}", int(row % 60), k=10)
+        rows = got.title_id.str[1:].astype(int).to_numpy() * 60 + got.shot_index.to_numpy()
+        np.testing.assert_allclose(got.score, x[rows] @ x[row], atol=1e-5)
+        truth = set(np.argsort(-(x @ x[row]))[1:11])
+        recall.append(len(truth & set(rows)) / 10)
+    assert np.mean(recall) >= 0.85
+    remove_from_index(out, "t7")  # codes dropped, quantizers kept, recall measured again
+    shrunk = Index.load(out)
+    assert shrunk.meta["index"]["type"] == "OPQ+IndexIVFPQ+rerank"
+    assert len(np.load(out / "vectors.npy")) == 99 * 60 and "t7" not in set(shrunk.keys.title_id)
+    assert shrunk.index.ntotal == 99 * 60 and shrunk.meta["index"]["recall_at_10"] >= 0.9
+    emb = pd.read_parquet(path)
+    emb[emb.title_id.isin(["t7", "t8"])].to_parquet(tmp_path / "again.parquet")
+    search.add_to_index(out, tmp_path / "again.parquet")  # t7 back, t8 replaced
+    grown = Index.load(out)
+    assert grown.index.ntotal == len(grown.keys) == 100 * 60
+    got = grown.search("t7", 5, k=10)
+    rows = got.title_id.str[1:].astype(int).to_numpy() * 60 + got.shot_index.to_numpy()
+    np.testing.assert_allclose(got.score, x[rows] @ x[7 * 60 + 5], atol=1e-5)
+    assert len(set(rows) & set(np.argsort(-(x @ x[7 * 60 + 5]))[1:11])) >= 8
+    bad = pd.read_parquet(path)
+    bad.at[61, "embedding"] = np.full(32, np.nan, np.float32)
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(StoreError, match=r"bad.parquet: embeddings contain NaN or inf \(rows"):
+        build_index(tmp_path / "bad.parquet", tmp_path / "bad", **kind_limits("ivfpq"))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_index_from_other_embeddings_than_the_store(tmp_path, store):

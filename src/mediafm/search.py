@@ -4,19 +4,28 @@ An index is built from an embeddings file (``mediafm embed`` output): vectors ar
 so inner product is cosine similarity. Small collections get exact search (``IndexFlatIP``);
 large ones an inverted-file index (``IndexIVFFlat``, ``nlist ~ 4 sqrt(n)`` lists) whose
 ``nprobe`` is chosen as the smallest that reaches ``target_recall`` at 10 against exact search
-on a sample of queries, and recorded. Every vector has an explicit id (``keys.parquet``'s
-``id``), so titles are added to an index and removed from it without rebuilding
-(``add_to_index``, ``remove_from_index``); after each change the choice of exact or IVF and
-the measured recall are made again, so what index.json says stays true.
+on a sample of queries, and recorded. A catalog whose vectors would not fit in RAM (over
+``COMPRESS_FROM`` bytes of float32: ~2M shots at 256-d) gets a compressed index: product
+quantization in an inverted file after a learned rotation (``OPQ{m},IVF{nlist},PQ{m}``, ``m =
+dim / 8``: 32 bytes a 256-d vector instead of 1,024) whose candidates are re-ranked on the
+exact vectors, kept in ``vectors.npy`` and memory-mapped, so RAM holds the codes and the
+pages of the few rows each query reads. Its vectors are streamed from the embeddings file to
+``vectors.npy`` and never all in memory. Every vector has an explicit id
+(``keys.parquet``'s ``id``), so titles are added to an index and removed from it without
+rebuilding (``add_to_index``, ``remove_from_index``); after each change the choice of kind
+(unless ``--kind`` forced one) and the measured recall are made again, so what index.json
+says stays true.
 
 ``INDEX/`` holds ``index.faiss``, ``keys.parquet`` (what each id is, with shot times when a
-store is given) and ``index.json`` (kind, parameters, measured recall, the embeddings with
-their readout and model, the store); with ``--store``, ``INDEX/text/`` is an index of the
-store's text vectors of the same form, for searching by words (``query.search_text``).
+store is given), ``vectors.npy`` (the compressed kind) and ``index.json`` (kind, parameters,
+measured recall, the embeddings with their readout and model, the store); with ``--store``,
+``INDEX/text/`` is an index of the store's text vectors of the same form, for searching by
+words (``query.search_text``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,6 +42,9 @@ from mediafm.fusion import unit_norm
 from mediafm.store import ShotStore
 
 EXACT_UP_TO = 50_000  # rows: below this exact search is fast enough (<~10 ms a query)
+COMPRESS_FROM = 2 * 2**30  # bytes of float32 vectors: above this, product quantization
+RERANK = 64  # candidates of the compressed index re-ranked on exact vectors (k <= 10)
+VECTORS = "vectors.npy"  # the exact vectors of a compressed index, a row per keys.parquet row
 INDEX_KINDS = {"shots": "shot_embeddings", "clips": "clip_embeddings", "titles": "title_embeddings"}
 KEY_KINDS = {k: list(artifacts.KINDS[a].keys) for k, a in INDEX_KINDS.items()}
 TEXT = "text"  # the subfolder of an index that holds the store's text vectors
@@ -58,6 +70,20 @@ def one_thread_per_query() -> None:
         _this_thread.single = True
 
 
+@contextlib.contextmanager
+def one_thread():
+    """FAISS on one OpenMP thread in this block, then as it was: one query gains nothing from
+    more (IVF search is parallel over queries), and on 2 cores the threads it starts wait
+    busily (measured: 3.9 ms for a query on 2M compressed vectors, 1.0 ms on one thread)."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
     """(kind, keys, (n, dim) unit-normed float32 vectors, recorded metadata) of an embeddings
     file (shot, clip or title embeddings: ``artifacts``)."""
@@ -73,19 +99,26 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndar
 
 def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
                 store: str | os.PathLike | ShotStore | None = None, target_recall: float = 0.95,
-                exact_up_to: int = EXACT_UP_TO, seed: int = 0) -> Path:
+                exact_up_to: int = EXACT_UP_TO, seed: int = 0,
+                compress_from: int = COMPRESS_FROM, progress: bool = False) -> Path:
     """Build ``out`` from an embeddings file and / or a store (see the module docstring).
     With ``store``, shot keys get their times and must be shots of it, and the store's text
-    vectors are indexed in ``out/text`` for searching by words."""
+    vectors are indexed in ``out/text`` for searching by words. ``exact_up_to`` (rows) and
+    ``compress_from`` (bytes of float32 vectors) choose the kind; ``kind_limits`` maps
+    ``--kind`` to them."""
     if not 0 < target_recall <= 1:
         raise ValueError(f"--recall must be in (0, 1], got {target_recall}")
+    limits = (target_recall, exact_up_to, seed, compress_from, progress)
     if embeddings is None and store is None:
         raise ValueError("give --embeddings (shots, clips or titles) and / or --store")
     store = ShotStore(store) if store is not None and not isinstance(store, ShotStore) \
         else store
     with atomic_dir(out) as tmp:
         if embeddings is not None:
-            kind, keys, x, made = read_embeddings(embeddings)
+            if _vector_bytes(embeddings) > compress_from:  # stream to disk, never in RAM
+                kind, keys, x, made = stream_embeddings(embeddings, tmp / VECTORS, progress)
+            else:
+                kind, keys, x, made = read_embeddings(embeddings)
             meta = {"kind": kind, "embeddings": {
                 "path": str(Path(embeddings).absolute()),
                 **{k: made[k] for k in ("readout", "model") if k in made}},
@@ -95,7 +128,7 @@ def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
                 keys = _with_times(keys, store)
                 meta["store"] = artifacts.store_stamp(store)
             _write(tmp, keys.assign(id=np.arange(len(keys), dtype=np.int64)), x, meta,
-                   target_recall, exact_up_to, seed)
+                   *limits)
         else:
             (tmp / "index.json").write_text(json.dumps(
                 {"kind": "shots", "n": 0, "store": artifacts.store_stamp(store),
@@ -103,9 +136,81 @@ def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
         if store is not None and "text" in store.info.modalities:
             keys, x = store_text(store)
             _write(tmp / TEXT, keys, x, {"kind": "shots", "vectors": "text",
-                                         "store": artifacts.store_stamp(store)},
-                   target_recall, exact_up_to, seed)
+                                         "store": artifacts.store_stamp(store)}, *limits)
     return Path(out)
+
+
+def kind_limits(kind: str) -> dict:
+    """``build_index`` arguments that force an index kind (``auto``: none, sizes choose)."""
+    never = 2**62
+    return {"auto": {}, "exact": {"exact_up_to": never, "compress_from": never},
+            "ivf": {"exact_up_to": 0, "compress_from": never},
+            "ivfpq": {"exact_up_to": 0, "compress_from": 0}}[kind]
+
+
+def _vector_bytes(path: str | os.PathLike) -> int:
+    """Bytes the float32 vectors of an embeddings file take (its footer and first row)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows * _dim(path) * 4
+    except (OSError, KeyError, ValueError, StopIteration, pa.ArrowException):
+        return 0  # not readable: read_embeddings says why
+
+
+def _dim(path: str | os.PathLike) -> int:
+    """The length of an embeddings file's vectors: its type's, or its first row's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(path, pre_buffer=False)
+    kind = f.schema_arrow.field("embedding").type
+    if pa.types.is_fixed_size_list(kind):
+        return kind.list_size
+    first = next(f.iter_batches(batch_size=1, columns=["embedding"])).column(0)
+    return len(first[0]) if len(first) else 0
+
+
+def stream_embeddings(path: str | os.PathLike, out: Path, progress: bool = False
+                      ) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
+    """``read_embeddings`` for files larger than RAM: the unit-normed vectors are written
+    batch by batch to the ``.npy`` file ``out`` and returned memory-mapped."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from mediafm.progress import progress_bar
+    from mediafm.store import fixed_list_to_numpy
+
+    emb = artifacts.read(path, *artifacts.EMBEDDINGS, columns=list(
+        {c for k in INDEX_KINDS.values() for c in artifacts.KINDS[k].keys}
+        & set(pq.read_schema(path).names)))
+    keys = emb.frame()[list(emb.kind.keys)]
+    if keys.duplicated().any():
+        raise StoreError(f"{path}: key {keys[keys.duplicated()].iloc[0].tolist()} appears "
+                         "twice")
+    # pre_buffer off: with it, the reader keeps every batch's column chunk cached until it
+    # is closed (measured: 2.6 GB held after reading 2M 256-d vectors; 0.4 GB without)
+    f, dim = pq.ParquetFile(path, pre_buffer=False), _dim(path)
+    x = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(len(keys), dim))
+    bar = progress_bar(total=len(keys), desc="read vectors", unit="row", disable=not progress)
+    done = 0
+    for batch in f.iter_batches(batch_size=1 << 16, columns=["embedding"]):
+        lengths = pc.min_max(pc.list_value_length(batch.column(0))).as_py()
+        if (lengths["min"], lengths["max"]) != (dim, dim) or batch.column(0).null_count:
+            raise StoreError(f"{path}: embeddings missing or of unequal lengths (rows {done} to "
+                             f"{done + batch.num_rows - 1}; the first has {dim})")
+        v = fixed_list_to_numpy(batch.column(0))
+        if not np.isfinite(v).all():
+            raise StoreError(f"{path}: embeddings contain NaN or inf (rows {done} to "
+                             f"{done + len(v) - 1})")
+        x[done:done + len(v)] = unit_norm(v.astype(np.float32))
+        done += len(v)
+        bar.update(len(v))
+    bar.close()
+    x.flush()
+    kind = next(k for k, a in INDEX_KINDS.items() if a == emb.kind.name)
+    return kind, keys, x, emb.meta
 
 
 def store_text(store: ShotStore) -> tuple[pd.DataFrame, np.ndarray]:
@@ -122,17 +227,36 @@ def store_text(store: ShotStore) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _write(folder: Path, keys: pd.DataFrame, x: np.ndarray, meta: dict, target_recall: float,
-           exact_up_to: int, seed: int) -> None:
+           exact_up_to: int, seed: int, compress_from: int = COMPRESS_FROM,
+           progress: bool = False) -> None:
     """One index folder: the FAISS index over ``x`` with ``keys.id`` as ids, its keys and
-    its index.json."""
+    its index.json (and, compressed, the exact vectors in ``vectors.npy``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    index, info = _faiss_index(x, keys["id"].to_numpy(np.int64), target_recall, exact_up_to,
-                               seed)
+    ids = keys["id"].to_numpy(np.int64)
+    if len(x) > exact_up_to and x.nbytes > compress_from:
+        x = _on_disk(x, folder / VECTORS)
+        index, info = _compressed_index(x, ids, target_recall, seed, progress)
+    else:
+        (folder / VECTORS).unlink(missing_ok=True)
+        index, info = _faiss_index(x, ids, target_recall, exact_up_to, seed)
     _faiss().write_index(index, str(folder / "index.faiss"))
     keys.to_parquet(folder / "keys.parquet", index=False)
+    if (exact_up_to, compress_from) != (EXACT_UP_TO, COMPRESS_FROM):
+        info["limits"] = {"exact_up_to": exact_up_to, "compress_from": compress_from}
     meta = {**meta, "n": len(x), "dim": int(x.shape[1]),
             "metric": "cosine (inner product, unit vectors)", "index": info}
     (folder / "index.json").write_text(json.dumps(meta, indent=2))
+
+
+def _on_disk(x: np.ndarray, path: Path) -> np.ndarray:
+    """``x`` as the memory-mapped ``.npy`` file ``path`` (written unless it is that file)."""
+    if isinstance(x, np.memmap) and x.filename and Path(x.filename).resolve() == path.resolve():
+        return x
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=x.shape)
+    for lo in range(0, len(x), 1 << 18):
+        out[lo:lo + (1 << 18)] = x[lo:lo + (1 << 18)]
+    out.flush()
+    return out
 
 
 def _faiss_index(x: np.ndarray, ids: np.ndarray, target_recall: float, exact_up_to: int,
@@ -149,20 +273,94 @@ def _faiss_index(x: np.ndarray, ids: np.ndarray, target_recall: float, exact_up_
     rng = np.random.default_rng(seed)
     index.train(x[rng.choice(n, size=min(n, 64 * nlist), replace=False)])
     index.add_with_ids(x, ids)
-    nprobe, recall = _tune_nprobe(faiss, index, x, ids, target_recall, rng)
+    nprobe, recall = _tune_nprobe(index, x, ids, target_recall, rng)
     return index, {"type": "IndexIVFFlat", "exact": False, "nlist": nlist, "nprobe": nprobe,
                    "recall_at_10": recall, "target_recall_at_10": target_recall}
 
 
-def _tune_nprobe(faiss, index, x: np.ndarray, ids: np.ndarray, target: float, rng,
+def _compressed_index(x: np.ndarray, ids: np.ndarray, target_recall: float, seed: int,
+                      progress: bool = False):
+    """(an ``OPQ{m},IVF{nlist},PQ{m}`` index over ``x`` under ``ids``, what index.json
+    records).
+
+    ``m = dim / 8`` sub-quantizers of 8 bits: 8 dims a byte. The learned rotation (OPQ) matters
+    on trained embeddings, whose variance sits in few directions: measured on 2M vectors made
+    of a trained model's scenes, recall@10 after re-ranking 50 candidates was 0.92 without it
+    and 0.99 with it (nprobe 32), and deeper re-ranking no longer helped; ``RERANK`` candidates
+    are re-scored on the exact vectors. ``nlist`` is the power of two nearest ``sqrt(n)`` (at
+    most 16,384): k-means over more lists costs more to train and to assign 10M vectors on CPUs
+    than the shorter lists save in scanning. Vectors are added in slices of the memory map, so
+    RAM holds the codes, not the vectors."""
+    from mediafm.progress import progress_bar
+
+    faiss = _faiss()
+    n, dim = x.shape
+    m = max(d for d in range(1, dim // 8 + 1) if dim % d == 0)
+    nlist = int(min(16384, max(64, 2 ** round(math.log2(math.sqrt(n))))))
+    index = faiss.index_factory(dim, f"OPQ{m},IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(n, max(64 * nlist, 65536), 262144), replace=False))
+    bar = progress_bar(total=1, desc=f"train OPQ{m},IVF{nlist},PQ{m} on {len(sample):,} "
+                       "vectors", unit="step", disable=not progress)
+    index.train(np.ascontiguousarray(x[sample]))
+    bar.update(1)
+    bar.close()
+    bar = progress_bar(total=n, desc="index", unit="vector", disable=not progress)
+    for lo in range(0, n, 1 << 18):
+        index.add_with_ids(np.ascontiguousarray(x[lo:lo + (1 << 18)]), ids[lo:lo + (1 << 18)])
+        bar.update(min(1 << 18, n - lo))
+    bar.close()
+    searcher = Reranked(index, x, ids, RERANK)
+    nprobe, recall = _tune_nprobe(searcher, x, ids, target_recall, rng)
+    return index, {"type": "OPQ+IndexIVFPQ+rerank", "exact": False, "nlist": nlist, "m": m,
+                   "bytes_per_vector": m, "nprobe": nprobe, "rerank": RERANK,
+                   "vectors": VECTORS, "recall_at_10": recall,
+                   "target_recall_at_10": target_recall}
+
+
+class Reranked:
+    """A compressed index searched as one: ``depth`` candidates from the codes, their exact
+    vectors read from ``vectors`` (rows by id order; memory-mapped) and re-scored."""
+
+    def __init__(self, index, vectors: np.ndarray, ids: np.ndarray, depth: int = RERANK):
+        self.index, self.vectors, self.depth = index, vectors, depth
+        self.identity = bool(len(ids) == 0 or (ids[0] == 0 and ids[-1] == len(ids) - 1
+                                               and (np.diff(ids) == 1).all()))
+        self.ids = ids
+
+    @property
+    def nprobe(self) -> int:
+        return _faiss().extract_index_ivf(self.index).nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        _faiss().extract_index_ivf(self.index).nprobe = value
+
+    @property
+    def nlist(self) -> int:
+        return _faiss().extract_index_ivf(self.index).nlist
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's (scores, ids) shape, ids -1 where fewer than k were found."""
+        _, cand = self.index.search(q, max(k, self.depth))
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        found = np.full((len(q), k), -1, np.int64)
+        for i, c in enumerate(cand):
+            c = np.sort(c[c >= 0])  # in file order: pages read front to back
+            rows = c if self.identity else np.searchsorted(self.ids, c)
+            s = self.vectors[rows] @ q[i]
+            best = np.argsort(-s, kind="stable")[:k]
+            scores[i, :len(best)], found[i, :len(best)] = s[best], c[best]
+        return scores, found
+
+
+def _tune_nprobe(index, x: np.ndarray, ids: np.ndarray, target: float, rng,
                  queries: int = 200) -> tuple[int, float]:
     """The smallest nprobe (powers of two) reaching ``target`` recall@10 on sample queries,
     against exact search over the same vectors (``x``, held under ``ids``)."""
-    exact = faiss.IndexFlatIP(x.shape[1])
-    exact.add(x)
-    q = x[rng.choice(len(x), size=min(queries, len(x)), replace=False)]
-    _, truth = exact.search(q, 10)
-    truth = ids[truth]
+    q = np.ascontiguousarray(x[np.sort(rng.choice(len(x), size=min(queries, len(x)),
+                                                  replace=False))])
+    truth = ids[exact_top(x, q, 10)]
     nprobe, recall = 1, 0.0
     while nprobe <= index.nlist:
         index.nprobe = nprobe
@@ -174,6 +372,23 @@ def _tune_nprobe(faiss, index, x: np.ndarray, ids: np.ndarray, target: float, rn
         nprobe *= 2
     index.nprobe = min(nprobe, index.nlist)
     return index.nprobe, recall
+
+
+def exact_top(x: np.ndarray, q: np.ndarray, k: int, chunk: int = 1 << 16) -> np.ndarray:
+    """Rows of the ``k`` vectors of ``x`` nearest each query (inner product), best first,
+    scanning ``x`` a slice at a time (a memory map larger than RAM included): memory is one
+    slice's scores, not the whole scan's."""
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(q), 0), np.int64)
+    for lo in range(0, len(x), chunk):
+        s = q @ np.asarray(x[lo:lo + chunk]).T
+        top = np.argpartition(-s, min(k, s.shape[1]) - 1, axis=1)[:, :k]
+        best_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
+        best_i = np.concatenate([best_i, top + lo], axis=1)
+        keep = np.argpartition(-best_s, min(k, best_s.shape[1]) - 1, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_i, keep, 1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return np.take_along_axis(best_i, order, 1)
 
 
 def _vectors(faiss, index) -> tuple[np.ndarray, np.ndarray]:
@@ -237,27 +452,22 @@ def add_to_index(path: str | os.PathLike, embeddings: str | os.PathLike,
                 raise Mismatch(f"{embeddings} was made with another {key} than the index "
                                f"{path} ({b} against {a})")
     by = KEY_KINDS[kind][0]
-    kept = index.keys[~index.keys[by].isin(set(keys[by]))] if len(index.keys) else index.keys
-    ids, old = index.all_vectors()
-    keep = np.isin(ids, kept["id"].to_numpy()) if len(ids) else np.zeros(0, bool)
-    start = int(ids.max()) + 1 if len(ids) else 0
+    keep = ~index.keys[by].isin(set(keys[by])).to_numpy() if len(index.keys) \
+        else np.zeros(0, bool)
+    start = int(index.keys["id"].max()) + 1 if len(index.keys) else 0
     new_keys = keys.assign(id=np.arange(start, start + len(keys), dtype=np.int64))
     store = ShotStore(store) if store is not None and not isinstance(store, ShotStore) \
         else store
     if store is not None and kind == "shots":
         artifacts.check_store(made, store, f"the embeddings {embeddings}")
         new_keys = _with_times(new_keys, store)
-        _check_keys(kept, store, path)
-    all_keys = pd.concat([kept, new_keys], ignore_index=True)
-    order = np.argsort(np.concatenate([ids[keep], new_keys["id"].to_numpy()]))
-    vectors = np.concatenate([old[keep], x])[order] if len(old) else x
+        _check_keys(index.keys[keep], store, path)
     meta = {**{k: v for k, v in index.meta.items() if k not in ("n", "dim", "index")},
             "embeddings": {**mine, "added": [*mine.get("added", []),
                                              str(Path(embeddings).absolute())]}}
     if store is not None:
         meta["store"] = artifacts.store_stamp(store)
-    return _rewrite(path, all_keys.sort_values("id").reset_index(drop=True), vectors, meta,
-                    index, store)
+    return _rewrite(path, index, keep, new_keys, x, meta, store)
 
 
 def remove_from_index(path: str | os.PathLike, title_id: str) -> Path:
@@ -265,42 +475,96 @@ def remove_from_index(path: str | os.PathLike, title_id: str) -> Path:
     index = Index.load(path)
     if "title_id" not in index.keys:
         raise ValueError(f"the index {path} holds {index.kind}, which have no title")
-    gone = index.keys["title_id"] == title_id
+    gone = (index.keys["title_id"] == title_id).to_numpy()
     if not gone.any():
         raise NotFound(f"title {title_id!r} is not in the index {path}")
-    ids, x = index.all_vectors()
-    keep = ~np.isin(ids, index.keys.loc[gone, "id"].to_numpy())
-    return _rewrite(path, index.keys[~gone].reset_index(drop=True), x[keep],
+    return _rewrite(path, index, ~gone, index.keys.iloc[:0], None,
                     {k: v for k, v in index.meta.items() if k not in ("n", "dim", "index")},
-                    index, None, title_id)
+                    None, title_id)
 
 
-def _rewrite(path, keys: pd.DataFrame, x: np.ndarray, meta: dict, index: Index,
-             store: ShotStore | None, removed: str | None = None) -> Path:
-    """Write the updated index whole (atomically): exact or IVF chosen again for its size,
-    recall measured again; its text index follows (made again from ``store``, or with the
-    removed title's rows dropped)."""
+def _rewrite(path, index: Index, keep: np.ndarray, new_keys: pd.DataFrame,
+             new_x: np.ndarray | None, meta: dict, store: ShotStore | None,
+             removed: str | None = None) -> Path:
+    """Write the updated index (atomically): the rows of ``index`` where ``keep``, then the
+    new ones; the kind chosen again for the new size and the recall measured again. Its text
+    index follows (made again from ``store``, or with the removed title's rows dropped)."""
     target = index.meta.get("index", {}).get("target_recall_at_10", 0.95)
+    limits = index.meta.get("index", {}).get("limits", {})  # a forced --kind stays forced
+    sizes = (limits.get("exact_up_to", EXACT_UP_TO), 0,
+             limits.get("compress_from", COMPRESS_FROM))
     with atomic_dir(path) as tmp:
-        if len(keys):
-            _write(tmp, keys, x, meta, target, EXACT_UP_TO, 0)
-        else:
-            (tmp / "index.json").write_text(json.dumps({**meta, "n": 0,
-                                                        "index": {"type": "none"}}, indent=2))
+        _changed(tmp, index, keep, new_keys, new_x, meta, target, sizes)
         text = index.text
         if store is not None and "text" in store.info.modalities:
             k, v = store_text(store)
             _write(tmp / TEXT, k, v, {"kind": "shots", "vectors": "text",
-                                      "store": artifacts.store_stamp(store)}, target,
-                   EXACT_UP_TO, 0)
+                                      "store": artifacts.store_stamp(store)}, target, *sizes)
         elif text is not None:
-            ids, v = text.all_vectors()
-            keep = (text.keys["title_id"] != removed).to_numpy()
-            order = np.argsort(ids)
-            _write(tmp / TEXT, text.keys[keep].reset_index(drop=True), v[order][keep],
-                   {k: val for k, val in text.meta.items() if k not in ("n", "dim", "index")},
-                   target, EXACT_UP_TO, 0)
+            _changed(tmp / TEXT, text, (text.keys["title_id"] != removed).to_numpy(),
+                     text.keys.iloc[:0], None,
+                     {k: v for k, v in text.meta.items() if k not in ("n", "dim", "index")},
+                     target, sizes)
     return Path(path)
+
+
+def _changed(folder: Path, index: Index, keep: np.ndarray, new_keys: pd.DataFrame,
+             new_x: np.ndarray | None, meta: dict, target: float, sizes: tuple) -> None:
+    """``index``'s rows where ``keep`` and the new rows (ids above its own) as the index
+    ``folder``. A compressed index that stays compressed keeps its trained quantizers: the
+    codes of the rows gone are removed and the new rows' added, and its vectors.npy is
+    copied a slice at a time, so a change to a 10M-shot index needs neither its vectors in
+    RAM nor a new training; any other is written whole."""
+    keys = pd.concat([_plain(index.keys[keep]), new_keys], ignore_index=True)
+    new_x = np.zeros((0, index.meta.get("dim", 0)), np.float32) if new_x is None else new_x
+    if not len(keys):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "index.json").write_text(json.dumps({**meta, "n": 0,
+                                                       "index": {"type": "none"}}, indent=2))
+        return
+    n, dim = len(keys), index.meta["dim"]
+    if isinstance(index.searcher, Reranked) and n > sizes[0] and n * dim * 4 > sizes[2]:
+        return _regrow(folder, index, keep, keys, new_x, meta, target)
+    ids, old = index.all_vectors()  # in the index's own order: put them in keys' order
+    mine = pd.Index(ids).get_indexer(index.keys["id"].to_numpy(np.int64))
+    vectors = np.concatenate([np.asarray(old)[mine][keep], new_x]) if len(old) else new_x
+    _write(folder, keys, vectors, meta, target, *sizes)
+
+
+def _plain(keys: pd.DataFrame) -> pd.DataFrame:
+    """Keys with their categorical columns (``Index``'s) back to strings."""
+    return keys.astype({c: object for c in keys.select_dtypes("category")})
+
+
+def _regrow(folder: Path, index: Index, keep: np.ndarray, keys: pd.DataFrame,
+            new_x: np.ndarray, meta: dict, target: float) -> None:
+    faiss = _faiss()
+    folder.mkdir(parents=True, exist_ok=True)
+    old = index.searcher.vectors
+    x = np.lib.format.open_memmap(folder / VECTORS, mode="w+", dtype=np.float32,
+                                  shape=(len(keys), old.shape[1]))
+    done, step = 0, 1 << 18
+    for lo in range(0, len(old), step):
+        part = np.asarray(old[lo:lo + step])[keep[lo:lo + step]]
+        x[done:done + len(part)] = part
+        done += len(part)
+    x[done:] = new_x
+    x.flush()
+    codes = faiss.read_index(str(index.path / "index.faiss"))  # in memory: it changes
+    if (~keep).any():
+        codes.remove_ids(index._ids[~keep])
+    ids = keys["id"].to_numpy(np.int64)
+    if len(new_x):
+        codes.add_with_ids(np.ascontiguousarray(new_x), ids[done:])
+    info = index.meta["index"]
+    nprobe, recall = _tune_nprobe(Reranked(codes, x, ids, info["rerank"]), x, ids, target,
+                                  np.random.default_rng(0))
+    faiss.write_index(codes, str(folder / "index.faiss"))
+    keys.to_parquet(folder / "keys.parquet", index=False)
+    (folder / "index.json").write_text(json.dumps({
+        **meta, "n": len(keys), "dim": int(x.shape[1]),
+        "metric": "cosine (inner product, unit vectors)",
+        "index": {**info, "nprobe": nprobe, "recall_at_10": recall}}, indent=2))
 
 
 def _check_keys(keys: pd.DataFrame, store: ShotStore, path) -> None:
@@ -319,12 +583,19 @@ class Index:
         self.path, self.index, self.meta = path, index, meta
         if "id" not in keys:  # built by mediafm 0.2: ids are row numbers
             keys = keys.assign(id=np.arange(len(keys), dtype=np.int64))
-        self.keys = keys.reset_index(drop=True)
+        keys = keys.reset_index(drop=True)
+        for c in ("title_id", "clip_id"):  # codes: a hit's rows are taken in microseconds
+            if c in keys:  # (Arrow-backed strings in Parquet's row groups: ~2 ms a take)
+                keys[c] = keys[c].astype("category")
+        self.keys = keys
         self.kind = meta["kind"]
-        ids = self.keys["id"].to_numpy(np.int64)
-        self._row_of_id = pd.Series(np.arange(len(ids)), index=ids)
-        self._row = {tuple(k): i for i, k in enumerate(
-            self.keys[KEY_KINDS[self.kind]].itertuples(index=False, name=None))}
+        self._ids = self.keys["id"].to_numpy(np.int64)
+        self._sorted = bool((np.diff(self._ids) > 0).all())  # ids ascending: a binary search
+        self._lookup: pd.Index | None = None  # key -> row, made on the first search by key
+        self.searcher = index
+        if index is not None and meta["index"].get("rerank"):
+            vectors = np.load(path / meta["index"]["vectors"], mmap_mode="r")
+            self.searcher = Reranked(index, vectors, self._ids, meta["index"]["rerank"])
         self._text: Index | None | bool = False
         self._title_rows: pd.Series | None = None
         self._titles: np.ndarray | None = None
@@ -339,13 +610,15 @@ class Index:
             meta = json.loads((path / "index.json").read_text())
             if meta["index"]["type"] == "none":
                 return cls(path, None, pd.DataFrame({"title_id": [], "shot_index": []}), meta)
-            index = faiss.read_index(str(path / "index.faiss"))
+            # compressed: the inverted lists memory-mapped, pages read as queries need them
+            flags = faiss.IO_FLAG_MMAP if meta["index"].get("rerank") else 0
+            index = faiss.read_index(str(path / "index.faiss"), flags)
             keys = pd.read_parquet(path / "keys.parquet")
         except (OSError, ValueError, RuntimeError, KeyError) as e:  # faiss: RuntimeError
             raise StoreError(f"{path}: damaged index ({e}); build it again "
                              "(mediafm index)") from None
         if meta["index"].get("nprobe"):
-            index.nprobe = meta["index"]["nprobe"]
+            faiss.extract_index_ivf(index).nprobe = meta["index"]["nprobe"]
         return cls(path, index, keys, meta)
 
     @classmethod
@@ -380,6 +653,8 @@ class Index:
         """(ids, vectors) of everything the index holds."""
         if self.index is None:
             return np.zeros(0, np.int64), np.zeros((0, self.meta.get("dim", 0)), np.float32)
+        if isinstance(self.searcher, Reranked):
+            return self._ids, np.asarray(self.searcher.vectors)
         faiss = _faiss()
         if not hasattr(self.index, "invlists") and not hasattr(self.index, "id_map"):
             n, d = self.index.ntotal, self.index.d  # 0.2: a plain IndexFlatIP, ids = rows
@@ -401,14 +676,36 @@ class Index:
         if None in key:
             raise ValueError(f"this index holds {self.kind}: give "
                              f"{' and '.join(KEY_KINDS[self.kind])}")
-        if key not in self._row:
-            raise NotFound(f"{what} is not in the index {self.path}")
-        return self._row[key]
+        if self._lookup is None:  # codes per column, not a Python tuple per row (10M rows)
+            cols = KEY_KINDS[self.kind]
+            self._lookup = pd.MultiIndex.from_frame(self.keys[cols]) if len(cols) > 1 \
+                else pd.Index(self.keys[cols[0]])
+        try:
+            row = self._lookup.get_loc(key if len(key) > 1 else key[0])
+        except (KeyError, TypeError):
+            raise NotFound(f"{what} is not in the index {self.path}") from None
+        if not isinstance(row, int | np.integer):
+            raise StoreError(f"{self.path}: {what} appears twice in keys.parquet; build the "
+                             "index again (mediafm index)")
+        return int(row)
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """Rows of ``keys`` holding FAISS ids (every id is the index's)."""
+        if self._sorted:
+            return np.searchsorted(self._ids, ids)
+        if not hasattr(self, "_row_of_id"):
+            self._row_of_id = pd.Series(np.arange(len(self._ids)), index=self._ids)
+        return self._row_of_id.reindex(ids).to_numpy()
 
     def _title_of_row(self) -> np.ndarray:
+        """Each row's title, as its category code."""
         if self._titles is None:
-            self._titles = self.keys["title_id"].to_numpy(object)
+            self._titles = self.keys["title_id"].cat.codes.to_numpy()
         return self._titles
+
+    def _title_code(self, title: str) -> int:
+        categories = self.keys["title_id"].cat.categories
+        return int(categories.get_loc(title)) if title in categories else -2
 
     def rows_of_title(self, title: str) -> int:
         """How many rows of the index are ``title``'s."""
@@ -417,6 +714,8 @@ class Index:
         return int(self._title_rows.get(title, 0))
 
     def vector(self, row: int) -> np.ndarray:
+        if isinstance(self.searcher, Reranked):
+            return np.array(self.searcher.vectors[row])
         faiss = _faiss()
         index = faiss.downcast_index(self.index)
         key = int(self.keys["id"].iat[row])
@@ -439,7 +738,7 @@ class Index:
             own = self.row(title, shot, clip)
             vector = self.vector(own)
             if self.kind != "clips":
-                title = self.keys.iloc[own]["title_id"]
+                title = self.keys["title_id"].iat[own]
         q = unit_norm(np.asarray(vector, np.float32).reshape(1, -1))
         if q.shape[1] != self.meta["dim"]:
             raise ValueError(f"query has {q.shape[1]} dims, the index {self.meta['dim']}")
@@ -447,17 +746,31 @@ class Index:
         skip_title = other_titles and title is not None and "title_id" in self.keys
         if skip_title:
             fetch += self.rows_of_title(title)  # at most that many hits to skip: one search
+            code = self._title_code(title)
         while True:
-            scores, ids = self.index.search(q, min(fetch, len(self.keys)))
+            with one_thread():
+                scores, ids = self.searcher.search(q, min(fetch, len(self.keys)))
             found = ids[0] >= 0
-            rows = self._row_of_id.reindex(ids[0][found]).to_numpy()
+            rows = self._rows(ids[0][found])
             keep = rows != own if own is not None else np.ones(len(rows), bool)
             if skip_title:
-                keep &= self._title_of_row()[rows] != title
+                keep &= self._title_of_row()[rows] != code
             if keep.sum() >= k or fetch >= len(self.keys):
                 break
             fetch *= 4
         rows, scores = rows[keep][:k], scores[0][found][keep][:k]
-        hits = self.keys.iloc[rows].drop(columns=["id"]).reset_index(drop=True)
-        hits["score"] = scores
-        return hits.assign(rank=np.arange(1, len(hits) + 1))
+        return pd.DataFrame({**{c: take(rows) for c, take in self._columns().items()},
+                             "score": scores, "rank": np.arange(1, len(rows) + 1)})
+
+    def _columns(self) -> dict:
+        """Column -> rows -> values, for the keys' columns but ``id`` (titles from their
+        codes): a hit list built from arrays, not by taking rows of the whole frame."""
+        if not hasattr(self, "_takers"):
+            def taker(col: pd.Series):
+                if isinstance(col.dtype, pd.CategoricalDtype):
+                    codes, names = col.cat.codes.to_numpy(), col.cat.categories.to_numpy(object)
+                    return lambda rows: names[codes[rows]]
+                values = col.to_numpy()
+                return lambda rows: values[rows]
+            self._takers = {c: taker(self.keys[c]) for c in self.keys.columns if c != "id"}
+        return self._takers

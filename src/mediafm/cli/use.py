@@ -112,7 +112,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _index(args: argparse.Namespace) -> None:
-    from mediafm.search import add_to_index, build_index, remove_from_index
+    from mediafm.search import add_to_index, build_index, kind_limits, remove_from_index
 
     if args.add and args.remove:
         raise ValueError("--add and --remove are two changes: make one at a time")
@@ -121,7 +121,8 @@ def _index(args: argparse.Namespace) -> None:
     elif args.remove:
         out = remove_from_index(args.out, args.remove)
     else:
-        out = build_index(args.embeddings, args.out, args.store, args.recall)
+        out = build_index(args.embeddings, args.out, args.store, args.recall,
+                          progress=not args.quiet, **kind_limits(args.kind))
     meta = json.loads((out / "index.json").read_text())
     text = out / "text" / "index.json"
     print(f"index {out}: {meta['n']:,} {meta['kind']}"
@@ -275,6 +276,10 @@ def _register_index_and_search(sub) -> None:
                    "and indexes its text vectors for search by words")
     s.add_argument("--recall", type=Number(float, 0.01, 1), default=0.95,
                    help="approximate index: the recall@10 to reach (sets nprobe)")
+    s.add_argument("--kind", choices=("auto", "exact", "ivf", "ivfpq"), default="auto",
+                   help="auto (default): exact up to 50k rows, IVF up to 2 GiB of vectors, "
+                   "then compressed (IVF-PQ with exact re-ranking from a memory-mapped "
+                   "vectors.npy); or force one")
     s.add_argument("--add", metavar="EMB", help="add (or replace) the titles of this "
                    "embeddings file in the index --out, without rebuilding it")
     s.add_argument("--remove", metavar="TITLE", help="remove a title from the index --out")
