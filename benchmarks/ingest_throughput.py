@@ -27,16 +27,18 @@ from pathlib import Path
 
 import harness  # benchmarks/harness.py, beside this script
 
+SIZES = {720: "1280x720", 1080: "1920x1080"}
 
-def make_title(workdir: Path, minutes: float) -> tuple[Path, Path]:
-    video = workdir / f"title-{minutes:g}min-720p.mp4"
+
+def make_title(workdir: Path, minutes: float, height: int = 720) -> tuple[Path, Path]:
+    video = workdir / f"title-{minutes:g}min-{height}p.mp4"
     subs = video.with_suffix(".srt")
     seconds = int(minutes * 60)
     if not video.exists():
         tmp = video.with_suffix(".tmp.mp4")
         subprocess.run([
             "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-            f"testsrc2=size=1280x720:rate=25:duration={seconds}", "-f", "lavfi", "-i",
+            f"testsrc2=size={SIZES[height]}:rate=25:duration={seconds}", "-f", "lavfi", "-i",
             f"aevalsrc='0.3*sin(2*PI*(300+100*mod(floor(t/3),5))*t)':s=44100:d={seconds}",
             "-vf", "hue=h='67*floor(t/3)':s='1+mod(floor(t/3),2)'", "-c:v", "libx264",
             "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
@@ -70,12 +72,15 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
     p.add_argument("--decoder", default="pyav", help="pyav | torchcodec")
     p.add_argument("--device", help="encoders (and torchcodec) device; default: cuda if any")
+    p.add_argument("--height", type=int, choices=sorted(SIZES), default=720)
+    p.add_argument("--baseline", type=Path, help="the src folder of another checkout: its "
+                   "ingest runs beside this tree's, interleaved")
     p.add_argument("--json")
     args = p.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    video, subs = make_title(work, args.minutes)
+    video, subs = make_title(work, args.minutes, args.height)
     print(f"title: {video} ({time.perf_counter() - t:.0f} s to generate or find)")
     stages: list[dict[str, float]] = []
 
@@ -85,30 +90,35 @@ def main() -> None:
             check=True))
 
     inner: list[float] = []
+    src = Path(__file__).resolve().parents[1] / "src"
 
-    def run_ingest() -> float:
+    def run_ingest(tree: Path = src, record: bool = True) -> float:
         store = work / "store"
         shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(work / ".store.ingest", ignore_errors=True)
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", INGEST, str(video), str(subs), str(store),
-                               args.decoder, args.device or ""], capture_output=True, text=True)
+                               args.decoder, args.device or ""], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(tree)})
         wall = time.perf_counter() - t
         if proc.returncode != 0:  # the child's own error, not just its exit status
             raise SystemExit(f"ingest failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         report = json.loads(proc.stdout.splitlines()[-1])
-        stages.append(report["stage_seconds"])
-        inner.append(report["wall_seconds"])
+        if record:
+            stages.append(report["stage_seconds"])
+            inner.append(report["wall_seconds"])
         return wall
 
-    runs = harness.interleaved({"ffmpeg -f null decode": decode,
-                                "mediafm ingest, fresh process": run_ingest},
-                               args.repeats, args.warmup)
+    variants = {"ffmpeg -f null decode": decode, "mediafm ingest, fresh process": run_ingest}
+    if args.baseline:
+        variants["baseline ingest, fresh process"] = lambda: run_ingest(args.baseline, False)
+    runs = harness.interleaved(variants, args.repeats, args.warmup)
     runs["ingest() call in it"] = inner[-args.repeats:]
     seconds = args.minutes * 60
     result = {"benchmark": "ingest_throughput", "machine": harness.machine(),
-              "title": {"minutes": args.minutes, "size": "1280x720", "fps": 25,
+              "title": {"minutes": args.minutes, "size": SIZES[args.height], "fps": 25,
                         "cut_every_s": 3}, "decoder": args.decoder, "repeats": args.repeats,
+              "baseline": str(args.baseline) if args.baseline else None,
               "variants": {}, "stages": {}, "ratios": {}}
     for name, sec in runs.items():
         result["variants"][name] = {"seconds": harness.summary(sec),
@@ -117,11 +127,16 @@ def main() -> None:
         sec = [s[stage] for s in stages[-args.repeats:]]
         result["stages"][stage] = {"seconds": harness.summary(sec),
                                    "video_s_per_s": harness.summary([seconds / x for x in sec])}
-    for name in ("mediafm ingest, fresh process", "ingest() call in it"):
+    for name in ("mediafm ingest, fresh process", "ingest() call in it",
+                 "baseline ingest, fresh process")[:3 if args.baseline else 2]:
         result["ratios"][f"{name} / plain decode (time)"] = harness.ratio(
             runs[name], runs["ffmpeg -f null decode"])
+    if args.baseline:
+        result["ratios"]["baseline / this tree (time)"] = harness.ratio(
+            runs["baseline ingest, fresh process"], runs["mediafm ingest, fresh process"])
     print(render(result))
-    harness.write("ingest_throughput", result, args.json)
+    harness.write("ingest_throughput" + ("" if args.height == 720 else f"_{args.height}p"),
+                  result, args.json)
 
 
 def render(r: dict) -> str:

@@ -26,8 +26,8 @@ def render(name: str) -> str:
     if not path.exists():
         return f"Not measured yet: no `benchmarks/results/{name}.json`."
     data = json.loads(path.read_text())
-    # NAME_cuda, NAME_10min: the same benchmark on a GPU, or at another size
-    module = importlib.import_module(re.sub(r"_(cuda|10min)$", "", name))
+    # NAME_cuda, NAME_10min, NAME_1080p: the same benchmark on a GPU, or at another size
+    module = importlib.import_module(re.sub(r"_(cuda|10min|1080p)$", "", name))
     if name == "context_quality":  # scores of older probes stay in the JSON, not the table
         return module.table(module.current(data))
     return module.render(data)

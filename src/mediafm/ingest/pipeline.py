@@ -10,6 +10,7 @@ import contextlib
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,8 @@ class EncodeBehind:
     stops the thread and is raised by the next ``put`` or by ``finish``.
     """
 
-    def __init__(self, enc: Encoders, wave: np.ndarray | None, rate: int, batch: int = 8,
-                 max_queued: int = 64):
+    def __init__(self, enc: Encoders, wave: np.ndarray | Future | None, rate: int,
+                 batch: int = 8, max_queued: int = 64):
         self.enc, self.wave, self.rate, self.batch = enc, wave, rate, batch
         self.queue: queue.Queue = queue.Queue(max_queued)
         self.video: list[np.ndarray] = []
@@ -123,6 +124,9 @@ class EncodeBehind:
         t = time.perf_counter()
         self.video.append(self.enc.video.encode([s.frames for s in shots]))
         t2 = time.perf_counter()
+        if isinstance(self.wave, Future):  # the audio decoding beside the video's: wait for it
+            self.wave = self.wave.result()
+            t2 = time.perf_counter()
         if self.wave is None:
             self.audio.append(np.zeros((len(shots), self.enc.audio.dim), np.float32))
         else:
@@ -153,8 +157,9 @@ class EncodeBehind:
                     return
 
 
-def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders, wave: np.ndarray | None,
-           rate: int, lap, t: dict) -> tuple[list, np.ndarray, np.ndarray, dict]:
+def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders,
+           wave: np.ndarray | Future | None, rate: int, lap, t: dict
+           ) -> tuple[list, np.ndarray, np.ndarray, dict]:
     """(shots, video vectors, audio vectors, per-shot columns: thumbnails, frames,
     transitions) of one title: a video's from one decoding pass with the encoders behind
     it; an audio-only title's from its pauses."""
@@ -177,6 +182,7 @@ def _shots(job: TitleJob, info, cfg: IngestConfig, enc: Encoders, wave: np.ndarr
                       "first_frame", "last_frame", "transition", "transition_frames")}}
         return [(s.start, s.end) for s in scanned], video, audio, extras
     det = cfg.detect  # audio only (a podcast): the shots are audio segments, video is zeros
+    wave = wave.result() if isinstance(wave, Future) else wave
     shots = audio_segments(wave, rate, info.duration_s, det.min_segment_s, det.max_segment_s,
                            det.pause_s)
     lap("decode+shots")
@@ -190,9 +196,10 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     """(SHOTS rows, title record, seconds per stage) for one title; raises on bad input.
 
     One decoding pass finds the cuts and samples each shot's frames (``scan``) while a thread
-    runs the video and audio encoders on the shots already finished (``EncodeBehind``); the
-    encoders' own seconds are reported beside the stages, overlapping them. ``on_stage(name)``
-    is called as each stage ends (progress display)."""
+    decodes the audio and another runs the video and audio encoders on the shots already
+    finished (``EncodeBehind``, which waits for the audio when it first needs it); the audio
+    decoding's and the encoders' own seconds are reported beside the stages, overlapping
+    them. ``on_stage(name)`` is called as each stage ends (progress display)."""
     t = {}
     clock = time.perf_counter()
 
@@ -211,9 +218,22 @@ def ingest_title(job: TitleJob, cfg: IngestConfig, enc: Encoders, on_stage=None
     cues = [c for s in job.subtitles for c in load_cues(s)]
     lap("probe+subtitles")
     rate = getattr(enc.audio, "rate", RATE)
-    wave = audio_mono(job.video, rate, cfg.decode.audio_track) if info.has_audio else None
-    lap("decode audio")
-    shots, video, audio, extras = _shots(job, info, cfg, enc, wave, rate, lap, t)
+    wave = None
+    if info.has_audio:  # decoded on a thread beside the video's pass, not before it; its own
+        def decode() -> np.ndarray:  # seconds are reported, overlapping, as the encoders' are
+            start = time.perf_counter()
+            out = audio_mono(job.video, rate, cfg.decode.audio_track)
+            t["decode audio"] = time.perf_counter() - start
+            return out
+
+        with ThreadPoolExecutor(1, thread_name_prefix="mediafm-audio") as pool:
+            wave = pool.submit(decode)
+            lap("decode audio")
+            shots, video, audio, extras = _shots(job, info, cfg, enc, wave, rate, lap, t)
+        wave = wave.result()
+    else:
+        lap("decode audio")
+        shots, video, audio, extras = _shots(job, info, cfg, enc, wave, rate, lap, t)
     lap("encoders (after decoding)")
     segments = []
     if enc.speech is not None and wave is not None and (enc.asr == "on" or not cues):
