@@ -46,3 +46,36 @@ def test_context_beats_the_shot_alone(name, seed, tmp_path):
         assert scores["tone", IN_CONTEXT] >= 0.97 * shot_alone, scores
     assert scores["ad_relevancy", IN_CONTEXT] > 1.5 * scores["ad_relevancy", FUSED], scores
     assert scores["ad_relevancy", IN_CONTEXT] > 1.5 * scores["ad_relevancy", CLIP_ONLY], scores
+
+
+def test_catalog_families_draw_the_structure_they_say():
+    """``draw_spec`` draws a catalog's structure at random, reproducibly; each structural
+    parameter shows in the catalog made from it (scene lengths, tone carried across scenes,
+    set-ups that alternate)."""
+    from dataclasses import replace
+
+    from mediafm.synthetic import draw_spec, make_catalog
+
+    assert draw_spec(3) == draw_spec(3) and draw_spec(3) != draw_spec(4)
+    specs = [draw_spec(i) for i in range(20)]
+    assert len({round(s.shot_noise, 3) for s in specs}) == 20
+    assert min(s.shot_noise for s in specs) < 0.5 < 1.5 < max(s.shot_noise for s in specs)
+    base = replace(preset("clean"), n_titles=6, seed=1)
+
+    def scenes(spec):
+        latent = make_catalog(spec)[2]
+        return latent.groupby(["title_id", "scene"], sort=False).agg(
+            n=("shot_index", "size"), tone=("tone", "first"), setups=("setup", "nunique"))
+
+    short, long_ = scenes(replace(base, scene_shots=3)), scenes(replace(base, scene_shots=18))
+    assert 2.5 * short.n.mean() < long_.n.mean()
+    regular = scenes(replace(base, scene_shots=12, scene_regularity=1.0))
+    assert regular.n.std() < 0.5 * long_.n.std()
+
+    def same_tone(frame):
+        tone = frame.tone.to_numpy()
+        return (tone[1:] == tone[:-1]).mean()
+
+    assert same_tone(scenes(replace(base, tone_stay=0.8))) > same_tone(scenes(base)) + 0.3
+    assert (scenes(replace(base, setups=(1, 1))).setups == 1).all()
+    assert (scenes(replace(base, cut_prob=0.0)).setups == 1).all()

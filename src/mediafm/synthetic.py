@@ -19,6 +19,11 @@ Generative story (all ours; chosen so that context is genuinely informative):
   (dialogue scenes talk more). Shots without text get text = null, as real silent shots do.
 - About ``long_fraction`` of titles are longer than 512 shots (feature-length films).
 
+The structure (scene lengths and their regularity, how often cuts alternate set-ups, how many
+set-ups, dialogue, how tone moves from scene to scene, drift) is in ``CatalogSpec`` too, and
+``draw_spec`` draws all of it at random: a family of catalogs, so that what is measured on the
+presets can be checked on catalogs nobody tuned for (``benchmarks/context_families.py``).
+
 Presets (``PRESETS``, ``mediafm synth --preset``):
 
 - ``clean``: a shot shows its scene clearly (per-shot noise 0.15 of the scene signal); tone
@@ -68,6 +73,14 @@ class CatalogSpec:
     intensity: float = 0.0  # how strongly a scene's intensity shows in its latent
     clip_shots: tuple[int, int] = (3, 8)  # shortest and longest labelled clip, in shots
     seed: int = 0
+    # the story's structure (catalog families draw these: ``draw_spec``)
+    scene_shots: float = 9.0  # mean scene length in shots, less one
+    scene_regularity: float = 0.0  # 0: geometric scene lengths; toward 1: ever more regular
+    cut_prob: float = 0.85  # a cut goes to another set-up (shot / reverse shot)
+    setups: tuple[int, int] = (2, 3)  # fewest and most set-ups in a scene
+    talk: float = 0.7  # share of dialogue scenes (more of their shots have text)
+    tone_stay: float = 0.0  # a scene keeps the tone of the one before
+    drift: float = 0.25  # how far the action moves on within a scene
 
 
 PRESETS = {
@@ -114,21 +127,23 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
             "tags": [GENRES[g] for g in genres],
             "genres": [GENRES[g] for g in genres],
         })
-        i, scene, t_s = 0, 0, 0.0
+        i, scene, t_s, tone = 0, 0, 0.0, -1
         while i < n:
-            length = min(n - i, int(rng.geometric(1 / 9)) + 1)
-            tone = int(rng.choice(len(TONES), p=tone_odds[rng.choice(genres)]))
+            length = min(n - i, _scene_length(rng, spec))
+            if not (tone >= 0 and spec.tone_stay and rng.random() < spec.tone_stay):
+                tone = int(rng.choice(len(TONES), p=tone_odds[rng.choice(genres)]))
             intensity = spec.intensity * float(rng.normal())
             zvec = unit_norm(0.6 * tvec + 0.8 * tone_vec[tone] + intensity * intensity_vec
                              + 0.8 * unit_norm(rng.normal(size=k)))
-            setups = 0.7 * unit_norm(rng.normal(size=(int(rng.integers(2, 4)), k)))
-            talk = rng.random() < 0.7
+            setups = 0.7 * unit_norm(rng.normal(size=(
+                int(rng.integers(spec.setups[0], spec.setups[1] + 1)), k)))
+            talk = rng.random() < spec.talk
             setup = 0
             drift = np.zeros(k)
             for j in range(length):
-                if j and rng.random() < 0.85:  # cut to another set-up
+                if j and rng.random() < spec.cut_prob and len(setups) > 1:  # another set-up
                     setup = (setup + int(rng.integers(1, len(setups)))) % len(setups)
-                drift += 0.25 * rng.normal(size=k) / np.sqrt(k)  # the action moves on
+                drift += spec.drift * rng.normal(size=k) / np.sqrt(k)  # the action moves on
                 u = zvec + setups[setup] + drift + spec.shot_noise * rng.normal(size=k) / np.sqrt(k)
                 dur = float(rng.gamma(2.0, 1.5)) + 0.3
                 video = u @ W["video"] + 0.1 * rng.normal(size=spec.video_dim)
@@ -151,6 +166,34 @@ def make_catalog(spec: CatalogSpec = CatalogSpec()) -> tuple[pd.DataFrame, pd.Da
     import pandas as pd  # here: `mediafm --help` reads PRESETS without importing pandas
 
     return pd.DataFrame(shots), pd.DataFrame(titles), pd.DataFrame(latent)
+
+
+def _scene_length(rng: np.random.Generator, spec: CatalogSpec) -> int:
+    """Shots in the next scene: geometric (memoryless, as in the presets) or, with
+    ``scene_regularity`` r > 0, gamma of shape 1 + 19 r: the same mean, less spread."""
+    if not spec.scene_regularity:
+        return int(rng.geometric(1 / spec.scene_shots)) + 1
+    shape = 1 + 19 * spec.scene_regularity
+    return max(1, round(rng.gamma(shape, spec.scene_shots / shape))) + 1
+
+
+def draw_spec(seed: int, n_titles: int = 100) -> CatalogSpec:
+    """A catalog of the family: every structural parameter drawn at random (from ``seed``),
+    over ranges that hold both presets and much on either side of them."""
+    rng = np.random.default_rng([seed, 7919])  # the structure's own stream
+    fewest = int(rng.integers(1, 4))
+    return CatalogSpec(
+        n_titles=n_titles, seed=seed,
+        mean_shots=int(rng.integers(100, 260)), long_fraction=float(rng.uniform(0, 0.25)),
+        shot_noise=float(np.exp(rng.uniform(np.log(0.15), np.log(2.5)))),
+        audio_scene=float(rng.uniform(0.2, 0.9)), intensity=float(rng.uniform(0, 0.8)),
+        text_fraction=float(rng.uniform(0.2, 0.8)),
+        clip_shots=[(1, 3), (2, 5), (3, 8)][int(rng.integers(3))],
+        scene_shots=float(rng.uniform(3, 20)), scene_regularity=float(rng.uniform(0, 1)),
+        cut_prob=float(rng.uniform(0.3, 0.95)),
+        setups=(fewest, int(rng.integers(max(fewest, 2), 5))),
+        talk=float(rng.uniform(0.3, 0.9)), tone_stay=float(rng.uniform(0, 0.7)),
+        drift=float(rng.uniform(0.05, 0.5)))
 
 
 def write_catalog(out: str | Path, spec: CatalogSpec = CatalogSpec()) -> dict[str, Path]:

@@ -1,0 +1,185 @@
+"""Does context win on catalogs nobody tuned for? Draws from the catalog family -> the share won.
+
+Each draw is a synthetic catalog whose structure is drawn at random (``synthetic.draw_spec``:
+scene lengths and their regularity, per-shot noise against the scene signal, share of long
+titles, shot / reverse-shot alternation, share of shots with text, how tone moves across
+scenes, drift, clip lengths). On each: a ``tiny`` model trained with the default recipe
+(``--set`` overrides it), then the clip probes of every task for MediaFM's plain mean-pooled
+in-context embedding (the default readout) and for every naive baseline (single modalities,
+fused, moving average ±k with k chosen by cross-validation, title mean, both). Reported per
+task: the share of draws where MediaFM beats the best naive baseline, and the median margin
+with its range.
+
+Draws 0-99 are for choosing defaults; report on fresh ones (``--first 100``, the default).
+Results are appended to the JSON as each draw finishes, so a rerun resumes.
+
+    python benchmarks/context_families.py                       # 8 held-out draws
+    python benchmarks/context_families.py --draws 4 --first 0   # the tuning set
+    python benchmarks/context_families.py --table               # the table of the JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from mediafm.probes.features import (
+    AVERAGE_AND_TITLE,
+    FUSED,
+    IN_CONTEXT,
+    MODALITY_BASELINES,
+    MOVING_AVERAGE,
+    TITLE_MEAN,
+)
+
+import harness  # benchmarks/harness.py, beside this script
+
+NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
+SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
+
+
+def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
+             probe_seeds: tuple[int, ...]) -> list[dict]:
+    """Probe rows of one draw: MediaFM in context and every naive baseline, per task."""
+    from mediafm.embed import embed_clips, readout_blocks
+    from mediafm.model import MediaFM
+    from mediafm.probes import read_labels
+    from mediafm.probes.catalog_labels import write_labelled_catalog
+    from mediafm.probes.features import Features, baseline_features, fused_blocks
+    from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
+    from mediafm.probes.tasks import targets
+    from mediafm.readouts import DEFAULT_READOUT
+    from mediafm.store import ShotStore, import_shots
+    from mediafm.synthetic import draw_spec
+    from mediafm.train import load_run_config, train
+
+    spec = draw_spec(draw, titles)
+    d = work / f"draw-{draw}"
+    if not (d / "store" / "store.json").exists():
+        paths = write_labelled_catalog(d / "catalog", spec)
+        import_shots(paths["shots"], d / "store", paths["titles"], progress=False)
+    store = ShotStore(d / "store")
+    labels, tasks = read_labels(d / "catalog" / "labels.parquet")
+    model_cfg, train_cfg = load_run_config("tiny", [f"seed={draw}", *overrides])
+    done = d / "run" / "trained.json"  # a rerun after a failure later on reuses the model
+    if done.exists():
+        val, train_s = json.loads(done.read_text()).values()
+    else:
+        shutil.rmtree(d / "run", ignore_errors=True)  # a training killed part way
+        t = time.perf_counter()
+        val = train(store.path, d / "run", model_cfg, train_cfg, progress=False, device="cpu")
+        train_s = time.perf_counter() - t
+        done.write_text(json.dumps({"val": val, "train_s": train_s}))
+    model = MediaFM.from_pretrained(d / "run").eval()
+    frame = embed_clips(model, store, labels, "in-context", DEFAULT_READOUT, progress=False)
+    feats = {name: f for name, f in baseline_features(store, labels).items() if name in NAIVE}
+    feats[IN_CONTEXT] = Features.of(np.stack(frame["embedding"].to_list()), readout_blocks(
+        model, DEFAULT_READOUT, fused_blocks(store)))
+    groups = labels["title_id"].to_numpy()
+    jobs, keys = [], []
+    for task in tasks:
+        idx, y, _ = targets(labels, task)
+        for method, x in feats.items():
+            jobs.append(ProbeJob(x, idx, y, groups[idx], task.metric,
+                                 10 if task.kind == "ranking" else 5, probe_seeds))
+            keys.append({"task": task.name, "metric": task.metric, "method": method})
+    common = {"draw": draw, "spec": asdict(spec), "n_shots": store.info.n_shots,
+              "train_s": train_s, "val_loss": val.get("model/loss"),
+              "neighbour_mean_loss": val.get("neighbour_mean/loss"),
+              "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides}
+    return [{**common, **key, "score": r.mean, "std": r.std}
+            for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
+
+
+def margins(records: list[dict]) -> dict[str, list[tuple[int, float, str]]]:
+    """task -> [(draw, MediaFM's score less the best naive baseline's, that baseline)]."""
+    out: dict[str, list] = {}
+    by: dict[tuple, dict[str, float]] = {}
+    for r in records:
+        by.setdefault((r["draw"], r["task"]), {})[r["method"]] = r["score"]
+    for (draw, task), scores in sorted(by.items()):
+        best = max((m for m in scores if m in NAIVE), key=scores.get)
+        out.setdefault(task, []).append((draw, scores[IN_CONTEXT] - scores[best], best))
+    return out
+
+
+def table(records: list[dict]) -> str:
+    rows = []
+    for task, got in margins(records).items():
+        m = [x for _, x, _ in got]
+        won = sum(x > 0 for x in m)
+        usual = max(set(b for *_, b in got), key=[b for *_, b in got].count)
+        rows.append([task + (" (scene)" if task in SCENE_TASKS else " (title)"),
+                     f"{won} of {len(m)} ({won / len(m):.0%})",
+                     f"{np.median(m):+.3f} ({min(m):+.3f} to {max(m):+.3f})", usual])
+    draws = sorted({r["draw"] for r in records})
+    per = {r["draw"]: r for r in records}
+    lines = [harness.markdown_table(["task", "MediaFM ahead", "margin, median (range)",
+                                     "best naive baseline, most often"], rows), "",
+             harness.markdown_table(
+                 ["draw", "shots", "noise", "scene len", "regular", "alternation", "tone stay",
+                  "clip shots", "val loss / neighbour mean", "train s"],
+                 [[str(d), f"{per[d]['n_shots']:,}", f"{per[d]['spec']['shot_noise']:.2f}",
+                   f"{per[d]['spec']['scene_shots']:.1f}",
+                   f"{per[d]['spec']['scene_regularity']:.2f}",
+                   f"{per[d]['spec']['cut_prob']:.2f}", f"{per[d]['spec']['tone_stay']:.2f}",
+                   "{}-{}".format(*per[d]["spec"]["clip_shots"]),
+                   f"{per[d]['val_loss']:.3f} / {per[d]['neighbour_mean_loss']:.3f}",
+                   f"{per[d]['train_s']:.0f}"] for d in draws])]
+    return "\n".join(lines)
+
+
+def render(records: list[dict]) -> str:
+    """The README's table: the held-out draws (100 and on) of the default recipe."""
+    held = [r for r in records if r["draw"] >= 100 and not r["overrides"]]
+    return (f"{len({r['draw'] for r in held})} held-out draws (100 and on), the tiny default "
+            "recipe; in-context clip embeddings (mean-pooled, default readout) against the "
+            "best naive baseline per task.\n\n" + table(held) + "\n\n"
+            + harness.machine_line(held[0]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--draws", type=int, default=8)
+    p.add_argument("--first", type=int, default=100, help="first draw (0-99: tuning set)")
+    p.add_argument("--titles", type=int, default=60)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the tiny recipe (as mediafm train --set)")
+    p.add_argument("--probe-seeds", default="0,1")
+    p.add_argument("--workdir", default="/tmp/mediafm-families")
+    p.add_argument("--json", default=str(harness.RESULTS / "context_families.json"))
+    p.add_argument("--table", action="store_true", help="print the table of the JSON")
+    args = p.parse_args()
+    out = Path(args.json)
+    records = json.loads(out.read_text()) if out.exists() else []
+    mine = [r for r in records if r["overrides"] == args.set]
+    if not args.table:
+        machine = harness.machine()
+        for draw in range(args.first, args.first + args.draws):
+            if any(r["draw"] == draw for r in mine):
+                continue
+            t = time.perf_counter()
+            rows = [{**r, **machine} for r in run_draw(
+                Path(args.workdir) / ("-".join(args.set) or "default"), draw, args.titles,
+                args.set, tuple(int(s) for s in args.probe_seeds.split(",")))]
+            records += rows
+            mine += rows
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(records, indent=1))
+            os.replace(tmp, out)
+            print(f"draw {draw}: {time.perf_counter() - t:.0f} s", flush=True)
+    chosen = [r for r in mine if args.first <= r["draw"] < args.first + args.draws]
+    print(table(chosen))
+    if chosen:
+        print("\n" + harness.machine_line(chosen[0]))
+
+
+if __name__ == "__main__":
+    main()
