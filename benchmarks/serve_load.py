@@ -81,12 +81,13 @@ class ServerProcess:
     """``mediafm serve`` from the package at ``src``, on a free loopback port, in its own
     process (the clients' work does not share its interpreter); stopped on exit."""
 
-    def __init__(self, src: Path, store: Path, pred: Path):
+    def __init__(self, src: Path, store: Path, pred: Path, workers: int = 1):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.args = [sys.executable, "-m", "mediafm", "-q", "serve", "--store", str(store),
-                     "--pred", str(pred), "--port", str(self.port)]
+                     "--pred", str(pred), "--port", str(self.port)] + (
+                         ["--workers", str(workers)] if workers > 1 else [])
         self.env = {**os.environ, "PYTHONPATH": str(src)}
 
     def __enter__(self) -> str:
@@ -109,15 +110,16 @@ class ServerProcess:
         self.proc.wait(timeout=30)
 
 
-def one_round(src: Path, store: Path, pred: Path, titles: pd.DataFrame, args, seed: int
-              ) -> dict:
+def one_round(src: Path, store: Path, pred: Path, titles: pd.DataFrame, args, seed: int,
+              workers: int = 1) -> dict:
     """A fresh server: every title page cold, then cached, the first search (which loads the
     vectors it searches), then the mixed load per client count; latencies in ms."""
     import httpx
     from test_serve import load, mixed_paths
 
     out: dict = {}
-    with ServerProcess(src, store, pred) as url, httpx.Client(base_url=url, timeout=60) as http:
+    with ServerProcess(src, store, pred, workers) as url, \
+            httpx.Client(base_url=url, timeout=60) as http:
         ids = titles["title_id"].tolist()
         for key in ("cold", "cached"):
             out[key] = [1000 * harness.timed(
@@ -152,16 +154,19 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--baseline", type=Path, help="the src folder of another checkout to "
                    "measure beside this one")
+    p.add_argument("--workers", type=int, default=1, help="this tree's server processes")
+    p.add_argument("--baseline-workers", type=int, default=1)
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
     p.add_argument("--json")
     args = p.parse_args()
     store, pred = build(Path(args.workdir), args.titles, args.shots)
     titles = ShotStore(store).titles[["title_id", "n_shots"]]
-    trees = {"this tree": SRC} | ({"baseline": args.baseline} if args.baseline else {})
+    trees = {"this tree": (SRC, args.workers)} | (
+        {"baseline": (args.baseline, args.baseline_workers)} if args.baseline else {})
     rounds: dict[str, list[dict]] = {name: [] for name in trees}
     for r in range(args.warmup + args.repeats):
-        for name, src in trees.items():
-            got = one_round(src, store, pred, titles, args, seed=r)
+        for name, (src, workers) in trees.items():
+            got = one_round(src, store, pred, titles, args, seed=r, workers=workers)
             if r >= args.warmup:
                 rounds[name].append(got)
             print(f"round {r + 1}: {name}: " + ", ".join(
@@ -171,6 +176,7 @@ def main() -> None:
               "shots_per_title": args.shots, "requests": args.requests,
               "clients": args.clients, "repeats": args.repeats,
               "baseline": str(args.baseline) if args.baseline else None,
+              "workers": {"this tree": args.workers, "baseline": args.baseline_workers},
               "trees": {name: summarise(rs, args.clients) for name, rs in rounds.items()}}
     if args.baseline:
         result["p99_ratio"] = {str(c): harness.ratio(
@@ -193,7 +199,9 @@ def summarise(rounds: list[dict], clients: list[int]) -> dict:
 
 def render(r: dict) -> str:
     rows = []
-    for name, t in r["trees"].items():
+    workers = r.get("workers") or {}
+    for tree, t in r["trees"].items():
+        name = tree + (f", {workers[tree]} workers" if workers.get(tree, 1) > 1 else "")
         rows.append([name, "title page of 2,000 shots, cold (ms)", harness.fmt(t["cold_ms"],
                                                                              ".0f")])
         rows.append([name, "the same, cached (ms)", harness.fmt(t["cached_ms"], ".1f")])

@@ -437,3 +437,45 @@ def test_serve_refuses_outputs_of_another_store_and_a_port_in_use(fitted, store,
                               text=True, timeout=120)
     assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_workers_share_the_port_and_stop_together(store):
+    """``serve --workers 2``: two processes forked from the one that loaded the catalog,
+    both answering on the one port (every request of a concurrent load answered), and all
+    gone after SIGTERM to the parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mediafm", "-q", "serve", "--store",
+                             str(store.path), "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert "2 workers" in proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/healthz").raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the workers did not start"
+                time.sleep(0.1)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 2
+        titles = [t["title_id"] for t in httpx.get(url + "/api/titles").json()["titles"]]
+        paths = [f"/api/titles/{t}" for t in titles] * 4
+        latencies, codes = asyncio.run(load(url, paths, clients=8, timeout_s=60))
+        assert codes == [200] * len(paths)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            "zombie" in Path(f"/proc/{pid}/status").read_text()

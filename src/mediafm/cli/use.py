@@ -318,6 +318,9 @@ def _register_index_and_search(sub) -> None:
                    "ad breaks between scenes")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=PORT, default=8765)
+    s.add_argument("--workers", type=Number(int, 1, 64), default=1,
+                   help="server processes sharing the port, forked once the catalog is "
+                   "loaded (a team: one per core; each caches its own pages)")
     s.add_argument("--token", help="require this bearer token on every request (none: "
                    "$MEDIAFM_TOKEN)")
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",

@@ -2,12 +2,15 @@
 
 ``catalog.Catalog`` computes what is shown, as calls into the library (no web code);
 ``app.create_app`` is the FastAPI app (JSON API + the static page in ``static/``); ``serve``
-runs it under uvicorn on a socket bound before anything is printed.
+runs it under uvicorn on a socket bound before anything is printed, in this process or
+(``--workers N``) in N processes forked once the catalog is loaded (``serve_forked``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 
@@ -36,6 +39,49 @@ def serve(app, sock: socket.socket, log_level: str = "warning") -> None:
     server.run(sockets=[sock])
 
 
+def serve_forked(app, sock: socket.socket, workers: int, log_level: str = "warning") -> None:
+    """``workers`` processes forked from this one after the catalog is loaded, each running
+    ``app`` on the same listening socket: the kernel hands every connection to one of them,
+    and what the catalog loaded is shared copy-on-write, not loaded N times.
+
+    Why processes: the explorer's work (encoding pages, explaining hits) holds the GIL, so
+    threads of one process use one core however many there are. Each worker keeps its own
+    page cache (a title's first page is cold once per worker). SIGINT / SIGTERM stop them
+    all; a worker that dies stops the rest, and this returns its exit status as an error."""
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until told to stop, never return into the caller
+            code = 1
+            try:
+                serve(app, sock, log_level)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def stop(*_) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    failed = 0
+    try:
+        while children:
+            pid, status = os.wait()
+            children.remove(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code not in (0, -signal.SIGTERM, -signal.SIGINT) and not failed:
+                failed = code
+                stop()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if failed:
+        raise RuntimeError(f"an explorer worker exited with status {failed}; stopped the rest")
+
+
 def serve_cli(args) -> None:
     """``mediafm serve``: check every file against the store, bind, print the URL, serve."""
     from mediafm.errors import require
@@ -55,7 +101,12 @@ def serve_cli(args) -> None:
     app = create_app(catalog, token, args.host, tuple(args.allow_host))
     sock = bind(args.host, args.port)
     url_host = f"[{args.host}]" if ":" in args.host else args.host
+    workers = getattr(args, "workers", 1)
     print(f"mediafm explorer: http://{url_host}:{args.port}/"
           + (f"?token={token}" if token else "") + f"  (API docs: /docs; {args.store}; "
-          f"search: {catalog.searched})", flush=True)
-    serve(app, sock)
+          f"search: {catalog.searched}" + (f"; {workers} workers" if workers > 1 else "")
+          + ")", flush=True)
+    if workers > 1:
+        serve_forked(app, sock, workers)
+    else:
+        serve(app, sock)
