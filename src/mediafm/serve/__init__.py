@@ -48,6 +48,8 @@ def serve_forked(app, sock: socket.socket, workers: int, log_level: str = "warni
     threads of one process use one core however many there are. Each worker keeps its own
     page cache (a title's first page is cold once per worker). SIGINT / SIGTERM stop them
     all; a worker that dies stops the rest, and this returns its exit status as an error."""
+    if not hasattr(os, "fork"):
+        raise ValueError("--workers needs os.fork (Linux, macOS): serve with one worker here")
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
