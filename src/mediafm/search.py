@@ -29,7 +29,6 @@ import contextlib
 import json
 import math
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -54,27 +53,14 @@ def _faiss():
     return require("faiss", "similarity search (FAISS; faiss-gpu on CUDA machines)")
 
 
-_this_thread = threading.local()
-
-
-def one_thread_per_query() -> None:
-    """Make FAISS use one OpenMP thread for the queries of the calling thread.
-
-    A server answers many small queries at once, one per worker thread. With FAISS's default
-    (every core) each query starts threads that then wait busily: measured on 2 cores, 9 ms
-    of CPU for a query that takes 3.4 ms on one thread (and less wall time), CPU that the
-    other requests then lack. OpenMP keeps the setting per thread, so each worker thread
-    calls this (once; later calls cost a lookup)."""
-    if not getattr(_this_thread, "single", False):
-        _faiss().omp_set_num_threads(1)
-        _this_thread.single = True
-
-
 @contextlib.contextmanager
 def one_thread():
     """FAISS on one OpenMP thread in this block, then as it was: one query gains nothing from
     more (IVF search is parallel over queries), and on 2 cores the threads it starts wait
-    busily (measured: 3.9 ms for a query on 2M compressed vectors, 1.0 ms on one thread)."""
+    busily (measured: 3.9 ms for a query on 2M compressed vectors, 1.0 ms on one thread; in
+    the explorer, 9 ms of CPU for a query of 3.4 ms, CPU the other requests then lack).
+    OpenMP keeps the setting per thread, so a notebook's later ``build_index`` still uses
+    every core."""
     faiss = _faiss()
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
@@ -324,9 +310,7 @@ class Reranked:
 
     def __init__(self, index, vectors: np.ndarray, ids: np.ndarray, depth: int = RERANK):
         self.index, self.vectors, self.depth = index, vectors, depth
-        self.identity = bool(len(ids) == 0 or (ids[0] == 0 and ids[-1] == len(ids) - 1
-                                               and (np.diff(ids) == 1).all()))
-        self.ids = ids
+        self.ids = ids  # ascending: vectors.npy holds the rows in id order
 
     @property
     def nprobe(self) -> int:
@@ -347,7 +331,7 @@ class Reranked:
         found = np.full((len(q), k), -1, np.int64)
         for i, c in enumerate(cand):
             c = np.sort(c[c >= 0])  # in file order: pages read front to back
-            rows = c if self.identity else np.searchsorted(self.ids, c)
+            rows = np.searchsorted(self.ids, c)
             s = self.vectors[rows] @ q[i]
             best = np.argsort(-s, kind="stable")[:k]
             scores[i, :len(best)], found[i, :len(best)] = s[best], c[best]

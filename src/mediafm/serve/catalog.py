@@ -256,17 +256,11 @@ class Catalog:
                ) -> list[dict]:
         """The nearest shots of a shot, each with its per-modality cosines (``mediafm
         search``'s)."""
-        from mediafm.search import one_thread_per_query
-
-        one_thread_per_query()
         hits = self.searcher().shot(title_id, shot, k, other_titles)
         return hits.drop(columns=["rank"]).to_dict(orient="records")
 
     def search_text(self, query: str, k: int = 10) -> list[dict]:
         """The shots where ``query`` is said (or, with a CLIP model, shown)."""
-        from mediafm.search import one_thread_per_query
-
-        one_thread_per_query()
         hits = self.searcher().text(query, k)
         return hits.drop(columns=["rank"]).to_dict(orient="records")
 
