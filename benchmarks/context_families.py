@@ -115,7 +115,9 @@ def table(records: list[dict]) -> str:
     for task, got in margins(records).items():
         m = [x for _, x, _ in got]
         won = sum(x > 0 for x in m)
-        usual = max(set(b for *_, b in got), key=[b for *_, b in got].count)
+        best = [b for *_, b in got]
+        top = max(map(best.count, best))  # every baseline tied for most often, in name order
+        usual = " / ".join(sorted({b for b in best if best.count(b) == top}))
         rows.append([task + (" (scene)" if task in SCENE_TASKS else " (title)"),
                      f"{won} of {len(m)} ({won / len(m):.0%})",
                      f"{np.median(m):+.3f} ({min(m):+.3f} to {max(m):+.3f})", usual])

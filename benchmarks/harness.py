@@ -23,6 +23,20 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def _commit() -> str:
+    """HEAD's short hash, with a ``+`` when tracked files differ from it: the code that ran
+    is then that commit plus changes not yet committed."""
+    here = Path(__file__).parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=here, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=here, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty.strip() else "")
+
+
 def machine(device: str = "cpu") -> dict:
     """CPU model, cores, torch and its threads, the device, the git commit and the time."""
     import torch
@@ -34,11 +48,7 @@ def machine(device: str = "cpu") -> dict:
                  if x.startswith("model name")]
         cpu = names[0] if names else cpu
     gpu = torch.cuda.get_device_name() if device.startswith("cuda") else None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = _commit()
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "device": gpu or device, "commit": commit,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}

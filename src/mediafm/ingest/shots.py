@@ -169,7 +169,8 @@ class _TransNetV2Stream:
     title, the last after it), and ``predictions_to_scenes``, one window at a time. A cut is
     handed on as its transition ends (``predictions_to_scenes`` learns it only when the next
     transition starts); ``transition`` keeps every frame's many-hot score, the probability
-    that the frame is inside a transition (what ``ingest.transitions`` reads a dissolve by)."""
+    that the frame is inside a transition (what ``ingest.transitions`` reads a dissolve by),
+    and ``cut`` its single-frame score (a weak one there confirms a cut the picture shows)."""
 
     size, format = (48, 27), "rgb24"
     WINDOW, STEP, CONTEXT = 100, 50, 25
@@ -182,6 +183,7 @@ class _TransNetV2Stream:
         self.predicted = 0  # title frames predicted so far
         self.prev, self.opened = 0, False  # predictions_to_scenes' state: a scene has begun
         self.transition: list[float] = []
+        self.cut: list[float] = []
 
     def _window(self) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -205,7 +207,9 @@ class _TransNetV2Stream:
             if self.prev == 0 and bit == 1 and i != 0:
                 self.opened = True  # a scene began before this transition
             self.prev = bit
-        self.transition += many[:max(min(n, 1 << 62) - self.predicted, 0)].tolist()
+        keep = max(min(n, 1 << 62) - self.predicted, 0)
+        self.transition += many[:keep].tolist()
+        self.cut += single[:keep].tolist()
         self.predicted += self.STEP
         return cuts
 

@@ -36,6 +36,10 @@ KINDS = (CUT, DISSOLVE, FADE, FADE_WHITE)
 DARK, BRIGHT, FLAT = 24.0, 232.0, 12.0  # a fade's middle: mean luma beyond these, spread under
 THRESHOLD = 27.0  # ContentDetector's: a cut's worth of change
 LINEAR = 0.6  # a dissolve's end-to-end change over the sum of its steps (motion: far less)
+# a hard cut a learned detector scored under its bar, confirmed by the picture: its score at
+# least WEAK and a one-frame jump of change, STEEP times any within two frames and a cut's
+# worth (75% of THRESHOLD: a cut between two shots of one scene changes less)
+WEAK, STEEP, JUMP = 0.1, 2.5, 0.75 * THRESHOLD
 Distance = Callable[[int, int], float]
 
 
@@ -134,6 +138,24 @@ def learned(hint: np.ndarray, fps: float) -> list[tuple[int, int]]:
     most = max(4, int(round(2.0 * fps)))
     return [(int(a), int(b)) for a, b in _runs(hint >= 0.5) if 3 <= b - a <= most
             and b < len(hint)]
+
+
+def confirmed(change: np.ndarray, score: np.ndarray) -> list[int]:
+    """Frames where a learned detector's per-frame cut ``score`` (TransNetV2's single-frame
+    head, peaking on the last frame of the old shot) is weak but real and the picture jumps
+    in one frame. TransNetV2 scores some cuts between two shots of one scene (same light,
+    same colours) 0.15-0.25, under its 0.5; camera motion and flashes spread their change
+    over frames, so the jump alone is not enough either, and a detector's near-zero score
+    vetoes it."""
+    n = len(change)
+    out = []
+    for f in np.flatnonzero(change >= JUMP):
+        if f < 2 or f + 2 >= n or max(score[f - 1], score[f]) < WEAK:
+            continue
+        near = max(change[f - 2], change[f - 1], change[f + 1], change[f + 2])
+        if change[f] >= STEEP * near:
+            out.append(int(f))
+    return out
 
 
 def classify(cuts: list[int], luma: np.ndarray, spread: np.ndarray, change: np.ndarray,
@@ -242,6 +264,16 @@ class TypedStream:
                 late.append(c)
         return late
 
+    def _scores(self, name: str, lo: int, hi: int) -> np.ndarray | None:
+        """A learned detector's per-frame scores ``name`` over [lo, hi), zero where not yet
+        scored; None for a detector without them."""
+        if not hasattr(self.inner, name):
+            return None
+        out = np.zeros(hi - lo)
+        got = np.asarray(getattr(self.inner, name)[lo:hi], np.float64)
+        out[:len(got)] = got
+        return out
+
     def _decide(self, upto: int) -> list[int]:
         """Boundaries whose frame lies in [done, upto), from everything seen around them; a
         fade still going on holds the decision back (at most ``delay`` frames more)."""
@@ -259,15 +291,17 @@ class TypedStream:
         hi = min(len(self.luma), upto + self.most)
         series = [np.asarray(x[lo:hi], np.float64) for x in (self.luma, self.spread,
                                                               self.change)]
-        cuts = sorted({c - lo for c in self.held if lo <= c < hi})
-        hint = None
-        if hasattr(self.inner, "transition"):  # a learned detector's transition scores
-            hint = np.zeros(hi - lo)
-            got = np.asarray(self.inner.transition[lo:hi], np.float64)
-            hint[:len(got)] = got
+        cuts = {c - lo for c in self.held if lo <= c < hi}
+        hint = self._scores("transition", lo, hi)  # a learned detector's: its dissolves
+        score = self._scores("cut", lo, hi)
+        if score is not None:  # its weak cuts that the picture confirms
+            cuts |= set(confirmed(series[2], score))
         found = []
-        for b in classify(cuts, *series, self.fps, lambda i, j: self.distance(i + lo, j + lo),
-                          hint=hint):
+
+        def distance(i: int, j: int) -> float:
+            return self.distance(i + lo, j + lo)
+
+        for b in classify(sorted(cuts), *series, self.fps, distance, hint=hint):
             frame = b.frame + lo
             if self.done <= frame < upto and frame - self.last >= self.min_gap:
                 self.kinds[frame] = (b.kind, b.frames)
