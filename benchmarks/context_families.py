@@ -11,10 +11,15 @@ task: the share of draws where MediaFM beats the best naive baseline, and the me
 with its range.
 
 Draws 0-99 are for choosing defaults; report on fresh ones (``--first 100``, the default).
-Results are appended to the JSON as each draw finishes, so a rerun resumes.
+Results are appended to the JSON as each draw finishes, so a rerun resumes. A variant is the
+training overrides (``--set``) and the readout (``--readout``); another readout of a recipe
+already trained reuses its models, and a draw's baselines, once probed, are reused by every
+variant (same catalog, same probe): a readout costs seconds a draw, not a training run.
 
     python benchmarks/context_families.py                       # 8 held-out draws
     python benchmarks/context_families.py --draws 4 --first 0   # the tuning set
+    python benchmarks/context_families.py --draws 4 --first 0 --set mask_span=3
+    python benchmarks/context_families.py --draws 4 --first 0 --readout input+context+hidden
     python benchmarks/context_families.py --table               # the table of the JSON
 """
 
@@ -38,6 +43,7 @@ from mediafm.probes.features import (
     MOVING_AVERAGE,
     TITLE_MEAN,
 )
+from mediafm.readouts import DEFAULT_READOUT, READOUTS
 
 import harness  # benchmarks/harness.py, beside this script
 
@@ -46,8 +52,10 @@ SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
 
 
 def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
-             probe_seeds: tuple[int, ...]) -> list[dict]:
-    """Probe rows of one draw: MediaFM in context and every naive baseline, per task."""
+             probe_seeds: tuple[int, ...], readout: str, known: list[dict]) -> list[dict]:
+    """Probe rows of one draw: MediaFM in context (through ``readout``) and every naive
+    baseline, per task. ``known``: the draw's baseline rows from an earlier variant (the same
+    catalog and probe), reused instead of probed again."""
     from mediafm.embed import embed_clips, readout_blocks
     from mediafm.model import MediaFM
     from mediafm.probes import read_labels
@@ -55,7 +63,6 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
     from mediafm.probes.features import Features, baseline_features, fused_blocks
     from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
     from mediafm.probes.tasks import targets
-    from mediafm.readouts import DEFAULT_READOUT
     from mediafm.store import ShotStore, import_shots
     from mediafm.synthetic import draw_spec
     from mediafm.train import load_run_config, train
@@ -78,10 +85,11 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
         train_s = time.perf_counter() - t
         done.write_text(json.dumps({"val": val, "train_s": train_s}))
     model = MediaFM.from_pretrained(d / "run").eval()
-    frame = embed_clips(model, store, labels, "in-context", DEFAULT_READOUT, progress=False)
-    feats = {name: f for name, f in baseline_features(store, labels).items() if name in NAIVE}
+    frame = embed_clips(model, store, labels, "in-context", readout, progress=False)
+    feats = {} if known else {name: f for name, f in baseline_features(store, labels).items()
+                              if name in NAIVE}
     feats[IN_CONTEXT] = Features.of(np.stack(frame["embedding"].to_list()), readout_blocks(
-        model, DEFAULT_READOUT, fused_blocks(store)))
+        model, readout, fused_blocks(store)))
     groups = labels["title_id"].to_numpy()
     jobs, keys = [], []
     for task in tasks:
@@ -93,9 +101,18 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
     common = {"draw": draw, "spec": asdict(spec), "n_shots": store.info.n_shots,
               "train_s": train_s, "val_loss": val.get("model/loss"),
               "neighbour_mean_loss": val.get("neighbour_mean/loss"),
-              "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides}
-    return [{**common, **key, "score": r.mean, "std": r.std}
-            for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
+              "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides,
+              "readout": readout, "probe_seeds": list(probe_seeds)}
+    reused = [{**common, **{k: r[k] for k in ("task", "metric", "method", "score", "std")}}
+              for r in known]
+    return reused + [{**common, **key, "score": r.mean, "std": r.std}
+                     for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
+
+
+def variant(record: dict) -> tuple[list[str], str]:
+    """(training overrides, readout) of a record; records before readouts were varied used
+    the default readout (and probe seeds 0, 1)."""
+    return record["overrides"], record.get("readout", DEFAULT_READOUT)
 
 
 def margins(records: list[dict]) -> dict[str, list[tuple[int, float, str]]]:
@@ -138,13 +155,38 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def ablation(records: list[dict]) -> str:
+    """Every variant (training overrides, readout) measured on the tuning draws (0-99), on
+    the draws all of them share: per task, how many MediaFM won and the median margin."""
+    tuning = [r for r in records if r["draw"] < 100]
+    variants = sorted({(tuple(r["overrides"]), variant(r)[1]) for r in tuning})
+    draws = set.intersection(*[{r["draw"] for r in tuning if (tuple(r["overrides"]),
+                                variant(r)[1]) == v} for v in variants]) if variants else set()
+    tasks = [*SCENE_TASKS, "genre"]
+    rows = []
+    for v in variants:
+        got = margins([r for r in tuning if r["draw"] in draws
+                       and (tuple(r["overrides"]), variant(r)[1]) == v])
+        cells = []
+        for task in tasks:
+            m = [x for _, x, _ in got.get(task, [])]
+            cells.append(f"{sum(x > 0 for x in m)}/{len(m)}, {np.median(m):+.3f}" if m else "-")
+        rows.append([" ".join(v[0]) or "default", v[1], *cells])
+    return (f"Tuning draws {', '.join(map(str, sorted(draws)))}: draws MediaFM won, median "
+            "margin over the best naive baseline.\n\n" + harness.markdown_table(
+                ["recipe (overrides)", "readout", *tasks], rows))
+
+
 def render(records: list[dict]) -> str:
-    """The README's table: the held-out draws (100 and on) of the default recipe."""
-    held = [r for r in records if r["draw"] >= 100 and not r["overrides"]]
-    return (f"{len({r['draw'] for r in held})} held-out draws (100 and on), the tiny default "
-            "recipe; in-context clip embeddings (mean-pooled, default readout) against the "
-            "best naive baseline per task.\n\n" + table(held) + "\n\n"
-            + harness.machine_line(held[0]))
+    """The README's tables: the held-out draws (100 and on) of the default recipe and
+    readout, then the variants tried on the tuning draws."""
+    held = [r for r in records if r["draw"] >= 100 and variant(r) == ([], DEFAULT_READOUT)]
+    out = (f"{len({r['draw'] for r in held})} held-out draws (100 and on), the tiny default "
+           "recipe; in-context clip embeddings (mean-pooled, default readout) against the "
+           "best naive baseline per task.\n\n" + table(held) + "\n\n")
+    if any(r["draw"] < 100 for r in records):
+        out += ablation(records) + "\n\n"
+    return out + harness.machine_line(held[0])
 
 
 def main() -> None:
@@ -154,6 +196,8 @@ def main() -> None:
     p.add_argument("--titles", type=int, default=60)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the tiny recipe (as mediafm train --set)")
+    p.add_argument("--readout", default=DEFAULT_READOUT, choices=sorted(READOUTS),
+                   help="MediaFM's shot readout (a trained model is reused: no training)")
     p.add_argument("--probe-seeds", default="0,1")
     p.add_argument("--workdir", default="/tmp/mediafm-families")
     p.add_argument("--json", default=str(harness.RESULTS / "context_families.json"))
@@ -161,16 +205,21 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
-    mine = [r for r in records if r["overrides"] == args.set]
+    seeds = [int(x) for x in args.probe_seeds.split(",")]
+    mine = [r for r in records if variant(r) == (args.set, args.readout)]
     if not args.table:
         machine = harness.machine()
         for draw in range(args.first, args.first + args.draws):
             if any(r["draw"] == draw for r in mine):
                 continue
             t = time.perf_counter()
+            known = [r for r in records if r["draw"] == draw and r["method"] in NAIVE
+                     and r["spec"]["n_titles"] == args.titles
+                     and r.get("probe_seeds", [0, 1]) == seeds]
+            known = list({(r["task"], r["method"]): r for r in known}.values())
             rows = [{**r, **machine} for r in run_draw(
                 Path(args.workdir) / ("-".join(args.set) or "default"), draw, args.titles,
-                args.set, tuple(int(s) for s in args.probe_seeds.split(",")))]
+                args.set, tuple(seeds), args.readout, known)]
             records += rows
             mine += rows
             tmp = out.with_suffix(".tmp")
@@ -179,6 +228,8 @@ def main() -> None:
             print(f"draw {draw}: {time.perf_counter() - t:.0f} s", flush=True)
     chosen = [r for r in mine if args.first <= r["draw"] < args.first + args.draws]
     print(table(chosen))
+    if args.first < 100:
+        print("\n" + ablation(records))
     if chosen:
         print("\n" + harness.machine_line(chosen[0]))
 
