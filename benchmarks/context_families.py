@@ -109,10 +109,17 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
                      for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
 
 
-def variant(record: dict) -> tuple[list[str], str]:
-    """(training overrides, readout) of a record; records before readouts were varied used
-    the default readout (and probe seeds 0, 1)."""
-    return record["overrides"], record.get("readout", DEFAULT_READOUT)
+def variant(record: dict) -> tuple[tuple[str, ...], str, int]:
+    """(training overrides, readout, titles a catalog) of a record; records before readouts
+    were varied used the default readout (and probe seeds 0, 1)."""
+    return (tuple(record["overrides"]), record.get("readout", DEFAULT_READOUT),
+            record["spec"]["n_titles"])
+
+
+def variant_dir(overrides: list[str], titles: int) -> str:
+    """The folder of a recipe's catalogs and models (60-title catalogs: the recipe's name)."""
+    name = "-".join(overrides) or "default"
+    return name if titles == 60 else f"{name}-{titles}-titles"
 
 
 def margins(records: list[dict]) -> dict[str, list[tuple[int, float, str]]]:
@@ -156,31 +163,33 @@ def table(records: list[dict]) -> str:
 
 
 def ablation(records: list[dict]) -> str:
-    """Every variant (training overrides, readout) measured on the tuning draws (0-99), on
-    the draws all of them share: per task, how many MediaFM won and the median margin."""
+    """Every variant (training overrides, readout, catalog size) measured on the tuning
+    draws (0-99) that the default recipe was measured on (a variant measured on only some
+    of them is left out): per task, how many MediaFM won and the median margin."""
     tuning = [r for r in records if r["draw"] < 100]
-    variants = sorted({(tuple(r["overrides"]), variant(r)[1]) for r in tuning})
-    draws = set.intersection(*[{r["draw"] for r in tuning if (tuple(r["overrides"]),
-                                variant(r)[1]) == v} for v in variants]) if variants else set()
+    done = {}
+    for r in tuning:
+        done.setdefault(variant(r), set()).add(r["draw"])
+    draws = done.get(((), DEFAULT_READOUT, 60), set())
+    variants = sorted(v for v, got in done.items() if got >= draws)
     tasks = [*SCENE_TASKS, "genre"]
     rows = []
     for v in variants:
-        got = margins([r for r in tuning if r["draw"] in draws
-                       and (tuple(r["overrides"]), variant(r)[1]) == v])
+        got = margins([r for r in tuning if r["draw"] in draws and variant(r) == v])
         cells = []
         for task in tasks:
             m = [x for _, x, _ in got.get(task, [])]
             cells.append(f"{sum(x > 0 for x in m)}/{len(m)}, {np.median(m):+.3f}" if m else "-")
-        rows.append([" ".join(v[0]) or "default", v[1], *cells])
+        rows.append([" ".join(v[0]) or "default", v[1], str(v[2]), *cells])
     return (f"Tuning draws {', '.join(map(str, sorted(draws)))}: draws MediaFM won, median "
             "margin over the best naive baseline.\n\n" + harness.markdown_table(
-                ["recipe (overrides)", "readout", *tasks], rows))
+                ["recipe (overrides)", "readout", "titles", *tasks], rows))
 
 
 def render(records: list[dict]) -> str:
     """The README's tables: the held-out draws (100 and on) of the default recipe and
     readout, then the variants tried on the tuning draws."""
-    held = [r for r in records if r["draw"] >= 100 and variant(r) == ([], DEFAULT_READOUT)]
+    held = [r for r in records if r["draw"] >= 100 and variant(r)[:2] == ((), DEFAULT_READOUT)]
     out = (f"{len({r['draw'] for r in held})} held-out draws (100 and on), the tiny default "
            "recipe; in-context clip embeddings (mean-pooled, default readout) against the "
            "best naive baseline per task.\n\n" + table(held) + "\n\n")
@@ -206,7 +215,7 @@ def main() -> None:
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
     seeds = [int(x) for x in args.probe_seeds.split(",")]
-    mine = [r for r in records if variant(r) == (args.set, args.readout)]
+    mine = [r for r in records if variant(r) == (tuple(args.set), args.readout, args.titles)]
     if not args.table:
         machine = harness.machine()
         for draw in range(args.first, args.first + args.draws):
@@ -218,7 +227,7 @@ def main() -> None:
                      and r.get("probe_seeds", [0, 1]) == seeds]
             known = list({(r["task"], r["method"]): r for r in known}.values())
             rows = [{**r, **machine} for r in run_draw(
-                Path(args.workdir) / ("-".join(args.set) or "default"), draw, args.titles,
+                Path(args.workdir) / variant_dir(args.set, args.titles), draw, args.titles,
                 args.set, tuple(seeds), args.readout, known)]
             records += rows
             mine += rows
