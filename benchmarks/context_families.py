@@ -15,11 +15,14 @@ Results are appended to the JSON as each draw finishes, so a rerun resumes. A va
 training overrides (``--set``) and the readout (``--readout``); another readout of a recipe
 already trained reuses its models, and a draw's baselines, once probed, are reused by every
 variant (same catalog, same probe): a readout costs seconds a draw, not a training run.
+Variants that change only steps, width (``hidden``) or catalog size (``--titles``) make the
+scaling curve (``scaling``).
 
     python benchmarks/context_families.py                       # 8 held-out draws
     python benchmarks/context_families.py --draws 4 --first 0   # the tuning set
     python benchmarks/context_families.py --draws 4 --first 0 --set mask_span=3
     python benchmarks/context_families.py --draws 4 --first 0 --readout input+context+hidden
+    python benchmarks/context_families.py --draws 4 --first 0 --titles 240 --set steps=1200
     python benchmarks/context_families.py --table               # the table of the JSON
 """
 
@@ -162,39 +165,90 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def ablation(records: list[dict]) -> str:
+def ablation(records: list[dict], held_out: bool = False) -> str:
     """Every variant (training overrides, readout, catalog size) measured on the tuning
-    draws (0-99) that the default recipe was measured on (a variant measured on only some
-    of them is left out): per task, how many MediaFM won and the median margin."""
-    tuning = [r for r in records if r["draw"] < 100]
+    draws (0-99; ``held_out``: 100 and on) that the default recipe was measured on (a variant
+    measured on only some of them is left out): per task, how many MediaFM won and the
+    median margin."""
+    chosen = [r for r in records if (r["draw"] >= 100) == held_out]
     done = {}
-    for r in tuning:
+    for r in chosen:
         done.setdefault(variant(r), set()).add(r["draw"])
     draws = done.get(((), DEFAULT_READOUT, 60), set())
     variants = sorted(v for v, got in done.items() if got >= draws)
     tasks = [*SCENE_TASKS, "genre"]
     rows = []
     for v in variants:
-        got = margins([r for r in tuning if r["draw"] in draws and variant(r) == v])
+        got = margins([r for r in chosen if r["draw"] in draws and variant(r) == v])
         cells = []
         for task in tasks:
             m = [x for _, x, _ in got.get(task, [])]
             cells.append(f"{sum(x > 0 for x in m)}/{len(m)}, {np.median(m):+.3f}" if m else "-")
         rows.append([" ".join(v[0]) or "default", v[1], str(v[2]), *cells])
-    return (f"Tuning draws {', '.join(map(str, sorted(draws)))}: draws MediaFM won, median "
-            "margin over the best naive baseline.\n\n" + harness.markdown_table(
-                ["recipe (overrides)", "readout", "titles", *tasks], rows))
+    return (f"{'Held-out' if held_out else 'Tuning'} draws {', '.join(map(str, sorted(draws)))}: "
+            "draws MediaFM won, median margin over the best naive baseline.\n\n"
+            + harness.markdown_table(["recipe (overrides)", "readout", "titles", *tasks], rows))
+
+
+def scaling(records: list[dict]) -> str:
+    """Issue #32's scaling curve: the default recipe and readout with training steps, width
+    (``hidden``) or catalog size changed, on the tuning draws the default was measured on.
+    Validation loss is read against the neighbour-mean loss of the same held-out titles
+    (catalogs of different sizes hold out different titles)."""
+    from mediafm.train import load_run_config
+
+    model_cfg, train_cfg = load_run_config("tiny")
+    axes = {"steps": train_cfg.steps, "hidden": model_cfg["hidden"]}
+    batch = train_cfg.batch_size
+    tuning = [r for r in records if r["draw"] < 100
+              and r.get("readout", DEFAULT_READOUT) == DEFAULT_READOUT]
+    groups: dict[tuple[int, int, int], list[dict]] = {}
+    for r in tuning:
+        sets = dict(o.split("=", 1) for o in r["overrides"])
+        if set(sets) <= set(axes):
+            point = {**axes, **{k: int(v) for k, v in sets.items()}}
+            groups.setdefault((r["spec"]["n_titles"], point["steps"], point["hidden"]),
+                              []).append(r)
+    draws = {r["draw"] for r in groups.get((60, axes["steps"], axes["hidden"]), [])}
+    rows = []
+    for (titles, steps, hidden), got in sorted(groups.items()):
+        got = [r for r in got if r["draw"] in draws]
+        per = {r["draw"]: r for r in got}
+        if set(per) != draws:
+            continue
+        m = margins(got)
+        scene = [x for task in SCENE_TASKS for _, x, _ in m[task]]
+        runs = list(per.values())
+        rows.append([str(titles), f"{np.median([r['n_shots'] for r in runs]):,.0f}",
+                     str(steps), f"{steps * batch / titles:.0f}", str(hidden),
+                     f"{np.median([r['train_s'] for r in runs]):.0f}",
+                     f"{np.median([r['val_loss'] / r['neighbour_mean_loss'] for r in runs]):.3f}",
+                     f"{sum(x > 0 for x in scene)} of {len(scene)}",
+                     *(f"{np.median([x for _, x, _ in m[t]]):+.3f}" for t in SCENE_TASKS)])
+    return (f"Scaling, tuning draws {', '.join(map(str, sorted(draws)))} (the default readout): "
+            "median per draw; val / neighbour: the validation loss over the neighbour mean's "
+            "on the same held-out titles (lower: more context learned); the task columns: "
+            "median margin over the best naive baseline; windows / title: how often training "
+            "saw each title (steps × batch / titles).\n\n" + harness.markdown_table(
+                ["titles", "shots", "steps", "windows / title", "hidden", "train s",
+                 "val / neighbour", "scene cells won", *SCENE_TASKS], rows))
 
 
 def render(records: list[dict]) -> str:
     """The README's tables: the held-out draws (100 and on) of the default recipe and
-    readout, then the variants tried on the tuning draws."""
+    readout, one table per catalog size, then the variants tried on the tuning draws."""
     held = [r for r in records if r["draw"] >= 100 and variant(r)[:2] == ((), DEFAULT_READOUT)]
-    out = (f"{len({r['draw'] for r in held})} held-out draws (100 and on), the tiny default "
-           "recipe; in-context clip embeddings (mean-pooled, default readout) against the "
-           "best naive baseline per task.\n\n" + table(held) + "\n\n")
+    out = ""
+    for titles in sorted({variant(r)[2] for r in held}):
+        mine = [r for r in held if variant(r)[2] == titles]
+        out += (f"{len({r['draw'] for r in mine})} held-out draws (100 and on) of {titles} "
+                "titles, the tiny default recipe; in-context clip embeddings (mean-pooled, "
+                "default readout) against the best naive baseline per task.\n\n"
+                + table(mine) + "\n\n")
+    if len({variant(r) for r in records if r["draw"] >= 100}) > 1:
+        out += ablation(records, held_out=True) + "\n\n"
     if any(r["draw"] < 100 for r in records):
-        out += ablation(records) + "\n\n"
+        out += ablation(records) + "\n\n" + scaling(records) + "\n\n"
     return out + harness.machine_line(held[0])
 
 
@@ -238,7 +292,7 @@ def main() -> None:
     chosen = [r for r in mine if args.first <= r["draw"] < args.first + args.draws]
     print(table(chosen))
     if args.first < 100:
-        print("\n" + ablation(records))
+        print("\n" + ablation(records) + "\n\n" + scaling(records))
     if chosen:
         print("\n" + harness.machine_line(chosen[0]))
 

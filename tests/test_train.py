@@ -194,8 +194,9 @@ def test_kept_shot_noise_is_the_same_for_any_number_of_processes():
 
 
 def test_honest_messages(tmp_path, capsys):
-    """A store too small to hold a title out says it trains without validation; the hint of
-    a model that did not learn context names only levers this run did not pull."""
+    """A store too small to hold a title out says it trains without validation; a run of
+    many passes over its catalog is told so; the hint of a model that did not learn context
+    names only levers this run did not pull."""
     from mediafm.model import MediaFMConfig
     from mediafm.store import import_shots
     from mediafm.train import context_verdict
@@ -204,7 +205,14 @@ def test_honest_messages(tmp_path, capsys):
                  tmp_path / "one", progress=False)
     train(tmp_path / "one", tmp_path / "r", SMALL, TrainConfig.of(steps=2, batch_size=1),
           progress=False, device="cpu")
-    assert "1 title(s), too few to hold any out: no validation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 title(s), too few to hold any out: no validation" in err
+    assert "passes over" not in err  # 2 steps: 2 passes over the one title's window
+    # a run that reads its catalog more than ~100 times is told so before it starts
+    train(tmp_path / "one", tmp_path / "long", SMALL, TrainConfig.of(steps=150, batch_size=1),
+          stop_after=1, progress=False, device="cpu")
+    assert "note: 150 passes over the 1 training titles" in capsys.readouterr().err
+    assert json.loads((tmp_path / "long" / "run.json").read_text())["passes"] == 150
     val = {"model/loss": 0.6, "neighbour_mean/loss": 0.5, "window_mean/loss": 0.55}
     model, tc = load_run_config("tiny")
     tiny = context_verdict(val, MediaFMConfig.from_dict(model), tc)

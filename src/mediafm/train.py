@@ -361,10 +361,11 @@ class _Run:
         loader = WindowLoader(shot_store, train_rows, cfg.max_shots, tc.batch_size, tc.seed,
                               lc.parts_in_memory, lc.loader_threads, lc.crop,
                               round(lc.short_steps * tc.steps), lc.short_max_shots)
+        meta["passes"] = round(tc.steps / loader.steps_per_epoch, 1)
         val_batches, log = [], None
         if ddp.is_main:
             write_text(run / "run.json", json.dumps(meta, indent=2))
-            _notes(shot_store, store, dev, val_rows)
+            _notes(shot_store, store, dev, val_rows, meta["passes"])
             val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots,
                                                   tc.batch_size, tc.seed, cfg.mask_ratio))
             log = MetricLog(run, step)
@@ -480,8 +481,21 @@ class _Run:
         return self.last_eval
 
 
-def _notes(store: ShotStore, path, dev: torch.device, val_rows: list[int]) -> None:
-    """What a user should know before a run starts (rank 0)."""
+MANY_PASSES = 100  # the CPU scaling curve: validation loss turned up past ~80 passes
+
+
+def _notes(store: ShotStore, path, dev: torch.device, val_rows: list[int], passes: float
+           ) -> None:
+    """What a user should know before a run starts (rank 0). ``passes``: how many times the
+    run reads its training windows (steps / windows a pass, a title over max_shots giving
+    several); on 60-title catalogs validation loss was as good at 40 passes as at 80 and
+    worse at 160, and more titles helped where more steps did not (benchmarks/README.md,
+    *Scaling*)."""
+    if passes > MANY_PASSES:
+        print(f"note: {passes:.0f} passes over the {len(store.titles) - len(val_rows)} "
+              f"training titles of {path}: validation loss rose past ~80 passes on the CPU "
+              "scaling curve (benchmarks/README.md); more titles, or fewer steps",
+              file=sys.stderr)
     if dev.type == "cuda" and not store.has_fused_cache:
         print(f"note: {path} has no fused cache; decoding Parquet may starve the GPU. "
               f"`mediafm cache --store {path}` makes reads ~10x faster.", file=sys.stderr)
