@@ -50,7 +50,7 @@ from mediafm.readouts import DEFAULT_READOUT, READOUTS
 
 import harness  # benchmarks/harness.py, beside this script
 
-LEGACY_READOUT = "input+context"  # the default readout until 2026-12-04
+LEGACY_READOUT = "input+context"  # what records from before --readout used (the default then)
 SCALING_READOUT = LEGACY_READOUT  # the readout every point of the scaling curve was measured with
 NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
 SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
@@ -195,9 +195,8 @@ def ablation(records: list[dict], held_out: bool = False) -> str:
 def scaling(records: list[dict]) -> str:
     """Issue #32's scaling curve: the default recipe, read out with ``SCALING_READOUT``, with
     training steps, width (``hidden``) or catalog size changed, on the tuning draws the
-    default was measured on.
-    Validation loss is read against the neighbour-mean loss of the same held-out titles
-    (catalogs of different sizes hold out different titles)."""
+    default was measured on. Validation loss is read against the neighbour-mean loss of the
+    same held-out titles (catalogs of different sizes hold out different titles)."""
     from mediafm.train import load_run_config
 
     model_cfg, train_cfg = load_run_config("tiny")
