@@ -117,19 +117,25 @@ def test_duplicate_and_missing_clip_columns(model, store):
 def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     """``context``: shot i's hidden state when it is masked, in the pass that masks every
     5th shot (mask ratio 0.2) starting at i % 5; ``input+context`` puts the shot's input
-    projection before it."""
+    projection before it; ``input+context+visible`` adds its mean hidden state in the 4 passes
+    that leave it visible."""
     rng = np.random.default_rng(2)
     seq = rng.normal(size=(12, model.config.fused_dim)).astype(np.float32)
     title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
     (ctx,) = embed_sequences(model, [seq], title, "context")
     (both,) = embed_sequences(model, [seq], title, "input+context")
+    (with_visible,) = embed_sequences(model, [seq], title, "input+context+visible")
     x, t = torch.tensor(seq)[None], torch.from_numpy(title)
     with torch.no_grad():
+        h = [model(x, torch.tensor([12]), t, (torch.arange(12) % 5 == r)[None])[0][0].numpy()
+             for r in range(5)]
         for i in range(12):
-            mask = (torch.arange(12) % 5 == i % 5)[None]
-            h, _ = model(x, torch.tensor([12]), t, mask)
-            np.testing.assert_allclose(ctx[i], h[0, i].numpy(), atol=1e-5)
+            np.testing.assert_allclose(ctx[i], h[i % 5][i], atol=1e-5)
+            visible = np.mean([h[r][i] for r in range(5) if r != i % 5], axis=0)
+            np.testing.assert_allclose(with_visible[i, -len(visible):], visible, atol=1e-5)
         proj = model.input_proj(x)[0].numpy()
+    np.testing.assert_allclose(with_visible[:, :-model.config.hidden], np.hstack([proj, ctx]),
+                               atol=1e-5)
     np.testing.assert_allclose(both, np.hstack([proj, ctx]), atol=1e-5)
     unmasked = embed_sequences(model, [seq], title, "hidden")[0]
     assert not np.allclose(ctx, unmasked, atol=1e-3)  # masking changes what the shot sees
@@ -142,7 +148,7 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     hook = model.norm.register_forward_hook(lambda *_: passes.append(1))
     try:
         for output, want in (("input+context", 5), ("context", 5), ("hidden", 1),
-                             ("input+context+hidden", 6)):
+                             ("input+context+hidden", 6), ("input+context+visible", 5)):
             passes.clear()
             embed_sequences(model, [seq], title, output)
             assert len(passes) == want, output
@@ -157,11 +163,12 @@ def test_clip_with_title_context(model, store):
     got = embed_clips(model, store, clips, progress=False, with_title=True).embedding[0]
     fused = store.title_vectors(t.title_id)
     (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]])
-    hidden = model.config.hidden  # the default readout: [input projection ; context]
-    title = np.hstack([fused.mean(0), per_shot[:, hidden:].mean(0)])
+    hidden = model.config.hidden  # the default readout: [input projection ; context ; ...]
+    title = np.hstack([fused.mean(0), per_shot[:, hidden:2 * hidden].mean(0)])
     np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), title]), atol=1e-5)
     assert title_blocks(model, "input+context") == (model.config.fused_dim, hidden)
-    assert title_blocks(model, "input+context+hidden", (3, 5)) == (3, 5, hidden, hidden)
+    assert title_blocks(model, "input+context+hidden", (3, 5)) == (3, 5, hidden)  # no hidden
+    assert title_blocks(model, "input+context+visible", (3, 5)) == (3, 5, hidden)
     assert title_blocks(model, "fused+context", (3, 5)) == (3, 5, hidden)
     assert title_blocks(model, "hidden") == (model.config.fused_dim, hidden)
     with pytest.raises(ValueError, match="with_title needs"):

@@ -41,9 +41,8 @@ def test_heads_round_trip_and_cross_validated_scores(fitted):
         elif task.kind != "boundary":
             assert score > 1.5 * chance, (task.name, score, chance)
     hidden, fused = model.config.hidden, model.config.fused_dim
-    assert again.meta["features"] == {"readout": "input+context", "with_title": True,
-                                      "title": TITLE_PART, "dim": 2 * hidden + fused + hidden}
-
+    assert again.meta["features"] == {"readout": "input+context+visible", "with_title": True,
+                                      "title": TITLE_PART, "dim": 3 * hidden + fused + hidden}
 
 
 def test_heads_are_the_same_from_one_process_or_several(fitted, store):
@@ -58,14 +57,41 @@ def test_heads_are_the_same_from_one_process_or_several(fitted, store):
     for name, h in alone.items():
         np.testing.assert_array_equal(h.coef, heads.heads[name].coef)
         assert h.info == heads.heads[name].info
+
+
+def test_feature_width_is_what_every_readout_gives(fitted, store):
+    """``feature_width`` (what ``Heads.check`` holds saved heads to) is the width the heads'
+    features really have, for every readout; the title part is [fused mean ; context mean],
+    the context block alone also beside ``input+context+hidden``."""
+    from mediafm.embed import READOUTS, feature_width
+    from mediafm.heads import clip_features
+
+    _, model, labels, _ = fitted
+    few = labels[labels.title_id == labels.title_id.iloc[0]].head(3)
+    for readout in READOUTS:
+        feats = clip_features(store, model, few, readout, progress=False)
+        assert feats.options[""].shape[1] == feature_width(model, readout, True), readout
+        assert sum(feats.blocks) == feature_width(model, readout, True), readout
+    hidden, fused = model.config.hidden, model.config.fused_dim
+    assert feature_width(model, "input+context+hidden", True) == 3 * hidden + fused + hidden
+    assert feature_width(model, "input+context", False) == 2 * hidden
+
+
 def test_heads_of_an_older_title_feature_are_refused(fitted, store):
-    """Heads saved before the title part held the fused mean have other columns: predicting
-    with them says so, instead of scoring shifted columns."""
+    """Heads saved before the title part held the fused mean, or (``input+context+hidden``)
+    before it held the context mean alone, have other columns: predicting with them says so,
+    instead of scoring shifted columns."""
     _, model, _, heads = fitted
     old = Heads(heads.heads, {**heads.meta, "features": {"readout": "input+context",
                                                          "with_title": True, "dim": 128}})
     with pytest.raises(Mismatch, match="older title feature.*fit them again"):
         predict(old, model, store, progress=False)
+    hidden, fused = model.config.hidden, model.config.fused_dim
+    wider = {"readout": "input+context+hidden", "with_title": True, "title": TITLE_PART,
+             "dim": 3 * hidden + fused + 2 * hidden}  # [fused mean ; context ; hidden means]
+    with pytest.raises(Mismatch, match=f"{wider['dim']} columns; now .* {wider['dim'] - hidden}"):
+        predict(Heads(heads.heads, {**heads.meta, "features": wider}), model, store,
+                progress=False)
 
 
 def test_predictions_are_long_form_and_calibrated(fitted, store):
@@ -235,7 +261,7 @@ def test_ray_embedding_equals_local_and_resumes(fitted, store, tmp_path):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from mediafm.embed import EmbedStage, embed_settings, embed_store
+    from mediafm.embed import DEFAULT_READOUT, EmbedStage, embed_settings, embed_store
     from mediafm.jobs import Staging, Where
 
     _, model, _, _ = fitted
@@ -255,7 +281,7 @@ def test_ray_embedding_equals_local_and_resumes(fitted, store, tmp_path):
         pq.write_table(done.set_column(2, "embedding", pa.FixedSizeListArray.from_arrays(
             zeros, done["embedding"].type.list_size)), path)
 
-    killed_run("input+context")
+    killed_run(DEFAULT_READOUT)
     out = pd.read_parquet(embed_store(model, store, tmp_path / "ray.parquet", progress=False,
                                       where=Where("ray", 2)))
     assert local[["title_id", "shot_index"]].equals(out[["title_id", "shot_index"]])

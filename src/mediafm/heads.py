@@ -30,6 +30,7 @@ from mediafm.embed import (
     check_store,
     embed_clips,
     embed_sequences,
+    feature_width,
     readout_blocks,
     title_batches,
     title_blocks,
@@ -258,10 +259,14 @@ class Heads:
         if fitted.get("fingerprint") not in (None, store.fingerprint) and not other_store:
             _check_same_encoders(fitted, store)
         f = self.meta["features"]
-        if f["with_title"] and f.get("title") != TITLE_PART:
-            raise Mismatch(f"the heads were fitted with an older title feature "
-                           f"({f.get('title') or 'the mean of the readout'}; now "
-                           f"{TITLE_PART!r}): fit them again (mediafm heads)")
+        if f["with_title"]:
+            width = feature_width(model, f["readout"], True)
+            if f.get("title") != TITLE_PART or f["dim"] != width:
+                # e.g. input+context+hidden before its title part held the context mean alone
+                was = f.get("title") or "the mean of the readout"
+                raise Mismatch(f"the heads were fitted with an older title feature ({was}, "
+                               f"{f['dim']} columns; now {TITLE_PART!r}, {width} columns): "
+                               f"fit them again (mediafm heads)")
         check_store(model, store)
 
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context": "[the shot's input projection ; its context vector: the hidden state "
-                     "when the shot is masked, i.e. what the title around it says] (default)",
-    "input+context+hidden": "[input projection ; context ; the final hidden state]",
+    "input+context+visible": "[the shot's input projection ; its context vector: the hidden "
+                             "state when the shot is masked, i.e. what the title around it "
+                             "says ; visible: its hidden state in the masked passes that "
+                             "leave it visible] (default)",
+    "input+context": "[input projection ; context] (the default before 2026-12-04)",
+    "input+context+hidden": "[input projection ; context ; the final hidden state] (one more "
+                            "pass)",
     "fused+context": "[the shot's fused vector itself ; context]",
     "context": "the context vector alone",
     "hidden": "the final hidden state with nothing masked (the spec's reading)",
     "input+hidden": "[input projection ; hidden]",
     "output": "the output projection, in fused dims",
 }
-DEFAULT_READOUT = "input+context"  # measured: benchmarks/README.md, context quality
+# measured: benchmarks/README.md, catalog families (held out) and context quality
+DEFAULT_READOUT = "input+context+visible"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
