@@ -36,6 +36,7 @@ from mediafm.probes.features import (
     WITH_TITLE_METADATA,
     WITH_TITLE_POSITION,
 )
+from mediafm.readouts import DEFAULT_READOUT
 
 import harness  # benchmarks/harness.py, beside this script
 
@@ -90,9 +91,22 @@ assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 PROBE = "coordinate search, weight 0"
 
 
+# The readout of a record that names none: its recipe's, or the default before the records
+# named it (2026-12-04), when the default became input+context+visible.
+LEGACY_READOUT = "input+context"
+
+
 def current(records: list[dict]) -> list[dict]:
-    """The records scored by the current probe."""
-    return [r for r in records if r.get("probe") == PROBE]
+    """The records scored by the current probe, MediaFM's through the readout its recipe reads
+    out now (so the scores of an older default readout are not shown as the new one's)."""
+    def readout_now(recipe: str) -> str:
+        return split_recipe(RECIPES[recipe])[1] or DEFAULT_READOUT
+
+    def readout_then(r: dict) -> str:
+        return r.get("readout") or split_recipe(RECIPES[r["recipe"]])[1] or LEGACY_READOUT
+
+    return [r for r in records if r.get("probe") == PROBE
+            and (r["recipe"] not in RECIPES or readout_then(r) == readout_now(r["recipe"]))]
 
 
 def split_recipe(overrides: list[str]) -> tuple[list[str], str]:
@@ -203,7 +217,8 @@ def run(args) -> None:
                 best = run_info.get("best", {})
                 print(f"{preset} seed {seed} {recipe}: trained in {train_s:.0f} s; "
                       f"{run_info.get('summary', '')}")
-                save([{**common, "recipe": recipe, "train_s": train_s,
+                save([{**common, "recipe": recipe, "readout": readout or DEFAULT_READOUT,
+                       "train_s": train_s,
                        "best_step": best.get("step"), "val_loss": best.get("model/loss"),
                        "final_val_loss": val.get("model/loss"),
                        "window_mean_loss": val.get("window_mean/loss"),
@@ -319,7 +334,7 @@ def main() -> None:
                    type=lambda s: tuple(int(x) for x in s.split(",")))
     p.add_argument("--set", action="append", default=[], help="extra overrides for every run")
     p.add_argument("--workdir", default="/tmp/mediafm-context")
-    p.add_argument("--json", default="benchmarks/results/context_quality.json")
+    p.add_argument("--json", default=str(harness.RESULTS / "context_quality.json"))
     p.add_argument("--table", action="store_true", help="only print the table of --json")
     p.add_argument("--summary", metavar="RECIPE",
                    help="only print the README's table of one recipe of --json")

@@ -1,6 +1,7 @@
 """Contextual embedding of one feature-length title (2,000 shots: overlapping 512-shot windows)
-with the tiny and base configs, through the spec's readout (one pass, the hidden state) and the
-default readout (input+context: max(2, round(1 / mask_ratio)) masked passes, 2 for tiny).
+with the tiny and base configs, through the spec's readout (one pass, the hidden state), the
+context readout (input+context: max(2, round(1 / mask_ratio)) masked passes, 2 for tiny) and
+the default readout (input+context+visible: the same masked passes).
 
     python benchmarks/embed_throughput.py
     python benchmarks/embed_throughput.py --device cuda --bf16
@@ -19,10 +20,11 @@ import torch
 from mediafm.config import load_toml
 from mediafm.embed import embed_sequences
 from mediafm.model import MediaFM, MediaFMConfig
+from mediafm.readouts import DEFAULT_READOUT
 
 import harness  # benchmarks/harness.py, beside this script
 
-READOUTS = ("hidden", "input+context")
+READOUTS = tuple(dict.fromkeys(("hidden", "input+context", DEFAULT_READOUT)))
 
 
 def main() -> None:
@@ -69,8 +71,9 @@ def main() -> None:
                                     "shots_per_s": harness.summary([args.shots / t
                                                                     for t in sec])}
     for name in args.configs:
-        result["ratios"][f"{name}: input+context / hidden (time)"] = harness.ratio(
-            runs[f"{name}, input+context"], runs[f"{name}, hidden"])
+        for readout in READOUTS[1:]:
+            result["ratios"][f"{name}: {readout} / hidden (time)"] = harness.ratio(
+                runs[f"{name}, {readout}"], runs[f"{name}, hidden"])
     print(render(result))
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     harness.write(f"embed_throughput{suffix}", result, args.json)

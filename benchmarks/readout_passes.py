@@ -1,12 +1,14 @@
-"""How many passes the context readout needs: probe quality and embedding time of the default
+"""How many passes the context readout needs: probe quality and embedding time of the context
 readout against one-pass ones.
 
-The default readout, ``input+context``, masks every k-th shot in k = max(2, round(1 /
-mask_ratio)) passes (k = 2 for ``tiny``) so that every shot has a context vector: the model's
-hidden state where that shot is masked. Before 2026-12-04 it also ran a pass with nothing
-masked that it did not use (k + 1 = 3 passes). Variants, on the same trained model:
+The context readout, ``input+context`` (the default until 2026-12-04; the default since,
+``input+context+visible``, adds a block from the same passes), masks every k-th shot in
+k = max(2, round(1 / mask_ratio)) passes (k = 2 for ``tiny``) so that every shot has a
+context vector: the model's hidden state where that shot is masked. Before 2026-12-04 it also
+ran a pass with nothing masked that it did not use (k + 1 = 3 passes). Variants, on the same
+trained model:
 
-- ``input+context, k passes`` (the default);
+- ``input+context, k passes``;
 - ``input+context, one pass``: one pass masking every other shot; the shots it leaves
   unmasked take their hidden state in that pass as their context vector;
 - ``input+hidden``: one pass with nothing masked (the spec's reading beside the projection).
