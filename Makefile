@@ -91,7 +91,7 @@ bench-quality: install
 	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
 		--recipes "spec (learned positions),tiny default,title clock" \
 		--probe-seeds 0,1
-	$(PY) benchmarks/context_families.py --draws 8
+	$(PY) benchmarks/context_families.py --draws 8 --position
 	$(PY) benchmarks/readout_passes.py --seeds 0
 	$(PY) benchmarks/readme.py
 
