@@ -110,9 +110,10 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+context+visible``: [input projection ; context ; visible], where visible is the
       shot's hidden state in the masked passes that leave it visible (their mean; k - 1 of
       them): what the model makes of the shot while it has to fill in every k-th shot around
-      it, read off the very passes the context comes from, so no extra pass. Measured on
-      held-out catalogs (benchmarks/README.md, catalog families), it is ahead of the plain
-      hidden state on clip-worthiness and popularity and level elsewhere.
+      it, read off the very passes the context comes from, so no extra pass (the default
+      since 2026-12-04). Measured on held-out catalogs (benchmarks/README.md, catalog
+      families), it is ahead of the plain hidden state on clip-worthiness and popularity,
+      partly by carrying where the shot sits in its title, and level elsewhere.
     """
     if output in ("hidden", "output", "input+hidden", "input+context+hidden"):
         h, pred = model(shots, lengths, title_emb, None, clock)  # the pass with nothing masked
@@ -197,8 +198,8 @@ def title_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
 
 def feature_width(model: MediaFM, output: str, with_title: bool) -> int:
     """Columns of a clip's features (heads): the readout, then the title part if asked."""
-    own = sum(readout_blocks(model, output)) or _context_width(model, output)
-    return own + (sum(title_blocks(model, output)) if with_title else 0)
+    width = sum(readout_blocks(model, output)) or _context_width(model, output)
+    return width + (sum(title_blocks(model, output)) if with_title else 0)
 
 
 def title_batches(store: ShotStore, title_ids: list[str] | None, max_shots: int
