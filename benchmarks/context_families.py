@@ -63,6 +63,7 @@ SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
 # embedding is not given that place, so it is reported beside the table, not in NAIVE.
 POSITION_AWARE = AVERAGE_TITLE_POSITION
 ARC_TASKS = ("clip_worthy", "popularity")
+SCORE_KEYS = ("task", "metric", "method", "score", "std")  # what a probe record scores
 
 
 def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
@@ -117,7 +118,7 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
               "neighbour_mean_loss": val.get("neighbour_mean/loss"),
               "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides,
               "readout": readout, "probe_seeds": list(probe_seeds)}
-    reused = [{**common, **{k: r[k] for k in ("task", "metric", "method", "score", "std")}}
+    reused = [{**common, **{k: r[k] for k in SCORE_KEYS}}
               for r in known]
     return reused + [{**common, **key, "score": r.mean, "std": r.std}
                      for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
@@ -170,9 +171,6 @@ def probe_position(work: Path, draw: int, probe_seeds: tuple[int, ...]) -> list[
             keys.append({"task": task.name, "metric": task.metric, "method": POSITION_AWARE})
     return [{**key, "score": r.mean, "std": r.std}
             for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
-
-
-SCORE_KEYS = ("task", "metric", "method", "score", "std")
 
 
 def with_position(work: Path, draw: int, probe_seeds: tuple[int, ...], records: list[dict]
