@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mediafm.ingest.encoders import DEFAULTS, FALLBACKS, REGISTRY, build, default_name
+import mediafm.ingest.encoders as encoders
+from mediafm.ingest.encoders import (
+    DEFAULTS,
+    FALLBACKS,
+    REGISTRY,
+    build,
+    default_name,
+    describe,
+    resolve_precision,
+)
 
 
 class StubOpenAI(http.server.BaseHTTPRequestHandler):
@@ -219,6 +228,35 @@ def test_efficientnet_folded_for_inference_is_the_same_function():
     got = encoder.frames(frames)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.abs(want).max() > 0.1  # features, not zeros
+
+
+@pytest.mark.parametrize("modality", ["video", "audio"])
+def test_bf16_networks_stay_close_to_fp32(modality, local_models):
+    """bf16 (what ``--precision auto`` runs on a CPU with native bfloat16) moves the default
+    networks' shot vectors by little and says so in what the store records; the Hugging Face
+    networks take it too. The measured effect on real shots is benchmarks/encoder_precision."""
+    names = [DEFAULTS[modality], "hf-clip" if modality == "video" else "hf-wav2vec2"]
+    for name in names:
+        fp32, bf16 = (build(modality, name, "cpu", p, **local_models.get(name, {}))
+                      for p in ("fp32", "bf16"))
+        a, b = fp32.encode(inputs(modality, 0)), bf16.encode(inputs(modality, 0))
+        assert b.dtype == np.float32 and not np.array_equal(a, b)  # it did compute in bf16
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cos.min() > 0.98, (name, cos)
+        assert "precision" not in describe(fp32) and describe(bf16)["precision"] == "bf16"
+    assert not hasattr(build(modality, "color-stats" if modality == "video" else "logmel",
+                             "cpu", "bf16"), "precision")  # no network: nothing to change
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(encoders, "native_bf16", lambda n=native: n)
+        assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+        assert resolve_precision("auto", "cuda:0") == "fp32"
+        assert resolve_precision("fp32", "cpu") == "fp32"
+        assert resolve_precision("bf16", "cuda") == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", "cpu")
 
 
 def test_loading_a_hugging_face_model_draws_no_progress_bar(capfd):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mediafm.ingest import IngestConfig, ingest, read_manifest
-from mediafm.ingest.encoders import build
+from mediafm.ingest.encoders import build, resolve_precision
 from mediafm.ingest.manifest import TitleJob
 from mediafm.ingest.media import MediaError, frames_at, probe
 from mediafm.ingest.shots import SceneDetectShots
@@ -99,6 +99,9 @@ def test_ingest_builds_a_store(ingested):
     assert store.dims["metadata"] == 384
     assert store.info.encoders["video"]["name"] == "efficientnet-lite0"
     assert store.info.encoders["audio"]["name"] == "aisfx" and store.dims["audio"] == 512
+    ran = resolve_precision("auto", "cpu")  # the default: bf16 where this CPU computes it
+    for modality in ("video", "audio"):
+        assert store.info.encoders[modality].get("precision", "fp32") == ran
     shots = pd.read_parquet(out / "store" / "shots")
     cuts = shots[shots.title_id == "cuts"].sort_values("shot_index")
     assert cuts.has_text.tolist() == [True, True, True]
@@ -214,6 +217,10 @@ def test_a_rerun_under_other_settings_stops_or_restages(cheap, tmp_path):
         ingest(jobs, store, other, progress=False)
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    ran = resolve_precision("auto", "cpu")  # what the first run's auto became, then the other
+    other_precision = IngestConfig.of(precision="fp32" if ran == "bf16" else "bf16", **CHEAP)
+    with pytest.raises(SettingsMismatch, match=r"precision: (None|'bf16') then"):
+        ingest(jobs, store, other_precision, progress=False)
     # where and how it runs is no difference: the title is taken as it is, nothing written
     same = ingest(jobs, store, IngestConfig.of(workers=2, **CHEAP), progress=False)
     assert same.skipped == ["cuts"] and not same.done

@@ -92,6 +92,16 @@ def test_an_asr_model_directory_that_is_not_one(tmp_path, podcast):
     assert "--asr-model model: not a CTranslate2 Whisper model" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    # the files are there but the model does not load: still refused before anything runs
+    # (workers load it only when a title first needs it)
+    (tmp_path / "model" / "model.bin").write_bytes(b"not a model")
+    (tmp_path / "model" / "tokenizer.json").write_text("{}")
+    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest", str(podcast[0]),
+                           "--out", "store", "--asr-model", "model"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "--asr-model model: cannot load" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 @pytest.fixture(scope="module")

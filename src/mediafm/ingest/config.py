@@ -77,10 +77,15 @@ class EncodeConfig:
     text_encoder: str = "minilm"
     text_model: str | None = None  # a local sentence-transformers model directory
     text_dims: int = 768  # openai: the embedding's dimensions
+    # what the image and audio networks compute in: auto | fp32 | bf16 (auto: bf16 on a CPU
+    # that does it in hardware, fp32 elsewhere; ``encoders.resolve_precision``)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
-        from mediafm.ingest.encoders import REGISTRY  # names only: imports nothing heavy
+        from mediafm.ingest.encoders import PRECISIONS, REGISTRY  # imports nothing heavy
 
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         check_ranges(self, {"frames_per_shot": (1, 64), "text_dims": (1, 3072)})
         for modality, name in (("video", self.video_encoder), ("audio", self.audio_encoder),
                                ("text", self.text_encoder)):
@@ -170,15 +175,29 @@ class IngestConfig:
         """From flat keyword arguments: ``IngestConfig.of(detector="adaptive", workers=2)``."""
         return ingest_config(by_section(values, SECTIONS))
 
+    def resolved(self) -> IngestConfig:
+        """This config with ``auto`` precision made what this machine runs (``fp32`` or
+        ``bf16``): what the driver hands every worker, so one store holds one kind."""
+        from mediafm.ingest.encoders import resolve_precision
+
+        precision = resolve_precision(self.encode.precision, self.run.device)
+        return dataclasses.replace(self, encode=dataclasses.replace(self.encode,
+                                                                    precision=precision))
+
     def output_settings(self) -> dict:
         """What a staged title depends on: every key of decode, detect and encode, with the
-        default audio encoder resolved to the one installed (the keys mediafm 0.2 recorded,
-        so its stagings still resume)."""
+        default audio encoder resolved to the one installed and the precision to the one that
+        runs (recorded only when not fp32: the keys mediafm 0.2 recorded, so its stagings
+        still resume)."""
         from mediafm.ingest.encoders import default_name
 
         out = {k: v for part in (self.decode, self.detect, self.encode)
                for k, v in dataclasses.asdict(part).items()
-               if k not in ("video_model", "audio_model", "text_model", "text_dims")}
+               if k not in ("video_model", "audio_model", "text_model", "text_dims",
+                            "precision")}
+        precision = self.resolved().encode.precision
+        if precision != "fp32":
+            out["precision"] = precision
         out["audio_encoder"] = self.encode.audio_encoder or default_name("audio")
         out["encoder_args"] = self.encode.encoder_args()
         out["asr"] = {"mode": self.asr.effective(), "model": self.asr.model,

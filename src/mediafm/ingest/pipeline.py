@@ -40,8 +40,9 @@ class Encoders:
             torch.set_num_threads(threads)
         enc, det, args = cfg.encode, cfg.detect, cfg.encode.encoder_args()
         self.device = cfg.run.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.video = build("video", enc.video_encoder, self.device, **args.get("video", {}))
-        self.audio = build("audio", enc.audio_encoder, self.device, **args.get("audio", {}))
+        p = enc.precision
+        self.video = build("video", enc.video_encoder, self.device, p, **args.get("video", {}))
+        self.audio = build("audio", enc.audio_encoder, self.device, p, **args.get("audio", {}))
         self.text = build("text", enc.text_encoder, self.device, **args.get("text", {}))
         if det.detector == "transnetv2":
             self.detector = TransNetV2Shots(det.threshold or 0.5, det.min_shot_s, self.device)

