@@ -59,13 +59,14 @@ lint: install
 docs: install
 	$(PY) -m mediafm.cli.reference > docs/cli.md
 
-# CPU benchmarks (~10 min on 2 cores): interleaved repeats, medians with ranges; each writes
+# CPU benchmarks (~1 h on 2 cores): interleaved repeats, medians with ranges; each writes
 # benchmarks/results/NAME.json and benchmarks/README.md's tables are regenerated from those.
 bench: install system-deps
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/loader_throughput.py
 	$(PY) benchmarks/embed_throughput.py
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
+	$(PY) benchmarks/encoder_precision.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/search_scale.py
 	$(PY) benchmarks/asr_search.py

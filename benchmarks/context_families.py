@@ -18,7 +18,8 @@ variant (same catalog, same probe): a readout costs seconds a draw, not a traini
 Variants that change only steps, width (``hidden``) or catalog size (``--titles``) make the
 scaling curve (``scaling``). ``--position`` adds, beside the table, the naive baseline that
 also knows the clip's place in its title on the two tasks that follow the story arc
-(``POSITION_AWARE``, ``ARC_TASKS``), which MediaFM's plain embedding is not given.
+(``POSITION_AWARE``, ``ARC_TASKS``), which MediaFM's plain embedding is not given, and
+MediaFM given the same place and its title part (``PAIRED``, as the presets' suite pairs them).
 
     python benchmarks/context_families.py                       # 8 held-out draws
     python benchmarks/context_families.py --position --titles 240
@@ -49,6 +50,7 @@ from mediafm.probes.features import (
     MODALITY_BASELINES,
     MOVING_AVERAGE,
     TITLE_MEAN,
+    WITH_TITLE_POSITION,
 )
 from mediafm.readouts import DEFAULT_READOUT, READOUTS
 
@@ -60,8 +62,10 @@ NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TIT
 SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
 # Clip-worthiness and popularity follow the story arc: the naive baseline that also knows the
 # clip's place in its title sets their bar (as in the presets' suite). MediaFM's plain
-# embedding is not given that place, so it is reported beside the table, not in NAIVE.
+# embedding is not given that place, so it is reported beside the table, not in NAIVE, and
+# so is its pair: MediaFM in context with the title part and the same position beside it.
 POSITION_AWARE = AVERAGE_TITLE_POSITION
+PAIRED = WITH_TITLE_POSITION
 ARC_TASKS = ("clip_worthy", "popularity")
 SCORE_KEYS = ("task", "metric", "method", "score", "std")  # what a probe record scores
 
@@ -149,18 +153,34 @@ def margins(records: list[dict]) -> dict[str, list[tuple[int, float, str]]]:
     return out
 
 
-def probe_position(work: Path, draw: int, probe_seeds: tuple[int, ...]) -> list[dict]:
+def probe_position(work: Path, draw: int, probe_seeds: tuple[int, ...],
+                   readout: str | None = None) -> list[dict]:
     """``POSITION_AWARE``'s scores on ``ARC_TASKS`` for one catalog (``work``/draw-N, whose
-    store and labels an earlier run left)."""
+    store, labels and model an earlier run left); with a ``readout``, ``PAIRED``'s instead
+    (MediaFM's model of that draw read out through it)."""
     from mediafm.probes import read_labels
-    from mediafm.probes.features import baseline_features
+    from mediafm.probes.features import (
+        baseline_features,
+        clip_positions,
+        in_context_features,
+        with_block,
+    )
     from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
     from mediafm.probes.tasks import targets
     from mediafm.store import ShotStore
 
     d = work / f"draw-{draw}"
     labels, tasks = read_labels(d / "catalog" / "labels.parquet")
-    x = baseline_features(ShotStore(d / "store"), labels)[POSITION_AWARE]
+    store = ShotStore(d / "store")
+    if readout is None:
+        method, x = POSITION_AWARE, baseline_features(store, labels)[POSITION_AWARE]
+    else:
+        from mediafm.model import MediaFM
+        from mediafm.probes.features import WITH_TITLE
+
+        model = MediaFM.from_pretrained(d / "run").eval()
+        title = in_context_features(store, labels, model, readout)[WITH_TITLE]
+        method, x = PAIRED, with_block(title, clip_positions(store, labels))
     groups = labels["title_id"].to_numpy()
     jobs, keys = [], []
     for task in tasks:
@@ -168,7 +188,7 @@ def probe_position(work: Path, draw: int, probe_seeds: tuple[int, ...]) -> list[
             idx, y, _ = targets(labels, task)
             jobs.append(ProbeJob(x, idx, y, groups[idx], task.metric,
                                  10 if task.kind == "ranking" else 5, probe_seeds))
-            keys.append({"task": task.name, "metric": task.metric, "method": POSITION_AWARE})
+            keys.append({"task": task.name, "metric": task.metric, "method": method})
     return [{**key, "score": r.mean, "std": r.std}
             for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
 
@@ -191,21 +211,31 @@ def with_position(work: Path, draw: int, probe_seeds: tuple[int, ...], records: 
 
 
 def position_line(records: list[dict]) -> str:
-    """MediaFM against ``POSITION_AWARE`` on ``ARC_TASKS``, where it was measured."""
+    """MediaFM (its plain embedding, and ``PAIRED``) against ``POSITION_AWARE`` on
+    ``ARC_TASKS``, where they were measured."""
     by: dict[tuple, dict[str, float]] = {}
     for r in records:
-        if r["task"] in ARC_TASKS and r["method"] in (IN_CONTEXT, POSITION_AWARE):
+        if r["task"] in ARC_TASKS and r["method"] in (IN_CONTEXT, POSITION_AWARE, PAIRED):
             by.setdefault((r["task"], r["draw"]), {})[r["method"]] = r["score"]
-    cells = []
-    for task in ARC_TASKS:
-        m = [v[IN_CONTEXT] - v[POSITION_AWARE] for (t, _), v in sorted(by.items())
-             if t == task and len(v) == 2]
-        if m:
-            cells.append(f"{task} {sum(x > 0 for x in m)} of {len(m)}, median "
-                         f"{np.median(m):+.3f} ({min(m):+.3f} to {max(m):+.3f})")
-    return ("Against the naive baseline that also knows the clip's place in its title "
+
+    def cells(mine: str) -> list[str]:
+        out = []
+        for task in ARC_TASKS:
+            m = [v[mine] - v[POSITION_AWARE] for (t, _), v in sorted(by.items())
+                 if t == task and mine in v and POSITION_AWARE in v]
+            if m:
+                out.append(f"{task} {sum(x > 0 for x in m)} of {len(m)}, median "
+                           f"{np.median(m):+.3f} ({min(m):+.3f} to {max(m):+.3f})")
+        return out
+
+    plain, paired = cells(IN_CONTEXT), cells(PAIRED)
+    line = ("Against the naive baseline that also knows the clip's place in its title "
             f"({POSITION_AWARE}; MediaFM's plain embedding is not given it): MediaFM ahead on "
-            + "; ".join(cells) + ".") if cells else ""
+            + "; ".join(plain) + ".") if plain else ""
+    if paired:
+        line += (f" Given the same place and title part ({PAIRED}), MediaFM ahead on "
+                 + "; ".join(paired) + ".")
+    return line
 
 
 def table(records: list[dict]) -> str:
@@ -339,8 +369,9 @@ def main() -> None:
     p.add_argument("--json", default=str(harness.RESULTS / "context_families.json"))
     p.add_argument("--table", action="store_true", help="print the table of the JSON")
     p.add_argument("--position", action="store_true",
-                   help="also probe the position-aware baseline on the arc tasks of draws "
-                        "that lack it (their catalogs stay in --workdir)")
+                   help="also probe the position-aware baseline, and MediaFM given the same "
+                        "position, on the arc tasks of draws that lack them (their catalogs "
+                        "and models stay in --workdir)")
     args = p.parse_args()
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
@@ -374,9 +405,14 @@ def main() -> None:
             rows = with_position(work, draw, tuple(seeds), [
                 r for r in records if r["draw"] == draw and r["spec"]["n_titles"] == args.titles
                 and r.get("probe_seeds", [0, 1]) == seeds])
+            base = next((r for r in mine if r["draw"] == draw and r["method"] == IN_CONTEXT),
+                        None)
+            if base and not any(r["draw"] == draw and r["method"] == PAIRED for r in mine):
+                rows += [{**{k: v for k, v in base.items() if k not in SCORE_KEYS}, **score}
+                         for score in probe_position(work, draw, tuple(seeds), args.readout)]
             if rows:
                 save(rows)
-                print(f"draw {draw}: position-aware baseline, {time.perf_counter() - t:.0f} s",
+                print(f"draw {draw}: position-aware probes, {time.perf_counter() - t:.0f} s",
                       flush=True)
     chosen = [r for r in mine if args.first <= r["draw"] < args.first + args.draws]
     print(table(chosen))

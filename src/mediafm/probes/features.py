@@ -148,27 +148,37 @@ def with_block(feats: Features, extra: np.ndarray) -> Features:
                     (*blocks, extra.shape[1]))
 
 
+def in_context_features(store: ShotStore, clips: pd.DataFrame, model, readout: str = "",
+                        progress: bool = False) -> dict[str, Features]:
+    """MediaFM in context and in context + title, from one embedding pass."""
+    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks, title_blocks
+
+    readout = readout or DEFAULT_READOUT
+    blocks = readout_blocks(model, readout, fused_blocks(store))
+    title = title_blocks(model, readout, fused_blocks(store))
+    both = np.stack(embed_clips(model, store, clips, "in-context", readout, progress=progress,
+                                with_title=True)["embedding"].to_list())
+    dim = both.shape[1] - sum(title)
+    return {IN_CONTEXT: Features.of(both[:, :dim], blocks),
+            WITH_TITLE: Features.of(both, (*(blocks or (dim,)), *title))}
+
+
 def mediafm_features(store: ShotStore, clips: pd.DataFrame, model, readout: str = "",
                      progress: bool = False) -> dict[str, Features]:
     """MediaFM clip-only, in context, in context + title (one embedding pass), the same with
     the clip's position and with the title's metadata, and in context through the spec's
     readout, the final hidden state."""
-    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks, title_blocks
+    from mediafm.embed import DEFAULT_READOUT, embed_clips, readout_blocks
 
     readout = readout or DEFAULT_READOUT
 
-    def embed(mode: str, output: str, with_title: bool = False) -> np.ndarray:
-        frame = embed_clips(model, store, clips, mode, output, progress=progress,
-                            with_title=with_title)
+    def embed(mode: str, output: str) -> np.ndarray:
+        frame = embed_clips(model, store, clips, mode, output, progress=progress)
         return np.stack(frame["embedding"].to_list())
 
     blocks = readout_blocks(model, readout, fused_blocks(store))
-    title = title_blocks(model, readout, fused_blocks(store))
-    both = embed("in-context", readout, with_title=True)
-    dim = both.shape[1] - sum(title)
     feats = {CLIP_ONLY: Features.of(embed("clip-only", readout), blocks),
-             IN_CONTEXT: Features.of(both[:, :dim], blocks),
-             WITH_TITLE: Features.of(both, (*(blocks or (dim,)), *title))}
+             **in_context_features(store, clips, model, readout, progress)}
     feats[WITH_TITLE_POSITION] = with_block(feats[WITH_TITLE], clip_positions(store, clips))
     if store.dims.get("metadata"):
         feats[WITH_TITLE_METADATA] = with_block(feats[WITH_TITLE], clip_metadata(store, clips))
