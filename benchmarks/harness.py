@@ -112,6 +112,16 @@ def timed(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> 
     return time.perf_counter() - t
 
 
+def packaged(dist: str, name: str) -> Path:
+    """The file ``name`` that the installed distribution ``dist`` ships (real media in wheels)."""
+    import importlib.metadata
+
+    found = [f for f in importlib.metadata.files(dist) or [] if f.name == name]
+    if not found:
+        raise SystemExit(f"{dist} ships no {name}: pip install it (the dev extra does)")
+    return Path(found[0].locate())
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

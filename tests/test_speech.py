@@ -83,25 +83,23 @@ def test_a_podcast_without_a_transcript_gets_its_text_from_speech(podcast, tmp_p
 
 
 def test_an_asr_model_directory_that_is_not_one(tmp_path, podcast):
+    """A directory that is not a model, and one whose model does not load, are refused before
+    anything runs, in one line (workers load the model only when a title first needs it)."""
+    def ingest_with_model() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest",
+                               str(podcast[0]), "--out", "store", "--asr-model", "model"],
+                              cwd=tmp_path, capture_output=True, text=True)
+
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest", str(podcast[0]),
-                           "--out", "store", "--asr-model", "model"], cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    assert "--asr-model model: not a CTranslate2 Whisper model" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    # the files are there but the model does not load: still refused before anything runs
-    # (workers load it only when a title first needs it)
-    (tmp_path / "model" / "model.bin").write_bytes(b"not a model")
-    (tmp_path / "model" / "tokenizer.json").write_text("{}")
-    proc = subprocess.run([sys.executable, "-m", "mediafm", "-q", "ingest", str(podcast[0]),
-                           "--out", "store", "--asr-model", "model"], cwd=tmp_path,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2, proc.stderr
-    assert "--asr-model model: cannot load" in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    for error in ("not a CTranslate2 Whisper model", "cannot load"):
+        proc = ingest_with_model()
+        assert proc.returncode == 2, proc.stderr
+        assert f"--asr-model model: {error}" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+        (tmp_path / "model" / "model.bin").write_bytes(b"not a model")  # then all its files
+        (tmp_path / "model" / "tokenizer.json").write_text("{}")
 
 
 @pytest.fixture(scope="module")
