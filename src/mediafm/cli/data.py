@@ -234,7 +234,7 @@ def _register_ingest(sub) -> None:
     g.add_argument("--text-dims", type=Number(int, 1, 3072), help="openai: embedding dimensions")
     g.add_argument("--precision", choices=list(PRECISIONS), help="what the image and audio "
                    "networks compute in: auto is bf16 on a CPU that does it in hardware "
-                   "(AVX512-BF16, AMX: the encoders 1.6-2.6x faster, shot vectors at cosine "
+                   "(AVX512-BF16, AMX: the encoders 1.6-2.9x faster, shot vectors at cosine "
                    "0.99+ of fp32's), fp32 elsewhere; recorded in the store")
     _decode_and_asr_flags(s)
     s.set_defaults(func=_ingest)
