@@ -156,11 +156,16 @@ class Searcher:
     def shot(self, title_id: str, shot: int, k: int = 10, other_titles: bool = False
              ) -> pd.DataFrame:
         """The ``k`` nearest shots of a shot (see ``search_shot``)."""
+        return hit_frame(self.shot_rows(title_id, shot, k, other_titles))
+
+    def shot_rows(self, title_id: str, shot: int, k: int = 10, other_titles: bool = False
+                  ) -> list[dict]:
+        """``shot``'s hits as plain records (no rank): what a server sends as JSON, without
+        the DataFrames (at ~3 ms a search on 2 cores, pandas' frames were half of it)."""
         shot = self.store.check_shot(title_id, shot)
         hits = self.vectors("fused").index.search(title_id, shot, k=k,
                                                    other_titles=other_titles)
-        return explain(self.store, hits[["title_id", "shot_index", "score"]],
-                       like=(title_id, shot))
+        return explained(self.store, hits, like=(title_id, shot))
 
 
 def search_text(store: ShotStore, query: str, k: int = 10, index=None) -> pd.DataFrame:
@@ -204,11 +209,27 @@ def _fuse(rankings: dict[str, pd.DataFrame], k: int) -> pd.DataFrame:
                          "modalities": [cosines[key] for key, _ in best]})
 
 
+HIT_COLUMNS = ["title_id", "shot_index", "start_s", "end_s", "score", "line", "words",
+               "modalities"]
+
+
 def explain(store: ShotStore, hits: pd.DataFrame, query: str | None = None,
             like: tuple[str, int] | None = None) -> pd.DataFrame:
     """``hits`` (title_id, shot_index, score) with their times, line of timed text, the
     query's words in it, and a cosine per modality (to the query shot ``like``, or for a
     text query the text and video scores): read from the store, title by title."""
+    return hit_frame(explained(store, hits, query, like))
+
+
+def hit_frame(rows: list[dict]) -> pd.DataFrame:
+    """Explained hits as a frame, ranked."""
+    out = pd.DataFrame(rows, columns=HIT_COLUMNS)
+    return out.assign(rank=np.arange(1, len(out) + 1))
+
+
+def explained(store: ShotStore, hits: pd.DataFrame, query: str | None = None,
+              like: tuple[str, int] | None = None) -> list[dict]:
+    """``explain``'s rows, as records."""
     timed = "timed_text" in store.shot_columns
     modalities = [m for m in MODALITIES if m in store.info.modalities]
     own = {m: unit_norm(store.title_vectors(like[0], m)[like[1]][None])[0]
@@ -236,6 +257,4 @@ def explain(store: ShotStore, hits: pd.DataFrame, query: str | None = None,
                      "score": round(float(score), 4), "line": line,
                      "words": matched_words(query, line) if query else [],
                      "modalities": per})
-    out = pd.DataFrame(rows, columns=["title_id", "shot_index", "start_s", "end_s", "score",
-                                      "line", "words", "modalities"])
-    return out.assign(rank=np.arange(1, len(out) + 1))
+    return rows

@@ -256,8 +256,7 @@ class Catalog:
                ) -> list[dict]:
         """The nearest shots of a shot, each with its per-modality cosines (``mediafm
         search``'s)."""
-        hits = self.searcher().shot(title_id, shot, k, other_titles)
-        return hits.drop(columns=["rank"]).to_dict(orient="records")
+        return self.searcher().shot_rows(title_id, shot, k, other_titles)
 
     def search_text(self, query: str, k: int = 10) -> list[dict]:
         """The shots where ``query`` is said (or, with a CLIP model, shown)."""
