@@ -24,6 +24,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 
 from mediafm.errors import BadQuery, MediaFMError, Mismatch, MissingExtra, NotFound
 from mediafm.serve.catalog import Catalog, Page
@@ -70,24 +71,54 @@ async def _worker_threads(app: FastAPI):
     yield
 
 
-def _guard(app: FastAPI, token: str | None, allowed: set[str]) -> None:
-    @app.middleware("http")
-    async def check_host_and_token(request: Request, call_next):
+class HostAndToken:
+    """Every HTTP request must name an allowed host, and carry the token when there is one;
+    a request that brings the token in its query string gets it as a cookie.
+
+    A plain ASGI middleware, not ``@app.middleware("http")``: starlette's
+    ``BaseHTTPMiddleware`` runs each request's app in a task of its own and streams the
+    response through a memory channel. Measured with ``benchmarks/serve_load.py`` (2 cores,
+    3 rounds), 619 -> 646 requests/s at 50 clients and p99 at 200 clients 854 -> 497 ms, both
+    within the rounds' spread: a small gain, for no more code."""
+
+    def __init__(self, app, token: str | None, allowed: set[str]):
+        self.app, self.token, self.allowed = app, token, allowed
+        if token is not None:
+            carrier = Response()
+            carrier.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            self.cookie = carrier.headers["set-cookie"]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
         name = host_name(request.headers.get("host", "")).lower()
-        if name not in allowed:
-            return JSONResponse({"detail": f"host {name!r} is not allowed (serve "
-                                 "--allow-host NAME to answer to it)"}, status_code=400)
-        if token is None:
-            return await call_next(request)
+        if name not in self.allowed:
+            return await JSONResponse({"detail": f"host {name!r} is not allowed (serve "
+                                       "--allow-host NAME to answer to it)"},
+                                      status_code=400)(scope, receive, send)
+        if self.token is None:
+            return await self.app(scope, receive, send)
+        in_query = request.query_params.get("token")
         given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-                 or request.cookies.get(COOKIE) or request.query_params.get("token") or "")
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            return JSONResponse({"detail": "a valid token is required (Authorization: Bearer "
-                                 "TOKEN, or open /?token=TOKEN)"}, status_code=401)
-        response = await call_next(request)
-        if request.query_params.get("token"):
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        return response
+                 or request.cookies.get(COOKIE) or in_query or "")
+        if not secrets.compare_digest(given.encode(), self.token.encode()):
+            return await JSONResponse({"detail": "a valid token is required (Authorization: "
+                                       "Bearer TOKEN, or open /?token=TOKEN)"},
+                                      status_code=401)(scope, receive, send)
+        if not in_query:
+            return await self.app(scope, receive, send)
+
+        async def with_cookie(message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("set-cookie", self.cookie)
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
+
+
+def _guard(app: FastAPI, token: str | None, allowed: set[str]) -> None:
+    app.add_middleware(HostAndToken, token=token, allowed=allowed)
 
     @app.exception_handler(MediaFMError)
     async def library_error(request: Request, error: MediaFMError):
