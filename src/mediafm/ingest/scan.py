@@ -76,10 +76,11 @@ class _Shots:
     """Cut times -> final shots with their frames, as decoding advances."""
 
     def __init__(self, k: int, min_shot_s: float, on_shot: Callable[[ScannedShot], None] | None,
-                 stride: float, convert: Callable[[object], tuple[np.ndarray, np.ndarray]],
+                 stride: float, convert: Callable[[object, bool], tuple[np.ndarray, object]],
                  kinds: dict[int, tuple[str, int]] | None = None):
-        """``convert(sample.frame)``: (encoder crop, thumbnail) of a picked sample; ``kinds``:
-        the typed boundaries by frame (``transitions.TypedStream``)."""
+        """``convert(sample.frame, thumb)``: (encoder crop, thumbnail or None) of a picked
+        sample, the thumbnail only when ``thumb`` (one a shot); ``kinds``: the typed boundaries
+        by frame (``transitions.TypedStream``)."""
         self.k, self.min_shot_s, self.on_shot, self.convert = k, min_shot_s, on_shot, convert
         self.kinds = kinds if kinds is not None else {}
         self.base = self.stride = stride  # seconds between samples; doubled in a long shot
@@ -121,9 +122,11 @@ class _Shots:
             have = np.array([s.time for s in pool])
             want = start + (np.arange(k) + 0.5) * (end - start) / k
             idx = np.clip(np.searchsorted(have, want, side="right") - 1, 0, len(pool) - 1)
-            picked = {i: self.convert(pool[i].frame) for i in dict.fromkeys(idx.tolist())}
+            middle = int(idx[k // 2])
+            picked = {i: self.convert(pool[i].frame, i == middle)
+                      for i in dict.fromkeys(idx.tolist())}
             frames, times = np.stack([picked[i][0] for i in idx]), have[idx]
-            thumb = jpeg(picked[int(idx[k // 2])][1])
+            thumb = jpeg(picked[middle][1])
         if mine:
             self.before = mine[-1]
         kind, length = (None, None) if self.start_frame == 0 else self.kinds.get(
@@ -226,9 +229,11 @@ def scan(path: str | Path, detector, frames_per_shot: int = 4, min_shot_s: float
     stride = min(sample_s, min_shot_s / max(frames_per_shot, 2))
     lazy = getattr(conv, "lazy", False)  # hold decoded frames, convert the picked ones
 
-    def convert(frame) -> tuple[np.ndarray, np.ndarray]:
-        return (conv.crop(frame, short_side, crop), conv.thumb(frame, thumb_width)) if lazy \
-            else frame
+    def convert(frame, thumb: bool) -> tuple[np.ndarray, object]:
+        if not lazy:  # converted as sampled
+            return frame
+        return (conv.crop(frame, short_side, crop),
+                conv.thumb(frame, thumb_width) if thumb else None)
 
     shots = _Shots(frames_per_shot, min_shot_s, on_shot, stride, convert,
                    getattr(stream, "kinds", None))

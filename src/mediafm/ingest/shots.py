@@ -68,9 +68,12 @@ class _SceneDetectStream:
 
     format = "bgr24"  # OpenCV's channel order, which PySceneDetect's detectors expect
     latency = 0  # set per title: the flash check holds a cut min_len frames (see __init__)
-    # area averaging anti-aliases the ~5x downscale of a 720p frame and, measured there, takes
-    # half the time of swscale's default bilinear (0.5 against 1.1 ms a frame)
-    interpolation = "AREA"
+    # two-tap bilinear, as PySceneDetect's own SceneManager downscales (OpenCV's INTER_LINEAR,
+    # which does not anti-alias): half the time of area averaging (0.3 against 0.55 ms a 720p
+    # frame, a fifth of decoding it). On the shot-boundary programmes (±1 frame) made at
+    # 720p: hard cuts F1 0.980 against 0.943 (content; adaptive 0.952 against 0.935), gradual
+    # 0.683 against 0.680; at 480x270: cuts 0.990 against 0.980, gradual 0.693 against 0.706
+    interpolation = "FAST_BILINEAR"
     SAME = 27.0  # ContentDetector's default threshold: below it, two frames show one shot
 
     def __init__(self, cfg: SceneDetectShots, info: MediaInfo):
