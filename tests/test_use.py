@@ -177,8 +177,11 @@ def test_exact_search_matches_brute_force(tmp_path):
     assert hits.shot_index.tolist() == [i % 40 for i in order]
     assert hits.title_id.tolist() == [f"t{i // 40}" for i in order]
     np.testing.assert_allclose(hits.score, sims[order], atol=1e-5)
-    other = index.search("t3", 5, k=10, other_titles=True)
-    assert len(other) == 10 and (other.title_id != "t3").all()
+    other = index.search("t3", 5, k=10, other_titles=True)  # t3's rows left out by FAISS
+    sims[3 * 40:4 * 40] = -np.inf
+    order = np.argsort(-sims)[:10]
+    assert other.title_id.tolist() == [f"t{i // 40}" for i in order]
+    assert other.shot_index.tolist() == [i % 40 for i in order]
     assert list(other["rank"]) == list(range(1, 11))
     with pytest.raises(NotFound, match="title 't3' shot 99 is not in the index"):
         index.search("t3", 99)
@@ -196,6 +199,20 @@ def test_approximate_index_reaches_its_recall(tmp_path):
         got = index.search(f"t{row // 60}", int(row % 60), k=10)
         truth = [i for i in np.argsort(-(x @ x[row])) if i != row][:10]
         want = {(f"t{i // 60}", i % 60) for i in truth}
+        recall.append(len(want & set(zip(got.title_id, got.shot_index, strict=True))) / 10)
+    assert np.mean(recall) >= 0.85
+    # other titles: titles cluster, so the lists nearest a shot hold its own title's shots;
+    # the depth for that search is tuned apart (the plain one found 0.2 of these, short lists)
+    assert meta["nprobe_other_titles"] > meta["nprobe"]
+    assert meta["recall_at_10_other_titles"] >= 0.9
+    recall = []
+    for row in rng.choice(len(x), 50, replace=False):
+        t = row // 60
+        got = index.search(f"t{t}", int(row % 60), k=10, other_titles=True)
+        assert len(got) == 10 and (got.title_id != f"t{t}").all()
+        sims = x @ x[row]
+        sims[t * 60:(t + 1) * 60] = -np.inf
+        want = {(f"t{i // 60}", i % 60) for i in np.argsort(-sims)[:10]}
         recall.append(len(want & set(zip(got.title_id, got.shot_index, strict=True))) / 10)
     assert np.mean(recall) >= 0.85
 
