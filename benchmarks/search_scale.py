@@ -149,18 +149,18 @@ def serve_queries(index_dir: str, rounds: int, queries: int, out: str) -> None:
     lookup_s = time.perf_counter() - t
     times, found, other_times, other_found = [], [], [], []
     for r in range(rounds + 1):  # the first: pages of codes and vectors first mapped
-        for other, out in ((False, times), (True, other_times)):
+        for other, into in ((False, times), (True, other_times)):
             lat = []
             for title, shot in asked:
                 t = time.perf_counter()
                 index.search(title, int(shot), k=10, other_titles=other)
                 lat.append(time.perf_counter() - t)
             if r or not other:
-                out.append(lat)
-    for other, out in ((False, found), (True, other_found)):
+                into.append(lat)
+    for other, into in ((False, found), (True, other_found)):
         for title, shot in asked:
             hits = index.search(title, int(shot), k=10, other_titles=other)
-            out.append([index.row(a, int(b)) for a, b in zip(hits.title_id, hits.shot_index,
+            into.append([index.row(a, int(b)) for a, b in zip(hits.title_id, hits.shot_index,
                                                              strict=True)])
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
                   .splitlines() if ":" in line)
