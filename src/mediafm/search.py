@@ -402,9 +402,10 @@ def without(index, ids: np.ndarray, nprobe: int | None = None):
     scanning ``nprobe`` lists (IVF; default: the index's own).
 
     Dropping the rows after the search would need a hit list longer by as many rows (a title
-    of 2,000 shots: 2,011 hits for 10), which made a flat search of 10k shots 1.8x slower
-    than the search itself. Ids that form one range (an index built title by title) are an
-    ``IDSelectorRange``, others an ``IDSelectorBatch``."""
+    of 2,000 shots: 2,010 hits for 10): measured on a flat index of 20k shots, 1.10 ms a
+    search that way against 0.78 ms this way (0.70 ms with nothing left out). Ids that form
+    one range (an index built title by title) are an ``IDSelectorRange``, others an
+    ``IDSelectorBatch``."""
     faiss = _faiss()
     ids = np.sort(np.asarray(ids, np.int64))
     if len(ids) and ids[-1] - ids[0] + 1 == len(ids):
@@ -807,9 +808,12 @@ class Index:
         skip_title = other_titles and title is not None and "title_id" in self.keys
         params, info = None, self.meta["index"]
         nlist, nprobe = info.get("nlist", 1), info.get("nprobe")
-        if skip_title:  # FAISS leaves the title's rows out as it scans: no longer hit list;
-            code = self._title_code(title)  # IVF scans as deep as tuned for it (built before
-            fetch = k  # that was tuned: deeper until k are found)
+        # other titles: FAISS leaves the title's rows out as it scans (no longer hit list), and
+        # an IVF index scans as deep as its build tuned for that search (one built before
+        # that was tuned: deeper until k are found)
+        if skip_title:
+            code = self._title_code(title)
+            fetch = k
             nprobe = info.get("nprobe_other_titles", nprobe)
             params = self._without_title(code, nprobe)
         while True:
