@@ -118,7 +118,7 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     """``context``: shot i's hidden state when it is masked, in the pass that masks every
     5th shot (mask ratio 0.2) starting at i % 5; ``input+context`` puts the shot's input
     projection before it; ``input+context+visible`` adds its mean hidden state in the 4 passes
-    that leave it visible."""
+    that leave it visible, and ``+ahead`` the next shot's context."""
     rng = np.random.default_rng(2)
     seq = rng.normal(size=(12, model.config.fused_dim)).astype(np.float32)
     title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
@@ -137,6 +137,10 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     np.testing.assert_allclose(with_visible[:, :-model.config.hidden], np.hstack([proj, ctx]),
                                atol=1e-5)
     np.testing.assert_allclose(both, np.hstack([proj, ctx]), atol=1e-5)
+    (ahead,) = embed_sequences(model, [seq], title, "input+context+visible+ahead")
+    np.testing.assert_allclose(ahead[:, :-model.config.hidden], with_visible, atol=1e-5)
+    after = np.vstack([ctx[1:], np.zeros_like(ctx[:1])])  # the next shot's; none after the last
+    np.testing.assert_allclose(ahead[:, -model.config.hidden:], after, atol=1e-5)
     unmasked = embed_sequences(model, [seq], title, "hidden")[0]
     assert not np.allclose(ctx, unmasked, atol=1e-3)  # masking changes what the shot sees
     (three,) = embed_sequences(model, [seq], title, "input+context+hidden")
@@ -148,7 +152,8 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     hook = model.norm.register_forward_hook(lambda *_: passes.append(1))
     try:
         for output, want in (("input+context", 5), ("context", 5), ("hidden", 1),
-                             ("input+context+hidden", 6), ("input+context+visible", 5)):
+                             ("input+context+hidden", 6), ("input+context+visible", 5),
+                             ("input+context+visible+ahead", 5)):
             passes.clear()
             embed_sequences(model, [seq], title, output)
             assert len(passes) == want, output
