@@ -127,6 +127,21 @@ def test_platt_scaling_recovers_the_true_curve():
     assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-1.0, abs=0.1)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_platt_scaling_stays_finite_when_one_title_scores_far_off(seed):
+    """Out-of-fold scores where one title's 40 clips sit far from the rest and the label is
+    noise (a boundary head on a 6-step model): plain Newton steps ran off to a ~ -1e10 on 5
+    of these 6 seeds and every probability came out 0 or 1; the calibration must stay near
+    the base rate."""
+    rng = np.random.default_rng(seed)
+    s = np.r_[rng.normal(0, 1, 360), rng.normal(5.5, 0.3, 40)]
+    y = rng.random(400) < 0.09
+    a, b = platt(s, y)
+    p = 1 / (1 + np.exp(-(a * s + b)))
+    assert abs(a) < 1 and p.min() > 0.01 and p.max() < 0.5
+    assert p.mean() == pytest.approx(y.mean(), abs=0.02)
+
+
 def test_highlights_and_ad_breaks_on_known_scores():
     s = np.zeros(30)
     s[10:14] = 0.9  # the best run
