@@ -12,6 +12,7 @@ from mediafm.embed import (
     embed_clips,
     embed_sequences,
     embed_store,
+    readout,
     readout_blocks,
     title_blocks,
 )
@@ -153,12 +154,37 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
     try:
         for output, want in (("input+context", 5), ("context", 5), ("hidden", 1),
                              ("input+context+hidden", 6), ("input+context+visible", 5),
-                             ("input+context+visible+ahead", 5)):
+                             ("input+context+visible+ahead", 5),
+                             ("input+context+visible+ahead+scene", 5)):
             passes.clear()
             embed_sequences(model, [seq], title, output)
             assert len(passes) == want, output
     finally:
         hook.remove()
+
+
+def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
+    """``+scene``: each shot's context vector averaged over its scene, the scenes found in
+    the fused vectors of the whole title (here 40 shots, several windows of 16): three
+    scenes of one picture each, so the change points are exactly where the scenes change."""
+    rng = np.random.default_rng(4)
+    starts = [0, 13, 27, 40]
+    pictures = rng.normal(size=(3, model.config.fused_dim)).astype(np.float32)
+    seq = np.repeat(pictures, np.diff(starts), axis=0)
+    title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
+    (rest,) = embed_sequences(model, [seq], title, "input+context+visible+ahead")
+    (got,) = embed_sequences(model, [seq], title, "input+context+visible+ahead+scene")
+    hidden = model.config.hidden
+    np.testing.assert_allclose(got[:, :-hidden], rest, atol=1e-6)
+    ctx = rest[:, hidden:2 * hidden]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        np.testing.assert_allclose(got[a:b, -hidden:], np.tile(ctx[a:b].mean(0), (b - a, 1)),
+                                   atol=1e-5)
+    assert not np.allclose(got[0, -hidden:], got[13, -hidden:], atol=1e-3)
+    assert readout_blocks(model, "input+context+visible+ahead+scene") == (hidden,) * 5
+    with pytest.raises(ValueError, match="needs the whole title"):
+        readout(model, torch.tensor(seq)[None], torch.tensor([40]), torch.from_numpy(title),
+                "input+context+visible+ahead+scene")
 
 
 def test_clip_with_title_context(model, store):

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context+visible+ahead": "[the shot's input projection ; its context vector: the "
-                                   "hidden state when the shot is masked, i.e. what the title "
-                                   "around it says ; visible: its hidden state in the masked "
-                                   "passes that leave it visible ; ahead: the next shot's "
-                                   "context vector, what the title says comes next] (default)",
+    "input+context+visible+ahead+scene": "[the shot's input projection ; its context vector: "
+                                         "the hidden state when the shot is masked, i.e. what "
+                                         "the title around it says ; visible: its hidden state "
+                                         "in the masked passes that leave it visible ; ahead: "
+                                         "the next shot's context vector, what the title says "
+                                         "comes next ; scene: the mean context vector of the "
+                                         "shot's scene, scenes cut as `mediafm scenes` cuts "
+                                         "them] (default)",
+    "input+context+visible+ahead": "[input projection ; context ; visible ; ahead] (the "
+                                   "default before the scene block)",
     "input+context+visible": "[input projection ; context ; visible] (the previous default)",
     "input+context": "[input projection ; context] (the default before 2026-12-04)",
     "input+context+hidden": "[input projection ; context ; the final hidden state] (one more "
@@ -22,6 +27,6 @@ READOUTS = {
     "output": "the output projection, in fused dims",
 }
 # measured: benchmarks/README.md, catalog families (held out) and context quality
-DEFAULT_READOUT = "input+context+visible+ahead"
+DEFAULT_READOUT = "input+context+visible+ahead+scene"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both

@@ -77,6 +77,24 @@ def boundaries(score: np.ndarray, bar: float = BAR, min_shots: int = MIN_SHOTS,
     return sorted(out)
 
 
+def scene_starts(fused: np.ndarray, window: int = WINDOW, bar: float = BAR,
+                 min_shots: int = MIN_SHOTS) -> list[int]:
+    """First shots of a title's scenes after its first, at the change points of its fused
+    vectors: what ``find_scenes`` cuts without a model."""
+    return boundaries(change_scores(fused, window), bar, min_shots)
+
+
+def scene_means(x: np.ndarray, starts: list[int]) -> np.ndarray:
+    """(n, d): each row of ``x`` replaced by the mean of its scene's rows (``starts``: the
+    first shots of the scenes after the first)."""
+    if not len(x):
+        return x.copy()
+    edges = np.r_[0, starts, len(x)].astype(int)
+    sizes = np.diff(edges)
+    means = np.add.reduceat(x, edges[:-1], axis=0) / sizes[:, None]
+    return np.repeat(means, sizes, axis=0).astype(x.dtype)
+
+
 def scene_rows(title_id: str, starts: list[int], score: np.ndarray, start_s: np.ndarray,
                end_s: np.ndarray) -> list[dict]:
     firsts = [0, *starts]
