@@ -81,10 +81,10 @@ def platt(raw: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float
     """(a, b) of p = sigmoid(a * raw + b) by Newton's method on the log loss (Platt 1999,
     with his smoothed targets so a separable label does not run to infinity).
 
-    Fitted on the standardised scores, each step halved until the loss falls: out-of-fold
-    scores of a heavily regularised head can spread over 1e-4, where plain Newton steps on
-    the raw scale overshot to a ~ -1e11 and every probability came out 0 (a boundary head
-    on a 6-step model, found by the CLI test)."""
+    Fitted on the standardised scores, each step halved until the loss falls: where one
+    title's out-of-fold scores sat far from the rest and the label was noise (a boundary
+    head on the CLI test's 6-step model), plain Newton steps overshot to a ~ -7e10 and every
+    probability came out 0."""
     y = np.asarray(y, bool)
     raw = np.asarray(raw, np.float64)
     n_pos, n_neg = y.sum(), (~y).sum()

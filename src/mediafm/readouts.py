@@ -16,7 +16,8 @@ READOUTS = {
                                          "them] (default)",
     "input+context+visible+ahead": "[input projection ; context ; visible ; ahead] (the "
                                    "default before the scene block)",
-    "input+context+visible": "[input projection ; context ; visible] (the previous default)",
+    "input+context+visible": "[input projection ; context ; visible] (the default before "
+                             "the ahead block)",
     "input+context": "[input projection ; context] (the default before 2026-12-04)",
     "input+context+hidden": "[input projection ; context ; the final hidden state] (one more "
                             "pass)",
