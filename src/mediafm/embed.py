@@ -95,7 +95,7 @@ SCENE = "+scene"  # the readouts' suffix for the scene block
 def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray) -> np.ndarray:
     """(n, hidden): each shot's mean context vector over its scene, the scenes of the whole
     title as ``mediafm scenes`` cuts them without a model (change points of the fused
-    vectors, ``scenes.scene_starts``); ``emb``: the title's readout, context second.
+    vectors, ``changepoints.scene_starts``); ``emb``: the title's readout, context second.
 
     Why: tone, intensity and appeal belong to a scene, and a short clip's own context vectors
     carry its set-ups and action as much as its scene. Against the same models read without
@@ -105,7 +105,7 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray) -> np.ndarra
     +0.028), the other tasks within ±0.013 a draw. On the noisiest catalogs the change points
     are weak and it adds little.
     """
-    from mediafm.scenes import scene_means, scene_starts
+    from mediafm.changepoints import scene_means, scene_starts
 
     hidden = model.config.hidden
     return scene_means(emb[:, hidden:2 * hidden], scene_starts(fused))

@@ -28,71 +28,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mediafm.fusion import unit_norm
+from mediafm.changepoints import (  # noqa: F401  (re-exported: the command's defaults)
+    BAR,
+    MIN_SHOTS,
+    WINDOW,
+    boundaries,
+    change_scores,
+    scene_means,
+    scene_starts,
+)
 
 if TYPE_CHECKING:  # the CLI reads the defaults without importing pandas
     import pandas as pd
 
     from mediafm.store import ShotStore
-
-WINDOW = 2  # shots a side whose mean vectors are compared
-BAR = 1.5  # robust z-score a change point must reach
-MIN_SHOTS = 3  # the shortest scene
-
-
-def change_scores(x: np.ndarray, window: int = WINDOW) -> np.ndarray:
-    """(n,): for each shot i, 1 - cos between the mean of the ``window`` shots before it
-    and of the ``window`` from it on; 0 for the first."""
-    x = unit_norm(np.asarray(x, np.float64))
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    n = len(x)
-    i = np.arange(1, n)
-    lo, hi = np.maximum(i - window, 0), np.minimum(i + window, n)
-    before = unit_norm(c[i] - c[lo])
-    after = unit_norm(c[hi] - c[i])
-    return np.r_[0.0, 1.0 - (before * after).sum(axis=1)]
-
-
-def boundaries(score: np.ndarray, bar: float = BAR, min_shots: int = MIN_SHOTS,
-               robust: bool = True) -> list[int]:
-    """First shots of new scenes: local maxima (over ``min_shots`` a side) of ``score``
-    whose robust z-score (``robust``; else the score itself) reaches ``bar``, greedily by
-    strength, no two closer than ``min_shots``."""
-    n = len(score)
-    if n < 2:
-        return []
-    z = score
-    if robust:
-        med = np.median(score[1:])
-        mad = np.median(np.abs(score[1:] - med)) * 1.4826 + 1e-9
-        z = (score - med) / mad
-    out: list[int] = []
-    for i in np.argsort(-z):
-        if i == 0 or z[i] < bar:
-            continue
-        lo, hi = max(1, i - min_shots + 1), min(n, i + min_shots)
-        if z[i] < z[lo:hi].max() or any(abs(i - j) < min_shots for j in out):
-            continue
-        out.append(int(i))
-    return sorted(out)
-
-
-def scene_starts(fused: np.ndarray, window: int = WINDOW, bar: float = BAR,
-                 min_shots: int = MIN_SHOTS) -> list[int]:
-    """First shots of a title's scenes after its first, at the change points of its fused
-    vectors: what ``find_scenes`` cuts without a model."""
-    return boundaries(change_scores(fused, window), bar, min_shots)
-
-
-def scene_means(x: np.ndarray, starts: list[int]) -> np.ndarray:
-    """(n, d): each row of ``x`` replaced by the mean of its scene's rows (``starts``: the
-    first shots of the scenes after the first)."""
-    if not len(x):
-        return x.copy()
-    edges = np.r_[0, starts, len(x)].astype(int)
-    sizes = np.diff(edges)
-    means = np.add.reduceat(x, edges[:-1], axis=0) / sizes[:, None]
-    return np.repeat(means, sizes, axis=0).astype(x.dtype)
 
 
 def scene_rows(title_id: str, starts: list[int], score: np.ndarray, start_s: np.ndarray,
