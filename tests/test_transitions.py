@@ -121,3 +121,27 @@ def test_a_real_programme_gets_typed_boundaries(tmp_path):
     assert abs(got[3][0] - 265) <= 2 and abs(got[3][2] - 20) <= 2
     assert [s.last_frame + 1 for s in shots[:-1]] == [s.first_frame for s in shots[1:]]
     assert shots[2].start == pytest.approx(got[1][0] / 25)
+
+
+def test_the_change_series_is_the_detectors_own_score_of_the_same_frames():
+    """TypedStream reads PySceneDetect's per-frame score instead of converting each frame to
+    HSV again: the series must be the HSV difference it would have measured itself."""
+    import cv2
+
+    from mediafm.ingest.media import MediaInfo
+    from mediafm.ingest.transitions import TypedStream, _mean_difference
+
+    info = MediaInfo(duration_s=2.0, has_video=True, has_audio=False, fps=FPS, width=256,
+                     height=144)
+    stream = TypedStream(SceneDetectShots("content").stream(info), FPS, 0.5)
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (144, 256, 3), dtype=np.uint8)
+    frames = [np.clip(base.astype(int) + rng.integers(-20, 21, base.shape), 0, 255)
+              .astype(np.uint8) for _ in range(30)]
+    frames[12:] = [255 - f for f in frames[12:]]  # a cut
+    for i, f in enumerate(frames):
+        stream.push(i, f)
+    hsv = [cv2.cvtColor(f, cv2.COLOR_BGR2HSV) for f in frames]
+    own = [0.0] + [_mean_difference(b, a) for a, b in zip(hsv, hsv[1:], strict=False)]
+    assert stream.change == pytest.approx(own, abs=1e-9)
+    assert stream.change[12] > 4 * max(stream.change[1:12])  # the cut stands out

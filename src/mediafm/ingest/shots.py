@@ -118,6 +118,15 @@ class _SceneDetectStream:
                 out.append(c)
         return out
 
+    @property
+    def change(self) -> float | None:
+        """The score of the frame pushed last: ContentDetector's mean |difference| of H, S and V
+        from the frame before (0 for the first), which ``transitions.TypedStream`` measures too;
+        reading it saves that stream an HSV conversion and a difference a frame. None where
+        this PySceneDetect keeps no such score (it is a private attribute)."""
+        score = getattr(self.detector, "_frame_score", None)
+        return None if score is None else float(score)
+
     def push(self, index: int, image: np.ndarray) -> list[int]:
         from scenedetect.common import FrameTimecode
 

@@ -232,15 +232,20 @@ class TypedStream:
         self.kinds: dict[int, tuple[str, int]] = {}
 
     def _measure(self, image: np.ndarray) -> None:
+        """Luma, its spread and the change from the frame before; the change is the inner
+        detector's own score where it has one (PySceneDetect's: the same HSV difference)."""
         import cv2
 
         bgr = np.ascontiguousarray(image if self.format == "bgr24" else image[..., ::-1])
         mean, std = cv2.meanStdDev(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-        hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
         self.luma.append(float(mean[0, 0]))
         self.spread.append(float(std[0, 0]))
-        self.change.append(_mean_difference(hsv, self.prev) if self.prev is not None else 0.0)
-        self.prev = hsv
+        change = getattr(self.inner, "change", None)
+        if change is None:
+            hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+            change = _mean_difference(hsv, self.prev) if self.prev is not None else 0.0
+            self.prev = hsv
+        self.change.append(change)
         small = cv2.resize(bgr, self.SMALL, interpolation=cv2.INTER_AREA)
         self.recent.append((len(self.luma) - 1, cv2.cvtColor(small, cv2.COLOR_BGR2HSV)))
 
@@ -252,8 +257,8 @@ class TypedStream:
         return _mean_difference(self.recent[i - first][1], self.recent[j - first][1])
 
     def push(self, index: int, image: np.ndarray) -> list[int]:
+        late = self._take(self.inner.push(index, image))  # first: _measure reads its score
         self._measure(image)
-        late = self._take(self.inner.push(index, image))
         upto = index - self.delay
         if upto - self.done < self.step:  # a decision reads seconds around its frames: batch
             return late
