@@ -221,6 +221,11 @@ def test_a_rerun_under_other_settings_stops_or_restages(cheap, tmp_path):
     other_precision = IngestConfig.of(precision="fp32" if ran == "bf16" else "bf16", **CHEAP)
     with pytest.raises(SettingsMismatch, match=r"precision: (None|'bf16') then"):
         ingest(jobs, store, other_precision, progress=False)
+    # the width the cut detector reads: recorded only when it is not 256, the width of the
+    # stores made before it was a setting, which therefore still take reruns at 256
+    with pytest.raises(SettingsMismatch, match=r"detect_width: 128 then, None now"):
+        ingest(jobs, store, IngestConfig.of(detect_width=256, **CHEAP), progress=False)
+    assert "detect_width" not in IngestConfig.of(detector="transnetv2").output_settings()
     # where and how it runs is no difference: the title is taken as it is, nothing written
     same = ingest(jobs, store, IngestConfig.of(workers=2, **CHEAP), progress=False)
     assert same.skipped == ["cuts"] and not same.done

@@ -26,8 +26,9 @@ from mediafm.jobs import Staging, attempt
 
 @pytest.mark.parametrize("kind", ["content", "adaptive"])
 def test_pyscenedetect_fed_frame_by_frame_matches_its_own_pipeline(media, kind):
-    """scenedetect.detect() (its decoder, its downscaling) against our one pass (these files
-    have no flashes, the one thing ours does differently)."""
+    """scenedetect.detect() (its decoder, its downscaling to 256 wide) against our one pass
+    (these files have no flashes, the one thing ours does differently); then our default,
+    128 wide."""
     import scenedetect
 
     for name in ("cuts.mp4", "odd.mkv"):
@@ -37,9 +38,14 @@ def test_pyscenedetect_fed_frame_by_frame_matches_its_own_pipeline(media, kind):
         det = (scenedetect.ContentDetector(min_scene_len=min_len) if kind == "content"
                else scenedetect.AdaptiveDetector(min_scene_len=min_len))
         theirs = [s[0].seconds for s in scenedetect.detect(str(path), det)[1:]]
-        ours = [s for s, _ in SceneDetectShots(kind).detect(path)[1:]]
+        ours = [s for s, _ in SceneDetectShots(kind, width=256).detect(path)[1:]]
         assert len(ours) == len(theirs) and len(ours) >= 1, (name, ours, theirs)
         np.testing.assert_allclose(ours, theirs, atol=1 / info.fps + 1e-6)
+        # our default reads the frames at half that width and finds the same cuts
+        width, height = SceneDetectShots(kind).stream(info).size
+        assert width == 128 and abs(height - 128 * info.height / info.width) <= 1
+        small = [s for s, _ in SceneDetectShots(kind).detect(path)[1:]]
+        np.testing.assert_allclose(small, ours, atol=1e-9)
 
 
 def test_transnetv2_in_streaming_windows_matches_the_whole_file_prediction(media):

@@ -24,7 +24,7 @@ INGEST_FLAGS = {
     "frames_per_shot": "encode", "video_encoder": "encode", "video_model": "encode",
     "audio_encoder": "encode", "audio_model": "encode", "text_encoder": "encode",
     "text_model": "encode", "text_dims": "encode", "precision": "encode",
-    "detector": "detect", "threshold": "detect", "min_shot_s": "detect",
+    "detector": "detect", "threshold": "detect", "min_shot_s": "detect", "detect_width": "detect",
     "min_segment_s": "detect", "max_segment_s": "detect", "pause_s": "detect",
     "decoder": "decode", "deblock": "decode", "audio_track": "decode",
     "mode": "asr", "model": "asr",
@@ -211,6 +211,9 @@ def _register_ingest(sub) -> None:
                    help="detector threshold (none: the detector's own)")
     g.add_argument("--min-shot", dest="min_shot_s", type=Number(float, 0, 3600),
                    help="minimum shot length, seconds")
+    g.add_argument("--detect-width", type=Number(int, 16, 4096),
+                   help="PySceneDetect: the width frames are downscaled to before scoring "
+                   "(default 128; its own SceneManager uses 256)")
     g.add_argument("--min-segment", dest="min_segment_s", type=Number(float, 0.1, 3600),
                    help="audio-only titles: minimum segment length, seconds")
     g.add_argument("--max-segment", dest="max_segment_s", type=Number(float, 0.1, 36000),

@@ -50,6 +50,7 @@ class DetectConfig:
     detector: str = "content"  # PySceneDetect content | adaptive, or transnetv2
     threshold: float | None = None  # the detector's own default when None
     min_shot_s: float = 0.5  # shorter shots join the one before (a flash is no shot)
+    detect_width: int = 128  # PySceneDetect's frames: downscaled to this width (shots.py)
     min_segment_s: float = 2.0  # audio-only titles: segments cut at pauses of >= pause_s,
     max_segment_s: float = 30.0  # merged up to min_segment_s, split down to max_segment_s
     pause_s: float = 0.3
@@ -58,6 +59,7 @@ class DetectConfig:
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         check_ranges(self, {"threshold": (0, None), "min_shot_s": (0, 3600),
+                            "detect_width": (16, 4096),
                             "min_segment_s": (0.1, 3600), "max_segment_s": (0.1, 36000),
                             "pause_s": (0.01, 60)})
         if self.max_segment_s < self.min_segment_s:
@@ -188,13 +190,15 @@ class IngestConfig:
         """What a staged title depends on: every key of decode, detect and encode, with the
         default audio encoder resolved to the one installed and the precision to the one that
         runs (recorded only when not fp32: the keys mediafm 0.2 recorded, so its stagings
-        still resume)."""
+        still resume; ``detect_width`` likewise only when not 256, and not for TransNetV2)."""
         from mediafm.ingest.encoders import default_name
 
         out = {k: v for part in (self.decode, self.detect, self.encode)
                for k, v in dataclasses.asdict(part).items()
                if k not in ("video_model", "audio_model", "text_model", "text_dims",
                             "precision")}
+        if self.detect.detector == "transnetv2" or self.detect.detect_width == 256:
+            del out["detect_width"]  # unused, or the width stores made before the key used
         precision = self.resolved().encode.precision
         if precision != "fp32":
             out["precision"] = precision

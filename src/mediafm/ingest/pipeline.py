@@ -47,7 +47,8 @@ class Encoders:
         if det.detector == "transnetv2":
             self.detector = TransNetV2Shots(det.threshold or 0.5, det.min_shot_s, self.device)
         else:
-            self.detector = SceneDetectShots(det.detector, det.threshold, det.min_shot_s)
+            self.detector = SceneDetectShots(det.detector, det.threshold, det.min_shot_s,
+                                             width=det.detect_width)
         self.asr = cfg.asr.effective()
         self.speech = None
         if self.asr != "off":
@@ -64,6 +65,7 @@ class Encoders:
         return {m: describe(getattr(self, m)) for m in ("video", "audio", "text")} | {
             "shots": {"name": self.detector.name, "detector": det.detector,
                       "threshold": det.threshold, "min_shot_s": det.min_shot_s,
+                      **({} if det.detector == "transnetv2" else {"width": det.detect_width}),
                       "frames_per_shot": cfg.encode.frames_per_shot},
             "decoder": {"name": dec.decoder, "deblock": dec.deblock},
             "asr": {"mode": self.asr, **(self.speech.describe() if self.speech else {})},
