@@ -5,6 +5,7 @@ on the loopback address."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import socket
 import threading
@@ -330,7 +331,10 @@ async def load(url: str, paths: list[str], clients: int, timeout_s: float = 120.
     browsers are); (latencies s, status codes). Bounded: it stops by itself when the paths
     are done or the timeout passes. The clients are made before the clock starts: an httpx
     client costs ~20 ms of CPU to make, and fifty made during the run put up to a second on
-    the first requests (one shared pool is no better: its lock makes p50 4x slower)."""
+    the first requests (one shared pool is no better: its lock makes p50 4x slower). And the
+    clients' process keeps its garbage collector off what it held before the load (a
+    catalog, pandas): a full collection over that heap took 120-260 ms and stalled every
+    request in flight, which the latencies then counted as the server's."""
     import httpx
 
     queue = asyncio.Queue()
@@ -347,9 +351,12 @@ async def load(url: str, paths: list[str], clients: int, timeout_s: float = 120.
             codes.append(r.status_code)
 
     pool = [httpx.AsyncClient(base_url=url, timeout=30) for _ in range(clients)]
+    gc.collect()
+    gc.freeze()
     try:
         await asyncio.wait_for(asyncio.gather(*(client(c) for c in pool)), timeout_s)
     finally:
+        gc.unfreeze()
         await asyncio.gather(*(c.aclose() for c in pool))
     return latencies, codes
 

@@ -108,7 +108,19 @@ def serve_cli(args) -> None:
           + (f"?token={token}" if token else "") + f"  (API docs: /docs; {args.store}; "
           f"search: {catalog.searched}" + (f"; {workers} workers" if workers > 1 else "")
           + ")", flush=True)
+    settle()
     if workers > 1:
         serve_forked(app, sock, workers)
     else:
         serve(app, sock)
+
+
+def settle() -> None:
+    """The catalog just loaded out of the garbage collector's sight (``gc.freeze``): it lives
+    as long as the server, and a full collection that walks it stalls every request in flight
+    (~35 ms over a 10-title catalog's ~100k objects, more for a larger one). Forked workers
+    then also share those pages instead of copying them when the collector touches them."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
