@@ -113,7 +113,9 @@ class ServerProcess:
 def one_round(src: Path, store: Path, pred: Path, titles: pd.DataFrame, args, seed: int,
               workers: int = 1) -> dict:
     """A fresh server: every title page cold, then cached, the first search (which loads the
-    vectors it searches), then the mixed load per client count; latencies in ms."""
+    vectors it searches), then the mixed load per client count; latencies in ms. With more
+    than one worker, every worker is warmed (pages made, vectors loaded) before the load:
+    the load measures them serving, not starting."""
     import httpx
     from test_serve import load, mixed_paths
 
@@ -130,6 +132,12 @@ def one_round(src: Path, store: Path, pred: Path, titles: pd.DataFrame, args, se
         sent = http.get(f"/api/titles/{ids[0]}", headers={"accept-encoding": "gzip"})
         out["bytes"] = len(r.content)
         out["bytes_sent"] = int(sent.headers.get("content-length", len(r.content)))
+        if workers > 1:  # the requests above went over one connection to one worker: warm
+            for _ in range(4 * workers):  # the others too (a connection each, as the kernel
+                with httpx.Client(base_url=url, timeout=60) as other:  # hands them out)
+                    for t in ids:
+                        other.get(f"/api/titles/{t}").raise_for_status()
+                    other.get(first).raise_for_status()
         for clients in args.clients:
             paths = mixed_paths(SimpleNamespace(titles=titles), args.requests, seed)
             t = time.perf_counter()
