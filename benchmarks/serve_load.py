@@ -132,9 +132,11 @@ def one_round(src: Path, store: Path, pred: Path, titles: pd.DataFrame, args, se
         sent = http.get(f"/api/titles/{ids[0]}", headers={"accept-encoding": "gzip"})
         out["bytes"] = len(r.content)
         out["bytes_sent"] = int(sent.headers.get("content-length", len(r.content)))
-        if workers > 1:  # the requests above went over one connection to one worker: warm
-            for _ in range(4 * workers):  # the others too (a connection each, as the kernel
-                with httpx.Client(base_url=url, timeout=60) as other:  # hands them out)
+        # the requests above went over one connection to one worker: warm the others too,
+        # over a few connections each (the kernel hands each connection to one worker)
+        if workers > 1:
+            for _ in range(4 * workers):
+                with httpx.Client(base_url=url, timeout=60) as other:
                     for t in ids:
                         other.get(f"/api/titles/{t}").raise_for_status()
                     other.get(first).raise_for_status()
