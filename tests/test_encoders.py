@@ -230,6 +230,29 @@ def test_efficientnet_folded_for_inference_is_the_same_function():
     assert np.abs(want).max() > 0.1  # features, not zeros
 
 
+def test_aisfx_folded_for_inference_is_the_same_function():
+    """The ingest's aiSFX (batch norms folded, weights channels-last) gives the embeddings of
+    the network as its package ships it, on the real weights and real spectrogram blocks."""
+    import torch
+
+    from mediafm.ingest.encoders.audio import aisfx_network
+
+    shipped = aisfx_network()
+    encoder = build("audio", "aisfx", "cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.model.modules())
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * encoder.rate) / encoder.rate
+    waves = [0.3 * np.sin(2 * np.pi * 440 * t) * np.sin(2 * np.pi * 0.5 * t),
+             rng.normal(size=len(t)) * 0.1]
+    blocks = torch.from_numpy(np.concatenate([encoder.blocks(w.astype(np.float32))
+                                              for w in waves]))
+    with torch.no_grad():
+        want = shipped.get_embedding(blocks).numpy()
+        got = encoder.model.get_embedding(blocks).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert np.abs(want).max() > 0.1 and not np.allclose(want[0], want[-1])
+
+
 @pytest.mark.parametrize("modality", ["video", "audio"])
 def test_bf16_networks_stay_close_to_fp32(modality, local_models):
     """bf16 (what ``--precision auto`` runs on a CPU with native bfloat16) moves the default
