@@ -113,6 +113,28 @@ def test_search_by_words_explains_its_hits(ingested):
     assert set(like["hits"][0]["modalities"]) == {"video", "audio", "text"}
 
 
+def test_with_a_model_search_by_words_still_reads_the_stores_text(ingested, tmp_path):
+    """``serve --model`` without ``--index`` searches the model's embeddings from an index
+    it holds in memory, which has no text index beside it; searching by words then reads the
+    store's text vectors, as without a model (it was a 500 telling the user to rebuild an
+    index they never built)."""
+    from mediafm.config import TrainConfig
+    from mediafm.train import train
+
+    root, _ = ingested
+    train(root / "store", tmp_path / "run", {"hidden": 16, "heads": 2, "layers": 1,
+                                             "max_shots": 64},
+          TrainConfig.of(steps=2, batch_size=2, eval_every=2), progress=False, device="cpu")
+    catalog = Catalog(root / "store", str(tmp_path / "run"))
+    client = TestClient(create_app(catalog), base_url="http://127.0.0.1")
+    like = client.get("/api/search", params={"title": "odd", "shot": 0, "k": 2})
+    assert like.status_code == 200 and catalog.index.in_memory
+    found = client.get("/api/search/text", params={"q": "the old oak tree", "k": 3})
+    assert found.status_code == 200, found.text
+    top = found.json()["hits"][0]
+    assert top["title_id"] == "odd" and "oak" in top["words"]
+
+
 def test_unknown_ids_and_bad_parameters(synthetic):
     client = TestClient(create_app(synthetic), base_url="http://127.0.0.1")
     r = client.get("/api/titles/nope")
@@ -446,10 +468,12 @@ def test_serve_refuses_outputs_of_another_store_and_a_port_in_use(fitted, store,
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_workers_share_the_port_and_stop_together(store):
-    """``serve --workers 2``: two processes forked from the one that loaded the catalog,
-    both answering on the one port (every request of a concurrent load answered), and all
-    gone after SIGTERM to the parent."""
+def test_workers_share_the_port_and_stop_together(store, fitted):
+    """``serve --workers 2 --model``: two processes forked from the one that loaded the
+    catalog, both answering on the one port (every request of a concurrent load answered,
+    searches included, each worker building its searcher after the fork and computing on two
+    threads, where the suite's own processes use one), and all gone after SIGTERM to the
+    parent."""
     import os
     import signal
     import subprocess
@@ -460,9 +484,11 @@ def test_workers_share_the_port_and_stop_together(store):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    env = os.environ | {"OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen([sys.executable, "-m", "mediafm", "-q", "serve", "--store",
-                             str(store.path), "--port", str(port), "--workers", "2"],
-                            stdout=subprocess.PIPE, text=True)
+                             str(store.path), "--model", str(fitted[0] / "run"), "--port",
+                             str(port), "--workers", "2"], stdout=subprocess.PIPE, text=True,
+                            env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         assert "2 workers" in proc.stdout.readline()
@@ -477,7 +503,8 @@ def test_workers_share_the_port_and_stop_together(store):
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         assert len(children) == 2
         titles = [t["title_id"] for t in httpx.get(url + "/api/titles").json()["titles"]]
-        paths = [f"/api/titles/{t}" for t in titles] * 4
+        paths = [f"/api/titles/{t}" for t in titles] * 4 + [
+            f"/api/search?title={t}&shot={i}&k=5" for t in titles for i in range(2)]
         latencies, codes = asyncio.run(load(url, paths, clients=8, timeout_s=60))
         assert codes == [200] * len(paths)
     finally:

@@ -128,8 +128,10 @@ class Searcher:
         if modality not in self._vectors:
             given = None
             if self.index is not None and modality == "text":
+                # an index in memory (the explorer's, of a small store) has no text index
+                # beside it: the store's own text vectors are searched, as with no index
                 given = self.index.text
-                if given is None:
+                if given is None and not self.index.in_memory:
                     raise MediaFMError(f"the index {self.index.path} holds no text vectors: "
                                        "build it with --store STORE to search by words")
             elif self.index is not None and modality == "fused":

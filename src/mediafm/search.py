@@ -649,6 +649,7 @@ class Index:
             vectors = np.load(path / meta["index"]["vectors"], mmap_mode="r")
             self.searcher = Reranked(index, vectors, self._ids, meta["index"]["rerank"])
         self._text: Index | None | bool = False
+        self.in_memory = False  # built by ``from_vectors``, not loaded from a folder
         self._titles: np.ndarray | None = None
         self._title_order: np.ndarray | None = None  # rows by title (``_without_title``)
         self._title_bounds: np.ndarray | None = None
@@ -682,8 +683,10 @@ class Index:
         x = np.ascontiguousarray(unit_norm(np.asarray(x, np.float32)))
         keys = keys.reset_index(drop=True).assign(id=np.arange(len(x), dtype=np.int64))
         index, info = _faiss_index(x, keys["id"].to_numpy(), 1.0, len(x), 0)
-        return cls(Path(name), index, keys, {"kind": kind, "n": len(x), "dim": x.shape[1],
+        made = cls(Path(name), index, keys, {"kind": kind, "n": len(x), "dim": x.shape[1],
                                              "index": info, **meta})
+        made.in_memory, made._text = True, None  # no folder: no text index beside it
+        return made
 
     @property
     def text(self) -> Index | None:

@@ -47,7 +47,14 @@ def serve_forked(app, sock: socket.socket, workers: int, log_level: str = "warni
     Why processes: the explorer's work (encoding pages, explaining hits) holds the GIL, so
     threads of one process use one core however many there are. Each worker keeps its own
     page cache (a title's first page is cold once per worker). SIGINT / SIGTERM stop them
-    all; a worker that dies stops the rest, and this returns its exit status as an error."""
+    all; a worker that dies stops the rest, and this returns its exit status as an error.
+
+    Why each worker builds its own searcher (the model's embeddings, a FAISS index) after the
+    fork instead of sharing one built here: a process forked after its parent ran an OpenMP
+    kernel hangs in its own next one (GNU OpenMP keeps no state across fork; faiss#5206).
+    Reproduced on this project's stack, with 2 threads: a FAISS search or a torch matmul in
+    the parent, then a FAISS search in the child, hangs the child. Nothing run before the
+    fork here (loading the catalog, the model's weights, an index file) computes with one."""
     if not hasattr(os, "fork"):
         raise ValueError("--workers needs os.fork (Linux, macOS): serve with one worker here")
     children: list[int] = []
