@@ -72,11 +72,10 @@ def native_bf16() -> bool:
 def resolve_precision(precision: str, device: str | None) -> str:
     """``auto`` -> ``bf16`` on a CPU with native bfloat16, else ``fp32``; the others as
     given. Why bf16 on such a CPU: on real shots (2 cores, ``benchmarks/encoder_precision.py``)
-    EfficientNet-Lite0 runs 2.2-2.9x (three runs, two hosts) and aisfx 1.6-1.85x (as shipped,
-    folded) faster, with shot vectors at cosine 0.99+ of fp32's (median 0.9987 and 0.99998)
-    and 98-99% of each shot's 10 nearest neighbours the same: less than skipping the
-    deblocking filter moves them. On a GPU the encoders are not
-    the bottleneck: fp32."""
+    EfficientNet-Lite0 runs 2.2-2.9x faster (three runs, two hosts) and aisfx 1.6x as shipped,
+    1.85x folded, with shot vectors at cosine 0.99+ of fp32's (median 0.9987 and 0.99998) and
+    98-99% of each shot's 10 nearest neighbours the same: less than skipping the deblocking
+    filter moves them. On a GPU the encoders are not the bottleneck: fp32."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
