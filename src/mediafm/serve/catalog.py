@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mediafm.errors import MediaFMError
+from mediafm.errors import BadQuery
 from mediafm.moments import check_predictions, moment_tasks, read_predictions, title_moments
 from mediafm.store import ShotStore
 
@@ -298,7 +298,7 @@ def _memory_index(store: ShotStore, model, searched: str):
     from mediafm.search import Index
 
     if store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:
-        raise MediaFMError(f"{store.info.n_shots:,} shots: give the explorer an index "
+        raise BadQuery(f"{store.info.n_shots:,} shots: give the explorer an index "
                            "(mediafm embed, mediafm index, then serve --index) to search a "
                            "store this size")
     keys, vectors = [], []
