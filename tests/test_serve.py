@@ -154,6 +154,20 @@ def test_unknown_ids_and_bad_parameters(synthetic):
     assert r.status_code == 400 and "records no text encoder" in r.json()["detail"]
 
 
+def test_a_store_too_large_to_embed_in_memory_says_so_at_start(store, fitted, monkeypatch):
+    """Without ``--index``, a model's embeddings of a store over the in-memory limit cannot
+    be searched: the start-up line says so (``searched``), and a search is a 400 that says
+    what to build, not a 500."""
+    import mediafm.serve.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "SEARCH_IN_MEMORY_UP_TO", store.info.n_shots - 1)
+    catalog = Catalog(store.path, str(fitted[0] / "run"))
+    assert catalog.searched.startswith("none: ") and "serve --index" in catalog.searched
+    client = TestClient(create_app(catalog), base_url="http://127.0.0.1")
+    r = client.get("/api/search", params={"title": "title-00003", "shot": 0})
+    assert r.status_code == 400 and "give the explorer an index" in r.json()["detail"]
+
+
 def test_scenes_bands_and_timeline_downloads(synthetic, ingested, fitted, store, tmp_path):
     """With scenes, the page gets their bands and its moments; every format downloads, the
     OTIO one reads back with the shots as clips of the recorded media and the page's moments

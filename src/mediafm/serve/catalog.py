@@ -236,6 +236,9 @@ class Catalog:
         if self.model is not None:
             from mediafm.readouts import DEFAULT_READOUT
 
+            if self.store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:  # said at start, not at 1st use
+                return (f"none: {self.store.info.n_shots:,} shots are too many to embed in "
+                        "memory; give an index (mediafm embed, mediafm index, serve --index)")
             return f"contextual embeddings ({DEFAULT_READOUT}) of the model, exact"
         return "the fused shot vectors (no model given), exact"
 
