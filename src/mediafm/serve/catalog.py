@@ -302,8 +302,8 @@ def _memory_index(store: ShotStore, model, searched: str):
 
     if store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:
         raise BadQuery(f"{store.info.n_shots:,} shots: give the explorer an index "
-                           "(mediafm embed, mediafm index, then serve --index) to search a "
-                           "store this size")
+                       "(mediafm embed, mediafm index, then serve --index) to search a "
+                       "store this size")
     keys, vectors = [], []
     for part in store.parts():
         t = embed_part(model, store, part)
