@@ -284,7 +284,8 @@ def train(store: str | os.PathLike, out: str | os.PathLike, model_config: dict |
     after that many steps (the schedule stays that of the full run), e.g. for time-sliced
     jobs; ``resume=True`` continues from ``out/checkpoint.pt``. Under torchrun each process
     takes every world-th window of the same global batch (DDP); rank 0 alone evaluates, logs
-    and writes checkpoints.
+    and writes checkpoints; a script of your own that calls this under torchrun should end
+    with ``mediafm.distributed.exit_worker()``, as ``mediafm train`` does (why: its docstring).
     """
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"--stop-after must be >= 1, got {stop_after}")

@@ -41,6 +41,10 @@ def _train(args: argparse.Namespace) -> None:
         if metrics:
             print(json.dumps(metrics, indent=2))
         print(f"model: {Path(args.out) / 'model'}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from mediafm.distributed import exit_worker
+
+        exit_worker(0)  # not through the interpreter's teardown (see exit_worker)
 
 
 def _embed(args: argparse.Namespace) -> None:
