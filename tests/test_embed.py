@@ -182,9 +182,22 @@ def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
                                    atol=1e-5)
     assert not np.allclose(got[0, -hidden:], got[13, -hidden:], atol=1e-3)
     assert readout_blocks(model, "input+context+visible+ahead+scene") == (hidden,) * 5
-    with pytest.raises(ValueError, match="needs the whole title"):
-        readout(model, torch.tensor(seq)[None], torch.tensor([40]), torch.from_numpy(title),
-                "input+context+visible+ahead+scene")
+
+    # +scene-input+scene: the scene's mean input projection, then the same mean context
+    both_name = "input+context+visible+ahead+scene-input+scene"
+    (both,) = embed_sequences(model, [seq], title, both_name)
+    np.testing.assert_allclose(both[:, :-2 * hidden], rest, atol=1e-6)
+    np.testing.assert_allclose(both[:, -hidden:], got[:, -hidden:], atol=1e-6)
+    own = rest[:, :hidden]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        np.testing.assert_allclose(both[a:b, -2 * hidden:-hidden],
+                                   np.tile(own[a:b].mean(0), (b - a, 1)), atol=1e-5)
+    assert readout_blocks(model, both_name) == (hidden,) * 6
+    for name in ("input+context+visible+ahead+scene", both_name):
+        with pytest.raises(ValueError, match="needs the whole title.*read out "
+                                             "'input\\+context\\+visible\\+ahead'"):
+            readout(model, torch.tensor(seq)[None], torch.tensor([40]),
+                    torch.from_numpy(title), name)
 
 
 def test_clip_with_title_context(model, store):

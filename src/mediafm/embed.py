@@ -53,8 +53,7 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         raise ValueError(f"output must be one of {READOUTS}, got {output!r}")
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
-    scene = output.endswith(SCENE)  # a block of the whole title: added once it is stitched
-    windowed = output.removesuffix(SCENE)
+    windowed, scene = scene_parts(output)  # blocks of the whole title: added once stitched
     width = model.config.max_shots
     stride = max(1, width // 2)
     windows = []  # (seq index, window index, start, length)
@@ -85,17 +84,31 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         else:
             best = _best_window(len(s), starts, width)
             emb = np.stack([results[(i, w)][p - starts[w]] for p, w in enumerate(best)])
-        embeddings.append(np.hstack([emb, scene_block(model, s, emb)]) if scene else emb)
+        embeddings.append(np.hstack([emb, scene_block(model, s, emb, scene)]) if scene else emb)
     return embeddings
 
 
-SCENE = "+scene"  # the readouts' suffix for the scene block
+SCENE = "+scene"  # the readouts' suffix for the scene block (of the context)
+SCENE_INPUT = "+scene-input"  # before it: the scene block of the input projection too
 
 
-def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray) -> np.ndarray:
-    """(n, hidden): each shot's mean context vector over its scene, the scenes of the whole
-    title as ``mediafm scenes`` cuts them without a model (change points of the fused
-    vectors, ``changepoints.scene_starts``); ``emb``: the title's readout, context second.
+def scene_parts(output: str) -> tuple[str, int]:
+    """(what a window reads out, how many scene blocks the whole title adds after it)."""
+    if not output.endswith(SCENE):
+        return output, 0
+    windowed = output.removesuffix(SCENE)
+    if windowed.endswith(SCENE_INPUT):
+        return windowed.removesuffix(SCENE_INPUT), 2
+    return windowed, 1
+
+
+def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int = 1
+                ) -> np.ndarray:
+    """(n, blocks * hidden): each shot's mean context vector over its scene (``blocks=2``:
+    its mean input projection before it), the scenes of the whole title as ``mediafm scenes``
+    cuts them without a model (change points of the fused vectors,
+    ``changepoints.scene_starts``); ``emb``: the title's readout, [input projection ; context
+    ; ...].
 
     Why: tone, intensity and appeal belong to a scene, and a short clip's own context vectors
     carry its set-ups and action as much as its scene. Against the same models read without
@@ -104,11 +117,16 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray) -> np.ndarra
     median margin over the best naive baseline +0.010 -> +0.019), boundary on 5 of 8 (up to
     +0.028), the other tasks within ±0.013 a draw. On the noisiest catalogs the change points
     are weak and it adds little.
+
+    Why the input projection's scene mean too (``+scene-input+scene``): where scenes are long,
+    the moving average of the fused vectors over ±k shots spans a scene and beats a mean of
+    context vectors alone on tone; with the scene's mean of what its shots show beside it, tone
+    was won on 8 of 8 held-out catalogs at 240 titles, 7 with ``+scene`` (docs/design.md).
     """
     from mediafm.changepoints import scene_means, scene_starts
 
     hidden = model.config.hidden
-    return scene_means(emb[:, hidden:2 * hidden], scene_starts(fused))
+    return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], scene_starts(fused))
 
 
 def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
@@ -148,11 +166,14 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+context+visible+ahead+scene`` (the default): the same and the mean context
       vector of the shot's scene (``scene_block``). The scenes are the whole title's, so
       ``embed_sequences`` adds that block once a title's windows are stitched; this function
-      gives the rest.
+      gives the rest;
+    - ``input+context+visible+ahead+scene-input+scene``: the same with the scene's mean input
+      projection before its mean context vector (``scene_block``, two blocks).
     """
-    if output.endswith(SCENE):
+    windowed, scene = scene_parts(output)
+    if scene:
         raise ValueError(f"{output!r}: the scene block needs the whole title "
-                         f"(embed_sequences adds it); read out {output.removesuffix(SCENE)!r}")
+                         f"(embed_sequences adds it); read out {windowed!r}")
     if output in ("hidden", "output", "input+hidden", "input+context+hidden"):
         h, pred = model(shots, lengths, title_emb, None, clock)  # the pass with nothing masked
     if output in ("hidden", "output", "input+hidden"):

@@ -14,6 +14,9 @@ READOUTS = {
                                          "comes next ; scene: the mean context vector of the "
                                          "shot's scene, scenes cut as `mediafm scenes` cuts "
                                          "them] (default)",
+    "input+context+visible+ahead+scene-input+scene": "[input projection ; context ; visible ; "
+                                                     "ahead ; the mean input projection of the "
+                                                     "shot's scene ; its mean context vector]",
     "input+context+visible+ahead": "[input projection ; context ; visible ; ahead] (the "
                                    "default before the scene block)",
     "input+context+visible": "[input projection ; context ; visible] (the default before "
