@@ -121,7 +121,8 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
     Why the input projection's scene mean too (``+scene-input+scene``): where scenes are long,
     the moving average of the fused vectors over ±k shots spans a scene and beats a mean of
     context vectors alone on tone; with the scene's mean of what its shots show beside it, tone
-    was won on 8 of 8 held-out catalogs at 240 titles, 7 with ``+scene`` (docs/design.md).
+    was won on 8 of 8 held-out catalogs at 60 and at 240 titles (6 and 7 with ``+scene``),
+    at a small cost to clip-worthiness (docs/design.md, *Why scene-input*).
     """
     from mediafm.changepoints import scene_means, scene_starts
 
