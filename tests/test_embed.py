@@ -166,11 +166,13 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
 def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
     """``+scene``: each shot's context vector averaged over its scene, the scenes found in
     the fused vectors of the whole title (here 40 shots, several windows of 16): three
-    scenes of one picture each, so the change points are exactly where the scenes change."""
+    scenes of one picture each (and a little noise per shot), so the change points are
+    exactly where the scenes change."""
     rng = np.random.default_rng(4)
     starts = [0, 13, 27, 40]
     pictures = rng.normal(size=(3, model.config.fused_dim)).astype(np.float32)
     seq = np.repeat(pictures, np.diff(starts), axis=0)
+    seq += 0.05 * rng.normal(size=seq.shape).astype(np.float32)  # shots of a scene differ
     title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
     (rest,) = embed_sequences(model, [seq], title, "input+context+visible+ahead")
     (got,) = embed_sequences(model, [seq], title, "input+context+visible+ahead+scene")
@@ -189,6 +191,7 @@ def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
     np.testing.assert_allclose(both[:, :-2 * hidden], rest, atol=1e-6)
     np.testing.assert_allclose(both[:, -hidden:], got[:, -hidden:], atol=1e-6)
     own = rest[:, :hidden]
+    assert not np.allclose(own[0], own[1], atol=1e-3)
     for a, b in zip(starts[:-1], starts[1:], strict=True):
         np.testing.assert_allclose(both[a:b, -2 * hidden:-hidden],
                                    np.tile(own[a:b].mean(0), (b - a, 1)), atol=1e-5)

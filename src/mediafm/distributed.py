@@ -68,18 +68,18 @@ def shutdown(d: Dist) -> None:
 def exit_worker(code: int = 0) -> NoReturn:
     """End a torchrun worker whose work is done and written, without Python's teardown.
 
-    Why: gloo's worker threads outlive the process group (DDP keeps it referenced), and a
-    worker that drops a finished collective (its tensors, the thread-local state it captured)
-    takes the GIL to do so. When that falls after the main thread has begun to finalize the
-    interpreter, Python ends the worker thread inside a C++ destructor and the process
-    aborts ("terminate called without an active exception", exit -6) after a run that
-    succeeded. Reproduced on CPU under load with two-process runs of three DDP steps and a
-    barrier: 9 of 30 failed, then 3 of 25 against 0 of 25 interleaved ending here; the cores
-    show a gloo worker in ``~AsyncBarrierWork`` waiting for the GIL while the main thread is
-    in ``Py_FinalizeEx`` (as pytorch/pytorch#179291 describes; its fix, an exit hook that
-    destroys the group, was abandoned, and ours already destroys it).
-    Nothing is lost by skipping the teardown: files are written atomically and closed before
-    this, and the output streams are flushed here.
+    Why: once DDP has used the gloo process group, its worker threads outlive
+    ``destroy_process_group``, and a worker that drops a finished collective (its tensors, the
+    thread-local state it captured) takes the GIL to do so. When that falls after the main
+    thread has begun to finalize the interpreter, Python ends the worker thread inside a C++
+    destructor and the process aborts ("terminate called without an active exception", exit -6)
+    after a run that succeeded. Reproduced on CPU under load with two-process runs of three DDP
+    steps and a barrier: 9 of 30 failed, then 3 of 25 against 0 of 25 interleaved ending here;
+    the cores show a gloo worker in ``~AsyncBarrierWork`` waiting for the GIL while the main
+    thread is in ``Py_FinalizeEx`` (as pytorch/pytorch#179291 describes; its fix, an exit hook
+    that destroys the group, was abandoned, and ours already destroys it). Nothing is lost by
+    skipping the teardown: files are written atomically and closed before this, and the output
+    streams are flushed here.
     """
     sys.stdout.flush()
     sys.stderr.flush()
