@@ -155,7 +155,8 @@ def test_context_readout_is_the_hidden_state_of_the_masked_shot(model):
         for output, want in (("input+context", 5), ("context", 5), ("hidden", 1),
                              ("input+context+hidden", 6), ("input+context+visible", 5),
                              ("input+context+visible+ahead", 5),
-                             ("input+context+visible+ahead+scene", 5)):
+                             ("input+context+visible+ahead+scene", 5),
+                             ("input+context+visible+ahead+scene-input+scene", 5)):
             passes.clear()
             embed_sequences(model, [seq], title, output)
             assert len(passes) == want, output

@@ -164,12 +164,12 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       scene after it, scored 1 of 8 held-out catalogs against the moving average (which
       reaches past the clip), and 7 of 8 (+0.110) with the next shot's context; boundaries 7
       → 8 of 8, the other tasks level. Same passes;
-    - ``input+context+visible+ahead+scene`` (the default): the same and the mean context
-      vector of the shot's scene (``scene_block``). The scenes are the whole title's, so
-      ``embed_sequences`` adds that block once a title's windows are stitched; this function
-      gives the rest;
-    - ``input+context+visible+ahead+scene-input+scene``: the same with the scene's mean input
-      projection before its mean context vector (``scene_block``, two blocks).
+    - ``input+context+visible+ahead+scene``: the same and the mean context vector of the
+      shot's scene (``scene_block``). The scenes are the whole title's, so ``embed_sequences``
+      adds that block once a title's windows are stitched; this function gives the rest;
+    - ``input+context+visible+ahead+scene-input+scene`` (the default): the same with the
+      scene's mean input projection before its mean context vector (``scene_block``, two
+      blocks).
     """
     windowed, scene = scene_parts(output)
     if scene:

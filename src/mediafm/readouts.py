@@ -6,17 +6,20 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context+visible+ahead+scene": "[the shot's input projection ; its context vector: "
-                                         "the hidden state when the shot is masked, i.e. what "
-                                         "the title around it says ; visible: its hidden state "
-                                         "in the masked passes that leave it visible ; ahead: "
-                                         "the next shot's context vector, what the title says "
-                                         "comes next ; scene: the mean context vector of the "
-                                         "shot's scene, scenes cut as `mediafm scenes` cuts "
-                                         "them] (default)",
-    "input+context+visible+ahead+scene-input+scene": "[input projection ; context ; visible ; "
-                                                     "ahead ; the mean input projection of the "
-                                                     "shot's scene ; its mean context vector]",
+    "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
+                                                     "context vector: the hidden state when "
+                                                     "the shot is masked, i.e. what the title "
+                                                     "around it says ; visible: its hidden "
+                                                     "state in the masked passes that leave it "
+                                                     "visible ; ahead: the next shot's context "
+                                                     "vector, what the title says comes next ; "
+                                                     "scene-input and scene: the mean input "
+                                                     "projection and the mean context vector "
+                                                     "of the shot's scene, scenes cut as "
+                                                     "`mediafm scenes` cuts them] (default)",
+    "input+context+visible+ahead+scene": "[input projection ; context ; visible ; ahead ; the "
+                                         "scene's mean context vector] (the default before "
+                                         "the scene's input block, 2026-12-05)",
     "input+context+visible+ahead": "[input projection ; context ; visible ; ahead] (the "
                                    "default before the scene block)",
     "input+context+visible": "[input projection ; context ; visible] (the default before "
@@ -31,6 +34,6 @@ READOUTS = {
     "output": "the output projection, in fused dims",
 }
 # measured: benchmarks/README.md, catalog families (held out) and context quality
-DEFAULT_READOUT = "input+context+visible+ahead+scene"
+DEFAULT_READOUT = "input+context+visible+ahead+scene-input+scene"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
