@@ -184,6 +184,30 @@ def test_dual_and_primal_ridge_agree():
                                rtol=1e-6, atol=1e-8)
 
 
+def test_a_block_of_one_vector_a_title_is_solved_in_its_span():
+    """A block that is one vector per title (the title part) spans at most as many
+    dimensions as the fold has titles: the inner fold keeps only those, and its predictions
+    are still the ridge solution on the original weighted columns (both forms)."""
+    from mediafm.probes.linear import InnerFold
+
+    rng = np.random.default_rng(2)
+    title = np.repeat(np.arange(12), 10)  # 12 titles of 10 rows
+    X = np.hstack([rng.normal(size=(120, 8)), rng.normal(size=(12, 30))[title]])
+    Y = rng.normal(size=(120, 2))
+    fit, held = np.arange(70), np.arange(70, 120)  # 7 titles fitted, 5 held out
+    w = np.repeat([1.0, 0.3], (8, 30))
+    Z = (X[fit] - X[fit].mean(0)) / (X[fit].std(0) + 1e-6) * w
+    H = (X[held] - X[fit].mean(0)) / (X[fit].std(0) + 1e-6) * w
+    for dual in (True, False):
+        fold = InnerFold(X, Y, fit, held, (8, 30), dual)
+        assert fold.blocks[0] == 8 and fold.blocks[1] <= 7  # 7 title vectors, centred: 6
+        preds = fold.predict((1.0, 0.3))
+        for alpha in (0.1, 10.0, 1000.0):
+            beta = np.linalg.solve(Z.T @ Z + alpha * np.eye(38), Z.T @ (Y[fit] - Y[fit].mean(0)))
+            np.testing.assert_allclose(preds[alpha], H @ beta + Y[fit].mean(0), rtol=1e-6,
+                                       atol=1e-8)
+
+
 def test_a_block_weight_of_zero_drops_the_block():
     """Weight 0 (the grid's last step) is the ridge on the other blocks alone, in the final
     fit and in both forms of the inner folds."""
@@ -204,6 +228,9 @@ def test_a_block_weight_of_zero_drops_the_block():
         b = InnerFold(X[:, keep], Y, fit, held, (10, 5), dual).predict((1.0, 1.0))
         for alpha in a:
             np.testing.assert_allclose(a[alpha], b[alpha], rtol=1e-6, atol=1e-8)
+        none = InnerFold(X, Y, fit, held, (10, 25, 5), dual).predict((0.0, 0.0, 0.0))
+        for alpha in none:  # every block dropped: the training mean
+            np.testing.assert_allclose(none[alpha], np.tile(Y[fit].mean(0), (30, 1)))
 
 
 def test_position_baseline_gets_the_clock_the_model_gets(store):

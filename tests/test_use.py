@@ -47,9 +47,11 @@ def test_heads_round_trip_and_cross_validated_scores(fitted):
 
 
 def test_heads_are_the_same_from_one_process_or_several(fitted, store):
-    """Tasks fitted side by side in worker processes (the fixture's, one per core) give the
-    very heads one process gives: the fit is one math thread wherever it runs."""
-    from mediafm.heads import clip_features, fit_heads
+    """Searches (each task's outer folds and final fit) run side by side in worker processes
+    (the fixture's, one per core) give the very heads one process gives, and the very head
+    ``fit_head`` fits for one task in order: the fit is one math thread wherever it runs."""
+    from mediafm.heads import clip_features, fit_head, fit_heads
+    from mediafm.probes.tasks import targets
 
     _, model, labels, heads = fitted
     feats = clip_features(store, model, labels, FIXTURE_READOUT, progress=False)
@@ -58,6 +60,11 @@ def test_heads_are_the_same_from_one_process_or_several(fitted, store):
     for name, h in alone.items():
         np.testing.assert_array_equal(h.coef, heads.heads[name].coef)
         assert h.info == heads.heads[name].info
+    idx, y, names = targets(labels, tasks[0])
+    one = fit_head(tasks[0], names, feats.subset(idx), y, labels["title_id"].to_numpy()[idx], 3)
+    np.testing.assert_array_equal(one.coef, alone[tasks[0].name].coef)
+    np.testing.assert_array_equal(one.platt, alone[tasks[0].name].platt)
+    assert one.info == alone[tasks[0].name].info
 
 
 def test_feature_width_is_what_every_readout_gives(fitted, store):

@@ -40,12 +40,15 @@ from mediafm.errors import Mismatch
 from mediafm.model import MediaFM
 from mediafm.probes.features import fused_blocks
 from mediafm.probes.linear import (
+    Choice,
     Features,
     Ridge,
     choose,
     default_workers,
+    grouped_folds,
     in_processes,
     out_of_fold,
+    outer_fold,
     score,
 )
 from mediafm.probes.tasks import Task, targets
@@ -118,17 +121,31 @@ def fit_head(task: Task, names: list[str], feats: Features, y: np.ndarray,
     out-of-fold predictions of a nested CV (each fold chooses on its own training titles)
     give the reported score and the Platt calibration."""
     oof, _ = out_of_fold(feats, y, groups, task.metric, folds)
-    choice = choose(feats, y, groups, task.metric)
-    X = feats.options[choice.option]
+    return head_of(task, names, y, groups, folds, oof,
+                   final_fit(feats, y, groups, task.metric))
+
+
+def final_fit(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str
+              ) -> tuple[Choice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(choice, coef, intercept, mean, scale): the choice by grouped CV on all clips, and the
+    ridge refitted on them with it (coef on raw features: the standardisation folded in)."""
+    choice = choose(feats, y, groups, metric)
     y2 = y.astype(np.float64).reshape(len(y), -1)
-    ridge = Ridge(X, y2, feats.column_weights(choice.block_weights))
-    w = ridge.V @ (ridge.VtZtY / (ridge.evals + choice.alpha)[:, None])  # (D, K)
-    coef = w / ridge.std[:, None]
-    intercept = ridge.y_mean - (ridge.mean / ridge.std) @ w
-    oof2 = oof.reshape(len(y), -1)
+    ridge = Ridge(feats.options[choice.option], y2, feats.column_weights(choice.block_weights))
+    w = ridge.coef(choice.alpha)  # (D, K)
+    return (choice, w / ridge.std[:, None], ridge.y_mean - (ridge.mean / ridge.std) @ w,
+            ridge.mean, ridge.std)
+
+
+def head_of(task: Task, names: list[str], y: np.ndarray, groups: np.ndarray, folds: int,
+            oof: np.ndarray, fitted: tuple) -> Head:
+    """The head from its final fit (``final_fit``), calibrated on the out-of-fold
+    predictions ``oof`` of its nested CV."""
+    choice, coef, intercept, mean, scale = fitted
+    y2, oof2 = y.astype(np.float64).reshape(len(y), -1), oof.reshape(len(y), -1)
     cal = (np.array([platt(oof2[:, k], y2[:, k] > 0.5) for k in range(y2.shape[1])])
            if task.kind in CALIBRATED else None)
-    return Head(task, names, coef, intercept, ridge.mean, ridge.std, cal,
+    return Head(task, names, coef, intercept, mean, scale, cal,
                 {"alpha": choice.alpha, "block_weights": list(choice.block_weights),
                  "cv": {"metric": task.metric, "score": score(task.metric, y, oof, groups),
                         "folds": folds, "n_clips": int(len(y)),
@@ -149,9 +166,11 @@ def clip_features(store: ShotStore, model: MediaFM, labels: pd.DataFrame,
 
 def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: int = 5,
               workers: int | None = None) -> dict[str, Head]:
-    """One head per task that has labelled clips (rows of ``feats`` are ``labels``'): the
-    tasks side by side in ``workers`` processes of one math thread (None: one per core;
-    ``probes.linear.in_processes`` says why).
+    """One head per task that has labelled clips (rows of ``feats`` are ``labels``'): every
+    task's searches (one per outer fold, and the final choice on all its clips) side by side
+    in ``workers`` processes of one math thread (None: one per core;
+    ``probes.linear.in_processes`` says why). Searches, not tasks, are the jobs: one task
+    keeps every core busy, and six of unequal cost (ranking has ten folds) finish together.
 
     Always one math thread, in this process too: the search over block weights and alphas
     is a chain of discrete choices, and the round-off of a two-thread BLAS changed some
@@ -160,20 +179,35 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
     from threadpoolctl import threadpool_limits
 
     groups = labels["title_id"].to_numpy()
-    jobs = []
+    fits, searches = [], []
     for task in tasks:
         idx, y, names = targets(labels, task)
         if len(idx):
-            jobs.append((task, names or [task.name], feats.subset(idx), y, groups[idx],
-                         10 if task.kind == "ranking" else folds))
+            n_folds = 10 if task.kind == "ranking" else folds
+            outer = len(grouped_folds(groups[idx], n_folds, 0))
+            fits.append((task, names or [task.name], y, groups[idx], n_folds, outer))
+            sub = feats.subset(idx)  # one copy a task, shared by its searches
+            searches += [(sub, y, groups[idx], task.metric, n_folds, k)
+                         for k in (*range(outer), None)]
     workers = default_workers() if workers is None else workers
     with threadpool_limits(1):  # here too: the same heads whatever ``workers`` (see above)
-        heads = list(in_processes(_fit_job, jobs, workers))
-    return {job[0].name: head for job, head in zip(jobs, heads, strict=True)}
+        found = in_processes(_search, searches, workers)
+        heads = {}
+        for task, names, y, grp, n_folds, outer in fits:  # its outer folds, then its final fit
+            oof = np.zeros(y.shape, np.float64)
+            for _ in range(outer):
+                test, pred, _ = next(found)
+                oof[test] = pred
+            heads[task.name] = head_of(task, names, y, grp, n_folds, oof, next(found))
+    return heads
 
 
-def _fit_job(job: tuple) -> Head:
-    return fit_head(*job)
+def _search(job: tuple) -> tuple:
+    """One outer fold of a task's nested CV (``outer_fold``), or (fold None) its final fit."""
+    feats, y, groups, metric, n_folds, fold = job
+    if fold is None:
+        return final_fit(feats, y, groups, metric)
+    return outer_fold(feats, y, groups, metric, n_folds, fold)
 
 
 class Heads:
