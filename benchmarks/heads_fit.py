@@ -24,15 +24,17 @@ import sys
 import time
 from pathlib import Path
 
+from mediafm.readouts import DEFAULT_READOUT, READOUTS
+
 import harness  # benchmarks/harness.py, beside this script
 
 CLIPS_PER_TITLE = 80  # labelled clips a title of the synthetic catalogs (all tasks)
 SRC = Path(__file__).parents[1] / "src"
 
 
-def features(work: Path, clips: int, steps: int):
+def features(work: Path, clips: int, steps: int, readout: str):
     """(features, labels, tasks, seconds to embed, the catalog's folder) for a catalog of
-    ~``clips`` labelled clips."""
+    ~``clips`` labelled clips, through ``readout`` with the title part."""
     from mediafm.heads import clip_features
     from mediafm.model import MediaFM
     from mediafm.probes import read_labels
@@ -52,7 +54,7 @@ def features(work: Path, clips: int, steps: int):
     labels, tasks = read_labels(root / "labels.parquet", {})
     t = time.perf_counter()
     feats = clip_features(ShotStore(root / "store"), MediaFM.from_pretrained(root / "run"),
-                          labels, progress=False)
+                          labels, readout, progress=False)
     return feats, labels, tasks, time.perf_counter() - t, root
 
 
@@ -106,6 +108,8 @@ def main() -> None:
     p.add_argument("--baseline", type=Path, help="the src folder of another checkout to "
                    "fit with beside this one, in turns")
     p.add_argument("--fit", nargs=2, type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--readout", default=DEFAULT_READOUT, choices=READOUTS,
+                   help="the features' readout (default: the heads' default)")
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
     p.add_argument("--json")
     args = p.parse_args()
@@ -115,7 +119,8 @@ def main() -> None:
     trees = {"this tree": SRC} | ({"baseline": args.baseline} if args.baseline else {})
     sizes = []
     for clips in args.clips:
-        feats, labels, tasks, embed_s, root = features(Path(args.workdir), clips, args.steps)
+        feats, labels, tasks, embed_s, root = features(Path(args.workdir), clips, args.steps,
+                                                       args.readout)
         np.savez(root / "features.npz", X=feats.options[""], blocks=np.array(feats.blocks))
         runs: dict[str, list[dict]] = {name: [] for name in trees}
         for r in range(args.repeats):
@@ -137,6 +142,7 @@ def main() -> None:
                                          for t in size["scores"]["baseline"])
         sizes.append(size)
     result = {"benchmark": "heads_fit", "machine": harness.machine(), "repeats": args.repeats,
+              "readout": args.readout,
               "baseline": str(args.baseline) if args.baseline else None, "sizes": sizes}
     print(render(result))
     harness.write("heads_fit", result, args.json)
@@ -155,8 +161,10 @@ def render(r: dict) -> str:
                          f"{harness.fmt_ratio(s['speedup'])}; largest score difference "
                          f"{s['max_score_diff']:.4f}.")
     embed = ", ".join(f"{s['embed_s']:.0f} s" for s in r["sizes"])
+    readout = r.get("readout", "the default readout then")
     return "\n".join([f"{r['repeats']} rounds per size, each fit in a fresh process; "
-                      f"{r['sizes'][0]['dim']} features (embedding them is apart: {embed}).",
+                      f"{r['sizes'][0]['dim']} features ({readout} with the title part; "
+                      f"embedding them is apart: {embed}).",
                       "", harness.markdown_table(["labelled clips", "tree",
                                                   "fit, 6 tasks (s)", "cross-validated scores"],
                                                  rows), "", *notes, "",
