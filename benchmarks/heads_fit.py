@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from mediafm.readouts import DEFAULT_READOUT, READOUTS
-
 import harness  # benchmarks/harness.py, beside this script
 
 CLIPS_PER_TITLE = 80  # labelled clips a title of the synthetic catalogs (all tasks)
@@ -108,14 +106,19 @@ def main() -> None:
     p.add_argument("--baseline", type=Path, help="the src folder of another checkout to "
                    "fit with beside this one, in turns")
     p.add_argument("--fit", nargs=2, type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--readout", default=DEFAULT_READOUT, choices=READOUTS,
-                   help="the features' readout (default: the heads' default)")
+    p.add_argument("--readout", help="the features' readout (default: the heads' default)")
     p.add_argument("--workdir", default="/tmp/mediafm-bench")
     p.add_argument("--json")
     args = p.parse_args()
     if args.fit:
         print(json.dumps(fit_once(*args.fit)))
         return
+    # here, not at the top: ``--fit`` runs under a baseline checkout that may have no readouts
+    from mediafm.readouts import DEFAULT_READOUT, READOUTS
+
+    args.readout = args.readout or DEFAULT_READOUT
+    if args.readout not in READOUTS:
+        p.error(f"--readout {args.readout!r}: not one of {', '.join(READOUTS)}")
     trees = {"this tree": SRC} | ({"baseline": args.baseline} if args.baseline else {})
     sizes = []
     for clips in args.clips:

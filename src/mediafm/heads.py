@@ -169,8 +169,9 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
     """One head per task that has labelled clips (rows of ``feats`` are ``labels``'): every
     task's searches (one per outer fold, and the final choice on all its clips) side by side
     in ``workers`` processes of one math thread (None: one per core;
-    ``probes.linear.in_processes`` says why). Searches, not tasks, are the jobs: one task
-    keeps every core busy, and six of unequal cost (ranking has ten folds) finish together.
+    ``probes.linear.in_processes`` says why). Searches, not tasks, are the jobs, so one or
+    two tasks keep every core busy (on the six built-in tasks it measured the same as tasks
+    as jobs: they were already balanced on 2 cores).
 
     Always one math thread, in this process too: the search over block weights and alphas
     is a chain of discrete choices, and the round-off of a two-thread BLAS changed some
