@@ -70,6 +70,7 @@ def fit_once(features_path: Path, labels_path: Path) -> dict:
     feats = Features.of(data["X"], tuple(int(b) for b in data["blocks"]))
     labels, tasks = read_labels(labels_path, {})
     t = time.perf_counter()
+    choices = {}  # task -> [alpha, block weights] of the head (checkouts with fit_heads)
     try:
         from mediafm.heads import fit_heads
     except ImportError:
@@ -82,8 +83,10 @@ def fit_once(features_path: Path, labels_path: Path) -> dict:
             choose(sub, y, groups[idx], task.metric)
             scores[task.name] = score(task.metric, y, oof, groups[idx])
     else:
-        scores = {n: h.info["cv"]["score"] for n, h in fit_heads(feats, labels, tasks).items()}
-    return {"seconds": time.perf_counter() - t, "scores": scores}
+        heads = fit_heads(feats, labels, tasks)
+        scores = {n: h.info["cv"]["score"] for n, h in heads.items()}
+        choices = {n: [h.info["alpha"], h.info["block_weights"]] for n, h in heads.items()}
+    return {"seconds": time.perf_counter() - t, "scores": scores, "choices": choices}
 
 
 def fit_in(src: Path, features_path: Path, labels_path: Path) -> dict:
@@ -136,13 +139,17 @@ def main() -> None:
                 "dim": int(feats.options[""].shape[1]), "embed_s": embed_s,
                 "fit_s": {n: harness.summary([x["seconds"] for x in v])
                           for n, v in runs.items()},
-                "scores": {n: v[-1]["scores"] for n, v in runs.items()}}
+                "scores": {n: v[-1]["scores"] for n, v in runs.items()},
+                "choices": {n: v[-1].get("choices", {}) for n, v in runs.items()}}
         if args.baseline:
             size["speedup"] = harness.ratio([x["seconds"] for x in runs["baseline"]],
                                             [x["seconds"] for x in runs["this tree"]])
             size["max_score_diff"] = max(abs(size["scores"]["this tree"][t]
                                              - size["scores"]["baseline"][t])
                                          for t in size["scores"]["baseline"])
+            ours, theirs = size["choices"]["this tree"], size["choices"]["baseline"]
+            if theirs:  # the final (alpha, block weights) of each head
+                size["same_choices"] = sum(ours[t] == theirs[t] for t in theirs)
         sizes.append(size)
     result = {"benchmark": "heads_fit", "machine": harness.machine(), "repeats": args.repeats,
               "readout": args.readout,
@@ -162,7 +169,10 @@ def render(r: dict) -> str:
         if "speedup" in s:
             notes.append(f"{s['clips']:,} clips: baseline / this tree "
                          f"{harness.fmt_ratio(s['speedup'])}; largest score difference "
-                         f"{s['max_score_diff']:.4f}.")
+                         f"{s['max_score_diff']:.4f}"
+                         + (f"; the same final choice (alpha, block weights) on "
+                            f"{s['same_choices']} of {len(s['tasks'])} heads"
+                            if "same_choices" in s else "") + ".")
     embed = ", ".join(f"{s['embed_s']:.0f} s" for s in r["sizes"])
     readout = r.get("readout", "the default readout then")
     return "\n".join([f"{r['repeats']} rounds per size, each fit in a fresh process; "

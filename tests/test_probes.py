@@ -184,6 +184,30 @@ def test_dual_and_primal_ridge_agree():
                                rtol=1e-6, atol=1e-8)
 
 
+def test_the_alpha_walk_finds_the_best_of_a_unimodal_grid():
+    """``walk`` (how the search tries alphas) finds the best point of any unimodal curve from
+    any start, the smallest of a tied top as a sweep would, in 3 tries when the start is
+    best; a curve with two peaks may stop at the nearer one (what it trades for its solves)."""
+    from mediafm.probes.linear import walk
+
+    n = 6
+    for peak in range(n):
+        curve = [-abs(i - peak) for i in range(n)]
+        for start in range(n):
+            calls = []
+            tried = walk(lambda i, c=curve, k=calls: k.append(i) or c[i], start, n)
+            assert max(tried, key=tried.get) == peak and len(calls) == len(set(calls))
+            if start == peak:
+                assert len(calls) == (2 if peak in (0, n - 1) else 3)
+    plateau = [0, 1, 1, 1, 0, 0]  # the sweep's choice: the first of the tie
+    tried = walk(plateau.__getitem__, 3, n)
+    best = max(tried.values())
+    assert min(i for i in tried if tried[i] == best) == 1
+    two_peaks = [5, 0, 0, 1, 2, 1]
+    tried = walk(two_peaks.__getitem__, 3, n)
+    assert max(tried, key=tried.get) == 4 and 0 not in tried
+
+
 def test_a_block_of_one_vector_a_title_is_solved_in_its_span():
     """A block that is one vector per title (the title part) spans at most as many
     dimensions as the fold has titles: the inner fold keeps only those, and its predictions
