@@ -119,10 +119,14 @@ def fit_head(task: Task, names: list[str], feats: Features, y: np.ndarray,
              groups: np.ndarray, folds: int) -> Head:
     """One task's head: block weights and alpha chosen by grouped CV on all its clips; the
     out-of-fold predictions of a nested CV (each fold chooses on its own training titles)
-    give the reported score and the Platt calibration."""
-    oof, _ = out_of_fold(feats, y, groups, task.metric, folds)
-    return head_of(task, names, y, groups, folds, oof,
-                   final_fit(feats, y, groups, task.metric))
+    give the reported score and the Platt calibration. One math thread, as ``fit_heads``
+    (which says why): the same head whichever of the two fits it."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        oof, _ = out_of_fold(feats, y, groups, task.metric, folds)
+        return head_of(task, names, y, groups, folds, oof,
+                       final_fit(feats, y, groups, task.metric))
 
 
 def final_fit(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str
