@@ -246,7 +246,7 @@ def walk(score_at: Callable[[int], float], start: int, n: int) -> dict[int, floa
     candidate's best alpha is nearly always its predecessor's or a neighbour. Where the score
     is unimodal in alpha (ridge's bias-variance curve), the walk finds the grid's best in
     3-4 solves instead of 6: measured on the heads benchmark's six tasks (10k clips, 1,152
-    columns), 45% of the sweep's Cholesky solves, the same six heads and 2.0x faster. The
+    columns), 45% of the sweep's Cholesky solves, the same six heads and 1.95x faster. The
     search walks only where the inner folds have more rows than columns (the Gram form, whose
     solves cost the cube of the columns); with fewer rows (the kernel form: few titles, cheap
     solves) it sweeps every alpha, because there the score is often not unimodal: on 1k clips
