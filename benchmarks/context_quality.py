@@ -351,7 +351,7 @@ def main() -> None:
     if unknown:
         p.error(f"unknown recipe(s) {unknown}; known: {list(RECIPES)}")
     if args.table or args.summary:
-        records = current(json.loads(Path(args.json).read_text()))
+        records = current(json.loads(Path(args.json).read_text()), args.probe_seeds)
         print(summary(records, args.summary) if args.summary else table(records))
         return
     run(args)
