@@ -173,7 +173,8 @@ class InnerFold:
     The two give the same ridge predictions; the smaller one is cheaper. In the kernel form the
     weighted kernel is a sum of per-block kernels computed once, so a new weight costs a sum
     and a solve, not a product over every column; in the Gram form the weights go on the
-    diagonal (``predictor``), so a new weight costs a copy and a solve. Six Cholesky solves
+    diagonal (``predictor``), so a new weight costs a copy and a solve (factored in float32,
+    refined: ``refined_solver``). Six Cholesky solves
     cost ~0.6x one eigendecomposition at 512 columns on one core (and the search asks for
     3-4 of the six: ``walk``); it makes thousands of them.
     Blocks that span fewer dimensions than they have columns (the title part) are first
@@ -195,9 +196,9 @@ class InnerFold:
             self.kernels = [z @ z.T for z in zs]
             self.cross = [h @ z.T for h, z in zip(hs, zs, strict=True)]
         else:
-            # float64 once here, not per solve (the solution is float64)
+            # both precisions once here, not per solve (``refined_solver``)
             self.gram, self.zty = (Z.T @ Z).astype(np.float64), Z.T @ self.yc
-            self.held = H.astype(np.float64)
+            self.gram32, self.held = self.gram.astype(np.float32), H.astype(np.float64)
 
     def predict(self, block_weights: tuple[float, ...] | None = None) -> dict[float, np.ndarray]:
         """alpha -> held-out predictions, for every alpha of ``ALPHAS``."""
@@ -214,27 +215,82 @@ class InnerFold:
         if self.dual:
             K = sum(w * w * k for w, k in zip(bw, self.kernels, strict=True) if w)
             C = sum(w * w * c for w, c in zip(bw, self.cross, strict=True) if w)
-            rhs, out, ridge = self.yc, C, np.ones(len(K))
+            solve, out = float64_solver(K, np.ones(len(K)), self.yc), C
         else:  # a block of weight 0 is no columns at all (tone's search ends with 5 of 10)
             w = np.repeat(bw, self.blocks)
             on = np.flatnonzero(w)
             # (D G D + a I)^-1 D Z^T y with D = diag(w) predicts H D of it: the same as
             # H (G + a D^-2)^-1 Z^T y, the weights on the diagonal instead of on every entry
-            every = len(on) == len(w)
-            K = self.gram if every else self.gram[np.ix_(on, on)]
-            rhs, out = (self.zty, self.held) if every else (self.zty[on], self.held[:, on])
-            ridge = 1.0 / w[on] ** 2
-        # K + a I in one reused buffer, factored in place: the same solves without a new
-        # matrix per alpha (measured 1.6x faster at 640 columns on one thread)
-        buf = np.empty_like(K)
+            if len(on) == len(w):
+                K, K32, rhs, out = self.gram, self.gram32, self.zty, self.held
+            else:
+                pick = np.ix_(on, on)
+                K, K32, rhs = self.gram[pick], self.gram32[pick], self.zty[on]
+                out = self.held[:, on]
+            solve = refined_solver(K, K32, 1.0 / w[on] ** 2, rhs)
+        return lambda alpha: out @ solve(alpha) + self.y_mean
 
-        def at(alpha: float) -> np.ndarray:
-            np.copyto(buf, K)
-            buf.flat[::len(K) + 1] += alpha * ridge
+
+def float64_solver(K: np.ndarray, ridge: np.ndarray, rhs: np.ndarray
+                   ) -> Callable[[float], np.ndarray]:
+    """alpha -> (K + alpha diag(ridge))^-1 rhs in float64: the kernel form's solves (a few
+    hundred rows), where ``refined_solver``'s extra steps cost more than float32 saves
+    (measured: the 1k-clip heads 1.08x slower with it)."""
+    buf = np.empty_like(K, dtype=np.float64)
+
+    def solve(alpha: float) -> np.ndarray:
+        np.copyto(buf, K)
+        buf.flat[::len(K) + 1] += alpha * ridge
+        return cho_solve(cho_factor(buf, overwrite_a=True, check_finite=False), rhs,
+                         check_finite=False)
+
+    return solve
+
+
+REFINED_TOL = 1e-2  # the largest correction (relative) a float32 solve may need
+
+
+def refined_solver(K: np.ndarray, K32: np.ndarray, ridge: np.ndarray, rhs: np.ndarray
+                   ) -> Callable[[float], np.ndarray]:
+    """alpha -> (K + alpha diag(ridge))^-1 rhs, factored in float32 and refined once.
+
+    Why: the factorisations are most of the heads' and probes' time, and one in float32
+    costs half one in float64 (1,152 columns, one thread). The Gram matrix is computed from
+    float32 features, so it holds float32's accuracy whatever the solve's precision; one
+    step of iterative refinement against the float64 system (a residual and two triangular
+    solves, not another factorisation) takes the float32 solution most of the way to the
+    float64 one. Where that step is larger than ``REFINED_TOL`` of the solution (a system
+    too ill-conditioned for float32), or float32 cannot factor it, the solve is done in
+    float64. Measured on the heads benchmark's 10k clips (one search on all clips a task):
+    float32 alone ended popularity's search on other block weights (alpha 0.1); refined,
+    all six made the float64 choices. ``K + alpha diag(ridge)`` is built in one reused
+    buffer and factored in place: no new matrix per alpha (1.6x faster at 640 columns).
+    """
+    buf, rhs = np.empty_like(K32), np.asarray(rhs, np.float64)
+    rhs32 = rhs.astype(np.float32)
+
+    def exact(d: np.ndarray) -> np.ndarray:
+        full = K.copy()
+        full.flat[::len(K) + 1] += d
+        return cho_solve(cho_factor(full, overwrite_a=True, check_finite=False), rhs,
+                         check_finite=False)
+
+    def solve(alpha: float) -> np.ndarray:
+        d = alpha * ridge
+        np.copyto(buf, K32)
+        buf.flat[::len(K32) + 1] += d.astype(np.float32)
+        try:
             factor = cho_factor(buf, overwrite_a=True, check_finite=False)
-            return out @ cho_solve(factor, rhs, check_finite=False) + self.y_mean
+        except np.linalg.LinAlgError:
+            return exact(d)
+        x = cho_solve(factor, rhs32, check_finite=False).astype(np.float64)
+        residual = rhs - K @ x - d[:, None] * x  # rhs: (rows, outputs)
+        step = cho_solve(factor, residual.astype(np.float32), check_finite=False)
+        if np.linalg.norm(step) > REFINED_TOL * np.linalg.norm(x):
+            return exact(d)
+        return x + step
 
-        return at
+    return solve
 
 
 def walk(score_at: Callable[[int], float], start: int, n: int) -> dict[int, float]:
