@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import shutil
 import socket
 import threading
@@ -336,8 +337,18 @@ def test_a_person_clicks_through_the_explorer(which, synthetic, ingested, tmp_pa
                 said.send_keys("buried under the old oak tree\n")
                 hit = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "ol.hits li")))
                 assert hit.get_attribute("data-title") == "odd"
-                marked = [m.text.lower() for m in hit.find_elements(By.CSS_SELECTOR, "mark")]
-                assert "buried" in marked and "oak" in marked
+                # the query's words that the transcribed line says are marked, no others.
+                # Whisper tiny.en hears this synthetic voice differently by CPU and thread
+                # count ("buried under the old oak tree" on one host, "are done, the little
+                # oak tree" on another, one thread); "oak tree" on every one measured
+                def bare(text: str) -> set[str]:
+                    return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+                line = bare(hit.find_element(By.CSS_SELECTOR, ".line").text)
+                marked = bare(" ".join(m.text for m in
+                                       hit.find_elements(By.CSS_SELECTOR, "mark")))
+                asked = {"buried", "under", "old", "oak", "tree"}  # "the": a stop word
+                assert {"oak", "tree"} <= marked and marked == asked & line
                 browser.save_screenshot(str(tmp_path / "said.png"))
                 hit.click()
                 wait.until(lambda b: b.execute_script(
