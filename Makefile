@@ -40,10 +40,10 @@ system-deps:
 demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
-# Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py):
-# 711 s for the 204 tests in a fresh clone here (cold compiler and model caches, as in CI; 748 s
-# before the probe's Cholesky sweep), against 852 s in one process on an older tree.
-# TEST_WORKERS=0 runs them in one process.
+# Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py).
+# The 294 tests on 2-core AMD EPYC hosts: 13:20 with AVX2 only (19:06 before the tests that
+# train were sized to what they assert), 7:43 with AVX-512 (before that). TEST_WORKERS=0 runs
+# them in one process. Every run lists its 15 slowest tests.
 TEST_WORKERS ?= 2
 test: install system-deps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
