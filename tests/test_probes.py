@@ -297,6 +297,51 @@ def test_a_block_weight_of_zero_drops_the_block():
             np.testing.assert_allclose(none[alpha], np.tile(Y[fit].mean(0), (30, 1)))
 
 
+def test_moving_one_block_shares_the_other_blocks_factorisation():
+    """``predictor(weights, vary=b)`` (the search's step on block b: the other blocks
+    factored once per alpha and shared by every weight of b, ``Bordered``; in the kernel
+    form, their kernel sum) gives the ridge predictions on the weighted columns for every
+    weight of b (0 included), other blocks dropped or not, at every alpha; and still where
+    float32 cannot hold the system (a wide block of nearly one direction at alpha 0.1: that
+    alpha is solved in float64)."""
+    from mediafm.probes.linear import ALPHAS, Bordered, InnerFold
+
+    def ridge(X, Y, fit, held, blocks, weights, alpha):
+        mean, std = X[fit].mean(0), X[fit].std(0) + 1e-6
+        w = np.repeat(weights, blocks)
+        Z, H = (X[fit] - mean) / std * w, (X[held] - mean) / std * w
+        beta = np.linalg.solve(Z.T @ Z + alpha * np.eye(len(w)),
+                               Z.T @ (Y[fit] - Y[fit].mean(0)))
+        return H @ beta + Y[fit].mean(0)
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(300, 30)), rng.normal(size=(300, 2))
+    fit, held, blocks = np.arange(200), np.arange(200, 300), (10, 12, 8)
+    for dual in (False, True):  # the kernel form keeps the other blocks' kernel sum
+        fold = InnerFold(X, Y, fit, held, blocks, dual=dual)
+        for others in ((1.0, 0.3), (0.0, 1.0)):
+            for b in range(3):
+                for wb in (1.0, 0.1, 0.0):
+                    weights = (*others[:b], wb, *others[b:])
+                    at = fold.predictor(weights, vary=b)
+                    shared = fold.rest_kernels[0] if dual else fold.bordered.key
+                    assert shared == Bordered.key_of(np.array(weights), b)
+                    for alpha in ALPHAS:
+                        want = ridge(X, Y, fit, held, blocks, weights, alpha)
+                        np.testing.assert_allclose(at(alpha), want, rtol=1e-5,
+                                                   atol=1e-5 * np.abs(want).max())
+
+    X = np.hstack([rng.normal(size=(3000, 22)),
+                   rng.normal(size=(3000, 1)) + 1e-4 * rng.normal(size=(3000, 300))])
+    Y = rng.normal(size=(3000, 2))
+    fit, held, blocks = np.arange(2000), np.arange(2000, 3000), (10, 12, 300)
+    fold = InnerFold(X, Y, fit, held, blocks, dual=False)
+    got = fold.predictor((1.0, 0.3, 1.0), vary=0)(0.1)
+    assert 0.1 in fold.bordered.exact  # float32 was not enough there: solved in float64
+    want = ridge(X, Y, fit, held, blocks, (1.0, 0.3, 1.0), 0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
 def test_position_baseline_gets_the_clock_the_model_gets(store):
     """The position block of the position-aware baseline is the title clock's features
     (``model.clock_features``) pooled over the clip's shots, and a probe reads a story-arc
