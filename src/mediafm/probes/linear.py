@@ -179,8 +179,9 @@ class InnerFold:
     3-4 of the six: ``walk``); it makes thousands of them.
     Blocks that span fewer dimensions than they have columns (the title part) are first
     given in a basis of their span (``in_span``), and blocks of weight 0 are left out of the
-    solve: fewer columns, the same predictions. In the Gram form, the search's steps on one
-    block's weight share the factorisation of the other blocks (``Bordered``).
+    solve: fewer columns, the same predictions. The search's steps on one block's weight
+    share what the other blocks contribute: in the Gram form their factorisation
+    (``Bordered``), in the kernel form their kernel sum (``weighted_kernels``).
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, fit: np.ndarray, held: np.ndarray,
@@ -217,7 +218,8 @@ class InnerFold:
         ``vary``: the block the caller is moving while the other weights stay (the
         coordinate search's step). In the Gram form the other blocks' part of the system is
         then factored once per alpha and shared by every weight tried for that block
-        (``Bordered``), so a weight costs a factorisation of its block alone."""
+        (``Bordered``), so a weight costs a factorisation of its block alone; in the kernel
+        form their kernel sum is kept."""
         bw = np.ones(len(self.blocks)) if block_weights is None else np.asarray(block_weights)
         if not bw.any():  # every block dropped: the mean
             return lambda alpha: np.zeros((self.n_held, len(self.y_mean))) + self.y_mean
