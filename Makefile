@@ -74,6 +74,7 @@ bench: install system-deps
 	$(PY) benchmarks/scenes.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/heads_fit.py
+	$(PY) benchmarks/probe_speed.py
 	$(PY) benchmarks/readme.py
 
 # On a machine with a CUDA GPU: base at 512 shots with bf16 and compile, embedding, and the

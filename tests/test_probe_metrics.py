@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score
 
 from mediafm.probes.metrics import (
     average_precision,
+    column_aps,
     kendall_tau_b,
     macro_ap,
     mean_tau_within,
@@ -36,6 +37,31 @@ def test_micro_macro_match_sklearn():
     S = rng.random((150, 7)) + Y * 0.3
     assert macro_ap(Y, S) == pytest.approx(average_precision_score(Y, S, average="macro"))
     assert micro_ap(Y, S) == pytest.approx(average_precision_score(Y, S, average="micro"))
+
+
+def test_column_aps_are_each_columns_ap_as_sklearn_has_it():
+    """All columns at once (ties, a column of one score, one without a positive) give each
+    column's sklearn AP, and ``average_precision``'s to the bit; the probe's scores of
+    several predictions at once are its scores of each."""
+    from mediafm.probes.linear import score, scores_of
+
+    rng = np.random.default_rng(3)
+    Y = rng.random((120, 6)) < [0.3, 0.05, 0.5, 0.2, 0.0, 0.4]
+    S = np.round(rng.random((120, 6)) + 0.3 * Y, 1)  # ties within columns
+    S[:, 3] = 0.5  # one block of ties: every positive at the precision of the whole column
+    aps = column_aps(Y, S)
+    for j in range(6):
+        if Y[:, j].any():
+            assert aps[j] == pytest.approx(average_precision_score(Y[:, j], S[:, j]))
+            assert aps[j] == average_precision(Y[:, j], S[:, j])  # to the bit: same choices
+        else:
+            assert np.isnan(aps[j])
+    groups = np.repeat(np.arange(12), 10)
+    preds = [rng.random((120, 6)) for _ in range(3)]
+    for metric, y in (("ap", Y[:, 0]), ("macro_ap", Y), ("micro_ap", Y)):
+        ps = [p[:, 0] for p in preds] if y.ndim == 1 else preds
+        want = [score(metric, y, p, groups) for p in ps]
+        assert scores_of(metric, y, ps, groups) == want
 
 
 @pytest.mark.parametrize("seed", range(5))

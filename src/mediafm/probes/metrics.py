@@ -35,11 +35,43 @@ def average_precision(y: np.ndarray, score: np.ndarray) -> float:
     return float(np.sum(hits / rank) / n_pos)
 
 
+def column_aps(Y: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """The AP of each column of scores ``S`` against the labels ``Y`` (``average_precision``
+    of each; NaN for a column without a positive), all columns at once.
+
+    Why: the probe scores genre's labels, and the predictions at each alpha, for every
+    candidate it tries; column by column that was a sixth of the demo's probe time. The same
+    numbers as ``average_precision`` of each column, to the bit: the same stable order, and
+    each column's terms summed alone by ``np.sum`` (the sum's order is its round-off). One
+    column alone is faster by ``average_precision``, which skips the tie bookkeeping when
+    there are no ties (the heads' thousands of clips)."""
+    Y, S = np.asarray(Y, dtype=bool), np.asarray(S)
+    n, m = S.shape
+    out = np.full(m, np.nan)
+    if n == 0:
+        return out
+    order = np.argsort(-S.astype(np.float64, copy=False), axis=0, kind="mergesort")
+    s, yy = np.take_along_axis(S, order, 0), np.take_along_axis(Y, order, 0)
+    # each row's rank is the end of its block of tied scores (1-based): a tie ranks as one
+    last = np.ones((n, m), dtype=bool)
+    last[:-1] = s[1:] != s[:-1]
+    end = np.minimum.accumulate(np.where(last, np.arange(n)[:, None], n)[::-1], axis=0)[::-1]
+    hits = np.take_along_axis(np.cumsum(yy, axis=0), end, 0)  # positives up to it
+    n_pos = yy.sum(axis=0)
+    has = np.flatnonzero(n_pos)
+    if len(has):
+        terms = (hits / (end + 1)).T[yy.T]  # precision at each positive, column by column
+        ends = np.cumsum(n_pos[has])
+        out[has] = [np.sum(terms[a:b]) / (b - a)
+                    for a, b in zip(ends - n_pos[has], ends, strict=True)]
+    return out
+
+
 def macro_ap(Y: np.ndarray, S: np.ndarray) -> float:
     """Mean AP over labels that have at least one positive."""
-    aps = [average_precision(Y[:, j], S[:, j]) for j in range(Y.shape[1])]
-    aps = [a for a in aps if not np.isnan(a)]
-    return float(np.mean(aps)) if aps else float("nan")
+    aps = column_aps(Y, S)
+    aps = aps[~np.isnan(aps)]
+    return float(np.mean(aps)) if len(aps) else float("nan")
 
 
 def micro_ap(Y: np.ndarray, S: np.ndarray) -> float:
