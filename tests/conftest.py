@@ -50,6 +50,30 @@ def random_shots(n_titles: int = 3, n_shots: int = 5, dims=(6, 4, 3), seed: int 
     return pd.DataFrame(rows)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the slow end-to-end tests first, dealt in turn to the workers.
+
+    Why: ``--dist worksteal`` gives each worker a contiguous share of the collected tests
+    and then balances by moving tests from the end of one queue to an idle worker. In file
+    order the first share held most of the slow tests (the CLI flow and the demo, the three
+    context tests), which one worker then ran one after another while the other, done,
+    could only take its short tests. Dealt first into every share, the long tests start at
+    once on both workers and the queues end with short tests, which balance well."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    shares, left = [], len(items)
+    for k in range(workers):  # the shares worksteal cuts: what is left // workers left
+        size = left // (workers - k)
+        mine = slow[k::workers]
+        take = max(0, size - len(mine))
+        shares.append(mine + rest[:take])
+        rest, left = rest[take:], left - size
+    items[:] = [item for share in shares for item in share] + rest
+
+
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory):
     """The built-in synthetic catalog, small: 24 titles, one of them longer than 512 shots."""
