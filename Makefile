@@ -41,9 +41,9 @@ demo: install
 	$(VENV)/bin/mediafm demo --out demo_out
 
 # Two workers (pytest-xdist) on CI's two cores, one math thread each (tests/conftest.py).
-# The 294 tests on 2-core AMD EPYC hosts: 13:20 with AVX2 only (19:06 before the tests that
-# train were sized to what they assert), 7:43 with AVX-512 (before that). TEST_WORKERS=0 runs
-# them in one process. Every run lists its 15 slowest tests.
+# The 296 tests on 2-core AMD EPYC hosts: 13:49 with AVX2 only (17:07 the same day before the
+# slow tests were dealt first to both workers, tests/conftest.py), 7:43 with AVX-512 (294
+# tests, earlier). TEST_WORKERS=0 runs them in one process. Every run lists its 15 slowest.
 TEST_WORKERS ?= 2
 test: install system-deps
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal

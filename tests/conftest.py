@@ -58,16 +58,25 @@ def pytest_collection_modifyitems(config, items):
     order the first share held most of the slow tests (the CLI flow and the demo, the three
     context tests), which one worker then ran one after another while the other, done,
     could only take its short tests. Dealt first into every share, the long tests start at
-    once on both workers and the queues end with short tests, which balance well."""
+    once on both workers and the queues end with short tests, which balance well. Slow
+    tests that share a module-scoped fixture (a trained run) are dealt together, so one
+    worker builds it."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers < 2:
         return
-    slow = [item for item in items if item.get_closest_marker("slow")]
+    units: dict = {}  # slow tests that share a module-scoped fixture go to one worker
+    for item in items:
+        if item.get_closest_marker("slow"):
+            defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+            shared = tuple(sorted(n for n, d in defs.items() if d and d[-1].scope == "module"))
+            units.setdefault((item.module.__name__, shared) if shared else item.nodeid,
+                             []).append(item)
     rest = [item for item in items if not item.get_closest_marker("slow")]
+    dealt = list(units.values())
     shares, left = [], len(items)
     for k in range(workers):  # the shares worksteal cuts: what is left // workers left
         size = left // (workers - k)
-        mine = slow[k::workers]
+        mine = [item for unit in dealt[k::workers] for item in unit]
         take = max(0, size - len(mine))
         shares.append(mine + rest[:take])
         rest, left = rest[take:], left - size

@@ -184,6 +184,23 @@ def test_dual_and_primal_ridge_agree():
                                rtol=1e-6, atol=1e-8)
 
 
+def test_lapack_solve_is_scipys_to_the_bit():
+    """The kernel form's solve calls LAPACK as ``cho_solve(cho_factor())`` does: the same
+    bits (so the probes' choices do not move), and a clear error on a matrix that is not
+    positive definite."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    from mediafm.probes.linear import cho_solve_in_place
+
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(120, 200))
+    K, b = Z @ Z.T + 0.1 * np.eye(120), rng.normal(size=(120, 3))
+    want = cho_solve(cho_factor(K), b)
+    assert np.array_equal(cho_solve_in_place(K.copy(), b), want)
+    with pytest.raises(np.linalg.LinAlgError):
+        cho_solve_in_place(-K, b)
+
+
 def test_float32_solves_refined_once_are_as_close_as_the_data_allow():
     """``refined_solver``: a float32 factorisation, one refinement step against the float64
     system, float64 where that is not enough. On a Gram matrix of correlated columns (what

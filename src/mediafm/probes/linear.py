@@ -418,17 +418,15 @@ def float64_solver(K: np.ndarray, ridge: np.ndarray, rhs: np.ndarray
 
 
 def cho_solve_in_place(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A^-1 b for a symmetric positive definite A (overwritten), by LAPACK's potrf and potrs:
-    what ``cho_solve(cho_factor(A))`` calls, the same result, without SciPy's checks and
-    dispatch around each call (the kernel form makes ~180k solves of a few hundred rows in
-    the demo's probes, where that was a tenth of their time). Raises LinAlgError where A is
-    not positive definite."""
-    potrf, potrs = (lapack.spotrf, lapack.spotrs) if A.dtype == np.float32 else (
-        lapack.dpotrf, lapack.dpotrs)
-    c, info = potrf(A, lower=0, overwrite_a=1, clean=0)
+    """A^-1 b for a symmetric positive definite float64 A (overwritten), by LAPACK's dpotrf
+    and dpotrs: what ``cho_solve(cho_factor(A))`` calls, the same result, without SciPy's
+    checks and dispatch around each call (the kernel form makes ~180k solves of a few
+    hundred rows in the demo's probes, where those were a tenth of their time). Raises
+    LinAlgError where A is not positive definite."""
+    c, info = lapack.dpotrf(A, lower=0, overwrite_a=1, clean=0)
     if info:
         raise np.linalg.LinAlgError(f"potrf: info {info}")
-    x, info = potrs(c, b, lower=0)
+    x, info = lapack.dpotrs(c, b, lower=0)
     if info:
         raise ValueError(f"potrs: info {info}")
     return x
