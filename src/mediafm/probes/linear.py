@@ -22,6 +22,7 @@ from mediafm.probes.metrics import (
     average_precision,
     column_aps,
     macro_ap,
+    mean_of_labels,
     mean_tau_within,
     micro_ap,
 )
@@ -66,8 +67,7 @@ def scores_of(metric: str, y: np.ndarray, preds: list[np.ndarray], groups: np.nd
     aps = column_aps(np.tile(Y, len(preds)), S).reshape(len(preds), -1)
     if metric != "macro_ap":
         return [float(a[0]) for a in aps]
-    return [float(np.mean(a[~np.isnan(a)])) if (~np.isnan(a)).any() else float("nan")
-            for a in aps]
+    return [mean_of_labels(a) for a in aps]
 
 
 class Ridge:

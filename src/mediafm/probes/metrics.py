@@ -69,7 +69,11 @@ def column_aps(Y: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 def macro_ap(Y: np.ndarray, S: np.ndarray) -> float:
     """Mean AP over labels that have at least one positive."""
-    aps = column_aps(Y, S)
+    return mean_of_labels(column_aps(Y, S))
+
+
+def mean_of_labels(aps: np.ndarray) -> float:
+    """The mean of per-label APs, leaving out labels without a positive (NaN)."""
     aps = aps[~np.isnan(aps)]
     return float(np.mean(aps)) if len(aps) else float("nan")
 
