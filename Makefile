@@ -72,6 +72,7 @@ bench: install system-deps
 	$(PY) benchmarks/asr_search.py
 	$(PY) benchmarks/shot_boundaries.py
 	$(PY) benchmarks/scenes.py
+	$(PY) benchmarks/scenes.py --families
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/heads_fit.py
 	$(PY) benchmarks/probe_speed.py

@@ -68,6 +68,7 @@ POSITION_AWARE = AVERAGE_TITLE_POSITION
 PAIRED = WITH_TITLE_POSITION
 ARC_TASKS = ("clip_worthy", "popularity")
 SCORE_KEYS = ("task", "metric", "method", "score", "std")  # what a probe record scores
+LEGACY_CUT = "2@1.5"  # how a readout's scene blocks cut scenes before 2026-12-06 (windows@bar)
 
 
 def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
@@ -118,6 +119,7 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
                                  10 if task.kind == "ranking" else 5, probe_seeds))
             keys.append({"task": task.name, "metric": task.metric, "method": method})
     common = {"draw": draw, "spec": asdict(spec), "n_shots": store.info.n_shots,
+              "scene_cut": scene_cut(readout),
               "train_s": train_s, "val_loss": val.get("model/loss"),
               "neighbour_mean_loss": val.get("neighbour_mean/loss"),
               "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides,
@@ -128,11 +130,28 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
                      for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
 
 
-def variant(record: dict) -> tuple[tuple[str, ...], str, int]:
-    """(training overrides, readout, titles a catalog) of a record; records before readouts
-    were varied used ``input+context``, the default then (and probe seeds 0, 1)."""
-    return (tuple(record["overrides"]), record.get("readout", LEGACY_READOUT),
-            record["spec"]["n_titles"])
+def scene_cut(readout: str) -> str:
+    """How ``readout``'s scene blocks cut a title into scenes now (``windows@bar``; "" for a
+    readout without one)."""
+    from mediafm.changepoints import READOUT_BAR, READOUT_WINDOWS
+
+    if "+scene" not in readout:
+        return ""
+    return f"{','.join(map(str, READOUT_WINDOWS))}@{READOUT_BAR}"
+
+
+def variant(record: dict) -> tuple[tuple[str, ...], str, int, str]:
+    """(training overrides, readout, titles a catalog, scene cut) of a record; records before
+    readouts were varied used ``input+context``, the default then (and probe seeds 0, 1);
+    records before the cut was recorded cut at ``LEGACY_CUT``."""
+    readout = record.get("readout", LEGACY_READOUT)
+    cut = record.get("scene_cut", LEGACY_CUT) if "+scene" in readout else ""
+    return tuple(record["overrides"]), readout, record["spec"]["n_titles"], cut
+
+
+def readout_name(v: tuple) -> str:
+    """A variant's readout as the tables name it: with its scene cut where not the first."""
+    return v[1] + (f" (scenes cut {v[3]})" if v[3] not in ("", LEGACY_CUT) else "")
 
 
 def variant_dir(overrides: list[str], titles: int) -> str:
@@ -276,7 +295,7 @@ def ablation(records: list[dict], held_out: bool = False) -> str:
     done = {}
     for r in chosen:
         done.setdefault(variant(r), set()).add(r["draw"])
-    draws = done.get(((), DEFAULT_READOUT, 60), set())
+    draws = done.get(((), DEFAULT_READOUT, 60, LEGACY_CUT), set())
     variants = sorted(v for v, got in done.items() if got >= draws)
     tasks = [*SCENE_TASKS, "genre"]
     rows = []
@@ -286,7 +305,7 @@ def ablation(records: list[dict], held_out: bool = False) -> str:
         for task in tasks:
             m = [x for _, x, _ in got.get(task, [])]
             cells.append(f"{sum(x > 0 for x in m)}/{len(m)}, {np.median(m):+.3f}" if m else "-")
-        rows.append([" ".join(v[0]) or "default", v[1], str(v[2]), *cells])
+        rows.append([" ".join(v[0]) or "default", readout_name(v), str(v[2]), *cells])
     return (f"{'Held-out' if held_out else 'Tuning'} draws {', '.join(map(str, sorted(draws)))}: "
             "draws MediaFM won, median margin over the best naive baseline.\n\n"
             + harness.markdown_table(["recipe (overrides)", "readout", "titles", *tasks], rows))
@@ -342,16 +361,21 @@ def render(records: list[dict]) -> str:
     the readout measured last), then the variants tried on the tuning draws."""
     recipe = [r for r in records if r["draw"] >= 100 and not r["overrides"]]
     out, held = "", []
+    now = (DEFAULT_READOUT, scene_cut(DEFAULT_READOUT))
     for titles in sorted({variant(r)[2] for r in recipe}):
-        readouts = [variant(r)[1] for r in recipe if variant(r)[2] == titles]
-        readout = DEFAULT_READOUT if DEFAULT_READOUT in readouts else readouts[-1]
-        mine = [r for r in recipe if variant(r)[1:] == (readout, titles)]
+        # the default readout as it cuts scenes now, else as it cut them, else the last one
+        have = [variant(r) for r in recipe if variant(r)[2] == titles]
+        v = next((v for v in have if (v[1], v[3]) == now), None) or next(
+            (v for v in reversed(have) if v[1] == DEFAULT_READOUT), have[-1])
+        mine = [r for r in recipe if variant(r) == v]
         held += mine
-        note = ("the default readout" if readout == DEFAULT_READOUT else
+        note = ("the default readout" if (v[1], v[3]) == now else
+                f"the default readout with its scenes cut as before, {v[3]} (windows@bar)"
+                if v[1] == DEFAULT_READOUT else
                 f"not yet measured with the default readout ({DEFAULT_READOUT}): the readout")
         out += (f"{len({r['draw'] for r in mine})} held-out draws (100 and on) of {titles} "
                 "titles, the tiny default recipe; in-context clip embeddings (mean-pooled, "
-                f"{note}, {readout}) against the best naive baseline per task.\n\n"
+                f"{note}, {v[1]}) against the best naive baseline per task.\n\n"
                 + table(mine) + "\n\n")
     if len({variant(r) for r in records if r["draw"] >= 100}) > 1:
         out += ablation(records, held_out=True) + "\n\n"
@@ -381,14 +405,14 @@ def main() -> None:
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
     seeds = [int(x) for x in args.probe_seeds.split(",")]
-    mine = [r for r in records if variant(r) == (tuple(args.set), args.readout, args.titles)]
+    me = (tuple(args.set), args.readout, args.titles, scene_cut(args.readout))
+    mine = [r for r in records if variant(r) == me]
     if not args.table:
         machine = harness.machine()
 
         def save(rows: list[dict]) -> None:
             records.extend(rows)
-            mine.extend(r for r in rows if variant(r) == (tuple(args.set), args.readout,
-                                                          args.titles))
+            mine.extend(r for r in rows if variant(r) == me)
             tmp = out.with_suffix(".tmp")
             tmp.write_text(json.dumps(records, indent=1))
             os.replace(tmp, out)

@@ -7,10 +7,17 @@ vectors and on the model's contextual readouts; and with a boundary head (``Head
 the first 30 titles' boundary labels, 40 labelled shots a title). Everything is scored on
 the other 30 titles. A boundary is right when it is the first shot of a labelled scene
 (exact) or within one shot of it; precision, recall and F1 per setting. The window and bar
-are chosen on seed 0 and reported on seed 1 (held out); ``scenes.WINDOW`` / ``scenes.BAR``
-are the fused setting that does best across both presets on seed 0.
+are chosen on seed 0 and reported on seed 1 (held out).
+
+``--families``: no model, the fused vectors alone, on many catalogs of the family
+(``synthetic.draw_spec``: scene lengths of 3 to 20 shots, set-ups, noise; 40 titles a draw).
+Every setting of windows (one or several scales, their robust z-scores averaged:
+``changepoints.change_strength``) and bar is scored on the tuning draws (0-59); the best
+mean F1 (exact) is the default (``changepoints.WINDOWS``, ``changepoints.BAR``), reported
+on the held-out draws (100-112) against the single window of two shots it replaced.
 
     python benchmarks/scenes.py
+    python benchmarks/scenes.py --families
 """
 
 from __future__ import annotations
@@ -24,8 +31,17 @@ import pandas as pd
 
 import harness  # benchmarks/harness.py, beside this script
 
-WINDOWS = (1, 2, 3, 4)
-BARS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+WINDOWS = ((1,), (2,), (3,), (4,), (1, 2, 4), (1, 2, 4, 8))  # and the default, always
+BARS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+# --families: the scales and bars tried on the tuning draws; the cut before 2026-12-06
+FAMILY_SCALES = ((2,), (3,), (4,), (1, 2), (2, 3), (2, 4), (1, 2, 4), (2, 3, 4), (1, 2, 4, 8))
+FAMILY_BARS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+TUNING, HELD_OUT = range(60), range(100, 113)
+SINGLE = ((2,), 1.5)
+
+
+def scales(windows: tuple[int, ...]) -> str:
+    return ",".join(map(str, windows))
 
 
 def score(found: dict[str, list[int]], truth: dict[str, list[int]], tol: int) -> dict:
@@ -82,8 +98,9 @@ def head_scenes(store, model, labels: pd.DataFrame, held: set[str]) -> dict[str,
 def grid(store, model, truth, labels) -> list[dict]:
     """Every setting, scored on the second half of the titles (the boundary head is fitted
     on the first half's labels)."""
+    from mediafm import scenes
     from mediafm.embed import embed_sequences
-    from mediafm.scenes import boundaries, change_scores
+    from mediafm.scenes import boundaries, change_strength
 
     titles = sorted(truth)
     truth = {t: truth[t] for t in titles[len(titles) // 2:]}
@@ -94,25 +111,72 @@ def grid(store, model, truth, labels) -> list[dict]:
             t: embed_sequences(model, [store.title_vectors(t)], emb[[store.title_row(t)]],
                                readout)[0] for t in truth}
     rows = []
-    for (name, vectors), window, bar in itertools.product(sources.items(), WINDOWS, BARS):
-        scores = {t: change_scores(x, window) for t, x in vectors.items()}
-        found = {t: boundaries(s, bar) for t, s in scores.items()}
-        rows.append({"vectors": name, "window": window, "bar": bar,
+    windows = [*WINDOWS, *([scenes.WINDOWS] if scenes.WINDOWS not in WINDOWS else [])]
+    bars = sorted({*BARS, scenes.BAR})
+    for (name, vectors), window, bar in itertools.product(sources.items(), windows, bars):
+        scores = {t: change_strength(x, window) for t, x in vectors.items()}
+        found = {t: boundaries(s, bar, robust=False) for t, s in scores.items()}
+        rows.append({"vectors": name, "window": scales(window), "bar": bar,
                      **{f"{k}@{tol}": v for tol in (0, 1)
                         for k, v in score(found, truth, tol).items()}})
     found = head_scenes(store, model, labels, set(truth))
-    rows.append({"vectors": "MediaFM boundary head (p ≥ 0.5)", "window": 0, "bar": 0.5,
+    rows.append({"vectors": "MediaFM boundary head (p ≥ 0.5)", "window": "", "bar": 0.5,
                  **{f"{k}@{tol}": v for tol in (0, 1)
                     for k, v in score(found, truth, tol).items()}})
     return rows
 
 
+def family_draw(draw: int, titles: int, work: Path) -> list[dict]:
+    """Precision, recall and F1 (exact) of every --families setting on one draw's titles."""
+    from mediafm.scenes import boundaries, change_strength
+    from mediafm.store import ShotStore, import_shots
+    from mediafm.synthetic import draw_spec, write_catalog
+
+    root = work / f"draw-{draw}-{titles}"
+    if not (root / "store" / "store.json").exists():
+        paths = write_catalog(root / "catalog", draw_spec(draw, titles))
+        import_shots(paths["shots"], root / "store", paths["titles"], progress=False)
+    store = ShotStore(root / "store")
+    latent = pd.read_parquet(root / "catalog" / "latent.parquet")
+    truth = {t: list(np.flatnonzero(np.diff(g.sort_values("shot_index").scene.to_numpy())) + 1)
+             for t, g in latent.groupby("title_id")}
+    vectors = {t: store.title_vectors(t) for t in truth}
+    spec = draw_spec(draw, titles)
+    rows = []
+    for windows in FAMILY_SCALES:
+        strength = {t: change_strength(x, windows) for t, x in vectors.items()}
+        for bar in FAMILY_BARS:
+            found = {t: boundaries(s, bar, robust=False) for t, s in strength.items()}
+            rows.append({"draw": draw, "scene_shots": spec.scene_shots,
+                         "regularity": spec.scene_regularity, "noise": spec.shot_noise,
+                         "window": scales(windows), "bar": bar, **score(found, truth, 0)})
+    return rows
+
+
+def families(titles: int, work: Path) -> dict:
+    from mediafm.progress import progress_bar
+
+    draws = [*TUNING, *HELD_OUT]
+    rows = [r for d in progress_bar(draws, desc="draws", unit="draw")
+            for r in family_draw(d, titles, work)]
+    return {"families": rows, "titles": titles, "tuning": [min(TUNING), max(TUNING)],
+            "held_out": [min(HELD_OUT), max(HELD_OUT)]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="clean,noisy")
+    p.add_argument("--families", action="store_true", help="the fused cut's windows and bar "
+                   "on draws of the catalog family (no model)")
+    p.add_argument("--titles", type=int, default=40, help="titles a draw (--families)")
     p.add_argument("--workdir", default="/tmp/mediafm-bench/scenes")
     p.add_argument("--json")
     args = p.parse_args()
+    if args.families:
+        payload = {"machine": harness.machine(), **families(args.titles, Path(args.workdir))}
+        print(render(payload))
+        harness.write("scenes_families", payload, args.json)
+        return
     runs = {}
     for preset in args.presets.split(","):
         for seed in (0, 1):
@@ -126,9 +190,13 @@ def main() -> None:
 
 def render(d: dict) -> str:
     """The best setting on seed 0 per preset and vectors, and the same setting on seed 1;
-    and the shipped default (``scenes.WINDOW``, ``scenes.BAR``) on the fused vectors."""
-    from mediafm.scenes import BAR, WINDOW
+    and the shipped default (``scenes.WINDOWS``, ``scenes.BAR``) on the fused vectors. Or,
+    for --families, ``render_families``."""
+    from mediafm.scenes import BAR, WINDOWS
 
+    if "families" in d:
+        return render_families(d)
+    WINDOW = scales(WINDOWS)
     out = ["| preset | vectors | window, bar | seed 0 F1 exact / ±1 | "
            "seed 1 (held out) P / R / F1 exact | seed 1 F1 ±1 |", "|---|---|---|---|---|---|"]
     presets = sorted({k.rsplit("-", 1)[0] for k in d["runs"]})
@@ -141,11 +209,54 @@ def render(d: dict) -> str:
                 rows.append((g[(g.window == WINDOW) & (g.bar == BAR)].iloc[0], "default: "))
             for r, how in rows:
                 h = b[(b.vectors == vectors) & (b.window == r.window) & (b.bar == r.bar)].iloc[0]
-                setting = f"{how}{int(r.window)}, {r.bar}" if r.window else "—"
+                setting = f"{how}{r.window}, {r.bar}" if r.window else "—"
                 out.append(f"| {preset} | {vectors} | {setting} | {r['f1@0']:.3f} / "
                            f"{r['f1@1']:.3f} | {h['precision@0']:.3f} / {h['recall@0']:.3f} / "
                            f"{h['f1@0']:.3f} | {h['f1@1']:.3f} |")
     return "\n".join(out) + "\n\n" + harness.machine_line(d["machine"])
+
+
+def render_families(d: dict) -> str:
+    """The settings best on the tuning draws (mean F1), then the shipped default against the
+    single window of two shots on each held-out draw."""
+    from mediafm.scenes import BAR, WINDOWS
+
+    f = pd.DataFrame(d["families"])
+    f["setting"] = f.window + " @ " + f.bar.map(str)
+    tune = f[f.draw.between(*d["tuning"])]
+    held = f[f.draw.between(*d["held_out"])]
+    wide = tune.pivot_table(index="draw", columns="setting", values="f1")
+    single = f"{scales(SINGLE[0])} @ {SINGLE[1]}"
+    default = f"{scales(WINDOWS)} @ {BAR}"
+    best = wide.mean().sort_values(ascending=False)
+    shown = [*best.index[:6], *[s for s in (default, single) if s not in best.index[:6]]]
+    out = [f"{wide.shape[0]} tuning draws ({d['tuning'][0]}-{d['tuning'][1]}) and "
+           f"{held.draw.nunique()} held-out draws ({d['held_out'][0]}-{d['held_out'][1]}) of "
+           f"{d['titles']} titles; scene starts found on their shot (exact), change points of "
+           "the fused vectors (no model).", "",
+           "| windows @ bar | tuning F1, mean | median | worst | draws better / worse than "
+           f"{single} |", "|---|---|---|---|---|"]
+    for s in shown:
+        diff = wide[s] - wide[single]
+        mark = " (default)" if s == default else " (before 2026-12-06)" if s == single else ""
+        out.append(f"| {s}{mark} | {wide[s].mean():.3f} | {wide[s].median():.3f} | "
+                   f"{wide[s].min():.3f} | {(diff > 0.001).sum()} / {(diff < -0.001).sum()} |")
+    out += ["", f"| held-out draw | scene shots | regularity | noise | {single}: P / R / F1 | "
+            f"{default}: P / R / F1 |", "|---|---|---|---|---|---|"]
+    gains = []
+    for draw, g in held.groupby("draw"):
+        a = g[g.setting == single].iloc[0]
+        b = g[g.setting == default].iloc[0]
+        gains.append(b.f1 - a.f1)
+        out.append(f"| {draw} | {a.scene_shots:.1f} | {a.regularity:.2f} | {a.noise:.2f} | "
+                   f"{a.precision:.3f} / {a.recall:.3f} / {a.f1:.3f} | {b.precision:.3f} / "
+                   f"{b.recall:.3f} / **{b.f1:.3f}** |")
+    gains = np.asarray(gains)
+    out += ["", f"Held out: the default better on {(gains > 0.001).sum()} of {len(gains)} draws, "
+            f"worse on {(gains < -0.001).sum()}; F1 {gains.mean():+.3f} on average (median "
+            f"{np.median(gains):+.3f}, {gains.min():+.3f} to {gains.max():+.3f}).", "",
+            harness.machine_line(d["machine"])]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -105,10 +105,11 @@ def scene_parts(output: str) -> tuple[str, int]:
 def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int = 1
                 ) -> np.ndarray:
     """(n, blocks * hidden): each shot's mean context vector over its scene (``blocks=2``:
-    its mean input projection before it), the scenes of the whole title as ``mediafm scenes``
-    cuts them without a model (change points of the fused vectors,
-    ``changepoints.scene_starts``); ``emb``: the title's readout, [input projection ; context
-    ; ...].
+    its mean input projection before it), the scenes of the whole title cut at the change
+    points of its fused vectors (``changepoints.scene_starts``) with the setting every
+    result of this readout was measured with (``READOUT_WINDOWS``, ``READOUT_BAR``: what
+    ``mediafm scenes`` cut before its multi-scale default); ``emb``: the title's readout,
+    [input projection ; context ; ...].
 
     Why: tone, intensity and appeal belong to a scene, and a short clip's own context vectors
     carry its set-ups and action as much as its scene. Against the same models read without
@@ -124,10 +125,11 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
     was won on 8 of 8 held-out catalogs at 60 and at 240 titles (6 and 7 with ``+scene``),
     at a small cost to clip-worthiness (docs/design.md, *Why scene-input*).
     """
-    from mediafm.changepoints import scene_means, scene_starts
+    from mediafm.changepoints import READOUT_BAR, READOUT_WINDOWS, scene_means, scene_starts
 
     hidden = model.config.hidden
-    return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], scene_starts(fused))
+    starts = scene_starts(fused, READOUT_WINDOWS, READOUT_BAR)
+    return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], starts)
 
 
 def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,

@@ -5,15 +5,19 @@ the calibrated probability that a new scene starts peaks above one half. Without
 change points of the shot vectors: where the shots just before and just after a shot read
 differently (``1 - cos`` of their means over ``window`` shots a side), standing out against
 the title's own run of such scores (a robust z-score: the median and the median absolute
-deviation), a local maximum, and at least ``min_shots`` from the last.
+deviation), at several windows at once (1, 2, 4 and 8 shots a side; their z-scores
+averaged), a local maximum, and at least ``min_shots`` from the last.
 
-Which vectors: the fused ones by default. ``benchmarks/scenes.py`` chose the window and the
-bar on one seed of the built-in catalogs and held out another: fused change points find
-scene starts exactly (held-out F1 0.92 clean, 0.74 noisy); the contextual readout of a small
-model finds them within one shot nearly as often but rarely on the shot itself, because a
-masked shot at a scene's edge hears both scenes; a boundary head on those catalogs is weak
-(AP ~0.15) and never reaches one half. ``vectors="context"`` and heads are kept for models
-and labels that carry more.
+Which windows and bar: chosen on 60 tuning draws of the catalog family (scene lengths of 3
+to 20 shots, set-ups, noise; ``benchmarks/scenes.py --families``) and reported on 13
+held-out draws: scene starts found on their shot, F1 +0.039 on average against the single
+window of two shots, better on 12 of 13, most where scenes are long (18-shot scenes: 0.78 ->
+0.91). Which vectors: the fused ones by default. On the built-in catalogs fused change
+points find scene starts exactly (held-out F1 0.92 clean, 0.74 noisy, with one window of
+two shots); the contextual readout of a small model finds them within one shot nearly as
+often but rarely on the shot itself, because a masked shot at a scene's edge hears both
+scenes; a boundary head on those catalogs is weak (AP ~0.15) and never reaches one half.
+``vectors="context"`` and heads are kept for models and labels that carry more.
 
 The scenes file (``artifacts``: title_id, scene, first_shot, last_shot, start_s, end_s,
 score) records the store and model; the explorer draws it as bands, ``export`` takes scenes
@@ -31,9 +35,10 @@ import numpy as np
 from mediafm.changepoints import (  # noqa: F401  (re-exported: the command's defaults)
     BAR,
     MIN_SHOTS,
-    WINDOW,
+    WINDOWS,
     boundaries,
     change_scores,
+    change_strength,
     scene_means,
     scene_starts,
 )
@@ -57,12 +62,14 @@ def scene_rows(title_id: str, starts: list[int], score: np.ndarray, start_s: np.
 VECTORS = ("fused", "context")
 
 
-def find_scenes(store: ShotStore, model=None, heads=None, window: int = WINDOW,
-                bar: float = BAR, min_shots: int = MIN_SHOTS, vectors: str = "fused",
+def find_scenes(store: ShotStore, model=None, heads=None,
+                window: int | tuple[int, ...] = WINDOWS, bar: float = BAR,
+                min_shots: int = MIN_SHOTS, vectors: str = "fused",
                 progress: bool = True) -> pd.DataFrame:
     """Scenes of every title (see the module docstring): from ``heads``' boundary task with
     ``model``; else change points of ``vectors``, the fused vectors or the ``model``'s
-    contextual embeddings (readout ``context``)."""
+    contextual embeddings (readout ``context``), at one ``window`` or several. A scene's
+    ``score`` is its first shot's change strength (robust z) or the head's probability."""
     import pandas as pd
 
     from mediafm.progress import progress_bar
@@ -83,6 +90,9 @@ def find_scenes(store: ShotStore, model=None, heads=None, window: int = WINDOW,
         pred = predict(heads, model, store, progress=progress)
         probs = {t: g.sort_values("shot_index")["score"].to_numpy()
                  for t, g in pred[pred["task"] == boundary[0]].groupby("title_id")}
+    windows = (window,) if isinstance(window, int) else tuple(window)
+    if not windows or min(windows) < 1:
+        raise ValueError(f"windows must be one or more positive shot counts, got {window!r}")
     rows = []
     titles = store.titles["title_id"].tolist()
     embeddings = _embeddings(store, model if vectors == "context" else None, probs is None)
@@ -92,8 +102,8 @@ def find_scenes(store: ShotStore, model=None, heads=None, window: int = WINDOW,
             score = probs[title_id].astype(np.float64)
             starts = boundaries(score, 0.5, min_shots, robust=False)
         else:
-            score = change_scores(embeddings(title_id), window)
-            starts = boundaries(score, bar, min_shots)
+            score = change_strength(embeddings(title_id), windows)
+            starts = boundaries(score, bar, min_shots, robust=False)
         rows += scene_rows(title_id, starts, score, start_s, end_s)
     return pd.DataFrame(rows, columns=["title_id", "scene", "first_shot", "last_shot",
                                        "start_s", "end_s", "score"])

@@ -241,10 +241,13 @@ def _register_timelines(sub) -> None:
                    "best) or the model's contextual embeddings")
     s.add_argument("--out", required=True, help="SCENES.parquet: title_id, scene, first_shot, "
                    "last_shot, start_s, end_s, score")
-    s.add_argument("--window", type=Number(int, 1, 50), default=scenes.WINDOW,
-                   help="shots a side compared at each change point")
+    s.add_argument("--window", type=Number(int, 1, 50), nargs="+", default=scenes.WINDOWS,
+                   metavar="N",
+                   help="shots a side compared at each change point; several: one scale "
+                   "each, their robust z-scores averaged")
     s.add_argument("--bar", type=Number(float, 0, 100), default=scenes.BAR,
-                   help="robust z-score a change point must reach")
+                   help="robust z-score (averaged over the windows) a change point must "
+                   "reach")
     s.add_argument("--min-shots", type=Number(int, 1, 1000), default=scenes.MIN_SHOTS,
                    help="the shortest scene, in shots")
     s.set_defaults(func=_scenes)
