@@ -33,7 +33,7 @@ import harness  # benchmarks/harness.py, beside this script
 
 WINDOWS = ((1,), (2,), (3,), (4,), (1, 2, 4), (1, 2, 4, 8))  # and the default, always
 BARS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
-# --families: the scales and bars tried on the tuning draws; the cut before 2026-12-06
+# --families: the scales and bars tried on the tuning draws, and the cut before 2026-12-06
 FAMILY_SCALES = ((2,), (3,), (4,), (1, 2), (2, 3), (2, 4), (1, 2, 4), (2, 3, 4), (1, 2, 4, 8))
 FAMILY_BARS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 TUNING, HELD_OUT = range(60), range(100, 113)
@@ -196,7 +196,7 @@ def render(d: dict) -> str:
 
     if "families" in d:
         return render_families(d)
-    WINDOW = scales(WINDOWS)
+    default = scales(WINDOWS)
     out = ["| preset | vectors | window, bar | seed 0 F1 exact / ±1 | "
            "seed 1 (held out) P / R / F1 exact | seed 1 F1 ±1 |", "|---|---|---|---|---|---|"]
     presets = sorted({k.rsplit("-", 1)[0] for k in d["runs"]})
@@ -206,7 +206,7 @@ def render(d: dict) -> str:
             best = g.sort_values("f1@0", ascending=False).iloc[0]
             rows = [(best, "best on seed 0: ")]
             if vectors == "fused":
-                rows.append((g[(g.window == WINDOW) & (g.bar == BAR)].iloc[0], "default: "))
+                rows.append((g[(g.window == default) & (g.bar == BAR)].iloc[0], "default: "))
             for r, how in rows:
                 h = b[(b.vectors == vectors) & (b.window == r.window) & (b.bar == r.bar)].iloc[0]
                 setting = f"{how}{r.window}, {r.bar}" if r.window else "—"
