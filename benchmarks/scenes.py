@@ -113,12 +113,13 @@ def grid(store, model, truth, labels) -> list[dict]:
     rows = []
     windows = [*WINDOWS, *([scenes.WINDOWS] if scenes.WINDOWS not in WINDOWS else [])]
     bars = sorted({*BARS, scenes.BAR})
-    for (name, vectors), window, bar in itertools.product(sources.items(), windows, bars):
-        scores = {t: change_strength(x, window) for t, x in vectors.items()}
-        found = {t: boundaries(s, bar, robust=False) for t, s in scores.items()}
-        rows.append({"vectors": name, "window": scales(window), "bar": bar,
-                     **{f"{k}@{tol}": v for tol in (0, 1)
-                        for k, v in score(found, truth, tol).items()}})
+    for (name, vectors), window in itertools.product(sources.items(), windows):
+        strength = {t: change_strength(x, window) for t, x in vectors.items()}  # once a bar
+        for bar in bars:
+            found = {t: boundaries(s, bar, robust=False) for t, s in strength.items()}
+            rows.append({"vectors": name, "window": scales(window), "bar": bar,
+                         **{f"{k}@{tol}": v for tol in (0, 1)
+                            for k, v in score(found, truth, tol).items()}})
     found = head_scenes(store, model, labels, set(truth))
     rows.append({"vectors": "MediaFM boundary head (p ≥ 0.5)", "window": "", "bar": 0.5,
                  **{f"{k}@{tol}": v for tol in (0, 1)
