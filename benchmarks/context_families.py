@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mediafm.changepoints import LEGACY_CUT
 from mediafm.probes.features import (
     AVERAGE_AND_TITLE,
     AVERAGE_TITLE_POSITION,
@@ -52,7 +53,7 @@ from mediafm.probes.features import (
     TITLE_MEAN,
     WITH_TITLE_POSITION,
 )
-from mediafm.readouts import DEFAULT_READOUT, READOUTS
+from mediafm.readouts import DEFAULT_READOUT, READOUTS, readout_stamp, recorded_cut
 
 import harness  # benchmarks/harness.py, beside this script
 
@@ -68,7 +69,6 @@ POSITION_AWARE = AVERAGE_TITLE_POSITION
 PAIRED = WITH_TITLE_POSITION
 ARC_TASKS = ("clip_worthy", "popularity")
 SCORE_KEYS = ("task", "metric", "method", "score", "std")  # what a probe record scores
-LEGACY_CUT = "2@1.5"  # how a readout's scene blocks cut scenes before 2026-12-06 (windows@bar)
 
 
 def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
@@ -133,11 +133,7 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
 def scene_cut(readout: str) -> str:
     """How ``readout``'s scene blocks cut a title into scenes now (``windows@bar``; "" for a
     readout without one)."""
-    from mediafm.changepoints import READOUT_BAR, READOUT_WINDOWS
-
-    if "+scene" not in readout:
-        return ""
-    return f"{','.join(map(str, READOUT_WINDOWS))}@{READOUT_BAR}"
+    return recorded_cut(readout_stamp(readout))
 
 
 def variant(record: dict) -> tuple[tuple[str, ...], str, int, str]:
@@ -145,13 +141,13 @@ def variant(record: dict) -> tuple[tuple[str, ...], str, int, str]:
     readouts were varied used ``input+context``, the default then (and probe seeds 0, 1);
     records before the cut was recorded cut at ``LEGACY_CUT``."""
     readout = record.get("readout", LEGACY_READOUT)
-    cut = record.get("scene_cut", LEGACY_CUT) if "+scene" in readout else ""
+    cut = recorded_cut({**record, "readout": readout})
     return tuple(record["overrides"]), readout, record["spec"]["n_titles"], cut
 
 
 def readout_name(v: tuple) -> str:
-    """A variant's readout as the tables name it: with its scene cut where not the first."""
-    return v[1] + (f" (scenes cut {v[3]})" if v[3] not in ("", LEGACY_CUT) else "")
+    """A variant's readout as the tables name it: with its scene cut where not today's."""
+    return v[1] + (f" (scenes cut {v[3]})" if v[3] != scene_cut(v[1]) else "")
 
 
 def variant_dir(overrides: list[str], titles: int) -> str:
@@ -248,9 +244,13 @@ def position_line(records: list[dict]) -> str:
         return out
 
     plain, paired = cells(IN_CONTEXT), cells(PAIRED)
+    measured = sorted({d for (_, d), v in by.items() if POSITION_AWARE in v})
+    some = (f" (measured on draw{'s' if len(measured) > 1 else ''} "
+            f"{', '.join(map(str, measured))} only)"
+            if len(measured) < len({r["draw"] for r in records}) else "")
     line = ("Against the naive baseline that also knows the clip's place in its title "
-            f"({POSITION_AWARE}; MediaFM's plain embedding is not given it): MediaFM ahead on "
-            + "; ".join(plain) + ".") if plain else ""
+            f"({POSITION_AWARE}; MediaFM's plain embedding is not given it){some}: MediaFM "
+            "ahead on " + "; ".join(plain) + ".") if plain else ""
     if paired:
         line += (f" Given the same place and title part ({PAIRED}), MediaFM ahead on "
                  + "; ".join(paired) + ".")

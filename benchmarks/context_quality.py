@@ -36,7 +36,7 @@ from mediafm.probes.features import (
     WITH_TITLE_METADATA,
     WITH_TITLE_POSITION,
 )
-from mediafm.readouts import DEFAULT_READOUT
+from mediafm.readouts import DEFAULT_READOUT, readout_stamp, recorded_cut
 
 import harness  # benchmarks/harness.py, beside this script
 
@@ -104,17 +104,22 @@ LEGACY_READOUT = "input+context"
 
 def current(records: list[dict], probe_seeds: tuple[int, ...] = PROBE_SEEDS) -> list[dict]:
     """The records scored by the current probe over ``probe_seeds``, MediaFM's through the
-    readout its recipe reads out now (so the scores of an older default readout are not shown
-    as the new one's)."""
+    readout its recipe reads out now, its scenes cut as now (so the scores of an older default
+    readout are not shown as the new one's)."""
     def readout_now(recipe: str) -> str:
         return split_recipe(RECIPES[recipe])[1] or DEFAULT_READOUT
 
     def readout_then(r: dict) -> str:
         return r.get("readout") or split_recipe(RECIPES[r["recipe"]])[1] or LEGACY_READOUT
 
+    def now(r: dict) -> bool:
+        readout = readout_now(r["recipe"])
+        return readout_then(r) == readout and recorded_cut(
+            {**r, "readout": readout}) == recorded_cut(readout_stamp(readout))
+
     return [r for r in records if r.get("probe") == PROBE
             and tuple(r.get("probe_seeds", PROBE_SEEDS)) == tuple(probe_seeds)
-            and (r["recipe"] not in RECIPES or readout_then(r) == readout_now(r["recipe"]))]
+            and (r["recipe"] not in RECIPES or now(r))]
 
 
 def split_recipe(overrides: list[str]) -> tuple[list[str], str]:
@@ -225,7 +230,7 @@ def run(args) -> None:
                 best = run_info.get("best", {})
                 print(f"{preset} seed {seed} {recipe}: trained in {train_s:.0f} s; "
                       f"{run_info.get('summary', '')}")
-                save([{**common, "recipe": recipe, "readout": readout or DEFAULT_READOUT,
+                save([{**common, "recipe": recipe, **readout_stamp(readout or DEFAULT_READOUT),
                        "train_s": train_s,
                        "best_step": best.get("step"), "val_loss": best.get("model/loss"),
                        "final_val_loss": val.get("model/loss"),

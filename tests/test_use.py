@@ -381,6 +381,12 @@ def test_outputs_know_the_model_and_store_they_came_from(fitted, store, tmp_path
     twin = MediaFM(model.config)  # the same shape, other weights
     with pytest.raises(Mismatch, match="the heads: made by .* not by this model"):
         predict(heads, twin, store, progress=False)
+    # heads on a readout with scene blocks, fitted before the cut was recorded (so cut at
+    # 2@1.5): their features are not this version's, at any column count
+    old = Heads(heads.heads, {**heads.meta, "features": {
+        **heads.meta["features"], "readout": heads.meta["features"]["readout"] + "+ahead+scene"}})
+    with pytest.raises(Mismatch, match=r"scene blocks cut at 2@1.5 .*cuts them at 1,2,4,8@1.0"):
+        predict(old, model, store, progress=False)
     spec = CatalogSpec(n_titles=4, mean_shots=30, long_fraction=0.0, video_dim=32,
                        audio_dim=16, text_dim=16, title_dim=8, seed=5)
     cat = write_catalog(tmp_path / "cat", spec)
@@ -408,8 +414,11 @@ def test_outputs_know_the_model_and_store_they_came_from(fitted, store, tmp_path
 def test_an_index_grows_and_shrinks_without_rebuilding(tmp_path, monkeypatch):
     """Titles added to an index and removed from it: the same neighbours as an index built
     at once over the same rows; crossing the exact size limit makes it approximate, with its
-    recall measured again, and index.json says so."""
+    recall measured again, and index.json says so. Embeddings of another scene cut than the
+    index's are refused."""
     import mediafm.search as search
+    from mediafm import artifacts
+    from mediafm.readouts import DEFAULT_READOUT, readout_stamp
 
     path, x = _embeddings(tmp_path, n_titles=30, n_shots=40, dim=16)
     emb = pd.read_parquet(path)
@@ -429,6 +438,15 @@ def test_an_index_grows_and_shrinks_without_rebuilding(tmp_path, monkeypatch):
     assert "t25" not in set(hits.title_id)
     with pytest.raises(NotFound, match="title 't25' shot 0 is not in the index"):
         shrunk.search("t25", 0)
+    # embeddings whose scene blocks were cut another way are other features: refused
+    for name, made in (("new", readout_stamp(DEFAULT_READOUT)), ("old", {
+            "readout": DEFAULT_READOUT})):
+        artifacts.write("shot_embeddings", emb[emb.title_id == "t25"], tmp_path / f"{name}.pq",
+                        **made)
+    build_index(tmp_path / "new.pq", tmp_path / "scenes")
+    with pytest.raises(Mismatch, match="old.pq cut its scene blocks at 2@1.5; the index .* at "
+                                       "1,2,4,8@1.0"):
+        search.add_to_index(tmp_path / "scenes", tmp_path / "old.pq")
     monkeypatch.setattr(search, "EXACT_UP_TO", 1000)  # now past the exact limit: IVF
     search.add_to_index(grown, tmp_path / "rest.parquet")
     meta = Index.load(grown).meta
@@ -447,14 +465,8 @@ def test_scene_cuts_at_several_scales_beat_one_window(draw, tmp_path):
     (23: ~20 shots) and one of short scenes (52: ~3 shots): the default cut (windows 1, 2,
     4 and 8) finds more scene starts on their shot than the single window of two shots it
     replaced, more precisely where scenes are long, with more recall where they are short.
-    And one window of the new cut is the old cut to the shot (the default readout's)."""
-    from mediafm.changepoints import (
-        READOUT_BAR,
-        READOUT_WINDOWS,
-        boundaries,
-        change_scores,
-        scene_starts,
-    )
+    And one window of the new cut is the old cut to the shot."""
+    from mediafm.changepoints import boundaries, change_scores, scene_starts
     from mediafm.scenes import find_scenes
     from mediafm.store import import_shots
     from mediafm.synthetic import draw_spec, write_catalog
@@ -475,7 +487,7 @@ def test_scene_cuts_at_several_scales_beat_one_window(draw, tmp_path):
     assert f > f1 + 0.03 and p >= p1 and r >= r1, ((p1, r1, f1), (p, r, f))
     for title_id in store.titles.title_id:
         x = store.title_vectors(title_id)
-        assert scene_starts(x, READOUT_WINDOWS, READOUT_BAR) == boundaries(
+        assert scene_starts(x, (2,), 1.5) == boundaries(
             change_scores(x, 2), 1.5)
 
 

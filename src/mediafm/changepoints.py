@@ -13,11 +13,13 @@ from mediafm.fusion import unit_norm
 WINDOWS = (1, 2, 4, 8)  # shots a side whose mean vectors are compared, one scale each
 BAR = 1.0  # the mean over the scales of the robust z-score a change point must reach
 MIN_SHOTS = 3  # the shortest scene
-# The cut the default readout's scene blocks were measured with (benchmarks/README.md,
-# catalog families): one scale, window 2, bar 1.5. ``mediafm scenes`` has cut at WINDOWS
-# and BAR since 2026-12-06 (better on 12 of 13 held-out catalogs); the readout moves to them
-# once the held-out catalogs are probed again with them.
-READOUT_WINDOWS, READOUT_BAR = (2,), 1.5
+LEGACY_CUT = "2@1.5"  # the cut (windows@bar) before 2026-12-06; files that name none used it
+
+
+def cut_name(windows: tuple[int, ...] = WINDOWS, bar: float = BAR) -> str:
+    """A cut as files record it, ``windows@bar`` (``"1,2,4,8@1.0"``): scene blocks made
+    with one cut are not the same features as with another."""
+    return f"{','.join(map(str, windows))}@{bar}"
 
 
 def change_scores(x: np.ndarray, window: int) -> np.ndarray:

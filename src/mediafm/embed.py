@@ -27,7 +27,7 @@ from mediafm.atomic import atomic_file, locked
 from mediafm.errors import Mismatch
 from mediafm.jobs import Outcome, Staging, Where
 from mediafm.model import MediaFM
-from mediafm.readouts import DEFAULT_READOUT, MODES, READOUTS, TITLE_POOLS
+from mediafm.readouts import DEFAULT_READOUT, MODES, READOUTS, TITLE_POOLS, readout_stamp
 from mediafm.sequences import collate, title_clock, window_starts
 from mediafm.store import ShotStore, StoreError, vector_array
 
@@ -106,10 +106,9 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
                 ) -> np.ndarray:
     """(n, blocks * hidden): each shot's mean context vector over its scene (``blocks=2``:
     its mean input projection before it), the scenes of the whole title cut at the change
-    points of its fused vectors (``changepoints.scene_starts``) with the setting every
-    result of this readout was measured with (``READOUT_WINDOWS``, ``READOUT_BAR``: what
-    ``mediafm scenes`` cut before its multi-scale default); ``emb``: the title's readout,
-    [input projection ; context ; ...].
+    points of its fused vectors as ``mediafm scenes`` cuts them (``changepoints.scene_starts``
+    at its default windows and bar; files record the cut, ``readouts.readout_stamp``);
+    ``emb``: the title's readout, [input projection ; context ; ...].
 
     Why: tone, intensity and appeal belong to a scene, and a short clip's own context vectors
     carry its set-ups and action as much as its scene. Against the same models read without
@@ -125,10 +124,10 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
     was won on 8 of 8 held-out catalogs at 60 and at 240 titles (6 and 7 with ``+scene``),
     at a small cost to clip-worthiness (docs/design.md, *Why scene-input*).
     """
-    from mediafm.changepoints import READOUT_BAR, READOUT_WINDOWS, scene_means, scene_starts
+    from mediafm.changepoints import BAR, WINDOWS, scene_means, scene_starts
 
     hidden = model.config.hidden
-    starts = scene_starts(fused, READOUT_WINDOWS, READOUT_BAR)
+    starts = scene_starts(fused, WINDOWS, BAR)
     return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], starts)
 
 
@@ -308,7 +307,7 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
     check_store(model, store)
     out = Path(out).absolute()
     stage = EmbedStage(model, str(store.path.absolute()), output, batch_size)
-    meta = {"readout": output, "model": artifacts.model_stamp(model, model_path),
+    meta = {**readout_stamp(output), "model": artifacts.model_stamp(model, model_path),
             "store": artifacts.store_stamp(store)}
     with locked(out):
         staging = Staging(out.parent / f".{out.name}.parts")
@@ -331,7 +330,7 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
 
 def embed_settings(model: MediaFM, store: ShotStore, output: str) -> dict:
     """What a staged part depends on: parts staged under others are made again."""
-    return {"readout": output, "model": model.fingerprint(), "store": store.fingerprint}
+    return {**readout_stamp(output), "model": model.fingerprint(), "store": store.fingerprint}
 
 
 @dataclass(frozen=True)

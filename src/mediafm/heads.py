@@ -24,6 +24,7 @@ import torch
 
 from mediafm import artifacts
 from mediafm.atomic import atomic_dir
+from mediafm.changepoints import cut_name
 from mediafm.embed import (
     DEFAULT_READOUT,
     TITLE_PART,
@@ -52,6 +53,7 @@ from mediafm.probes.linear import (
     score,
 )
 from mediafm.probes.tasks import Task, targets
+from mediafm.readouts import readout_stamp, recorded_cut
 from mediafm.store import ShotStore
 
 CALIBRATED = ("binary", "boundary", "multilabel")
@@ -241,7 +243,7 @@ class Heads:
         heads = fit_heads(feats, labels, tasks, folds, workers)
         if not heads:
             raise ValueError("no task has labelled clips: nothing to fit")
-        meta = {"features": {"readout": readout, "with_title": with_title,
+        meta = {"features": {**readout_stamp(readout), "with_title": with_title,
                              "title": TITLE_PART if with_title else None,
                              "dim": int(feats.options[""].shape[1])},
                 "model": {**artifacts.model_stamp(model, model_path),
@@ -314,6 +316,10 @@ class Heads:
         if fitted.get("fingerprint") not in (None, store.fingerprint) and not other_store:
             _check_same_encoders(fitted, store)
         f = self.meta["features"]
+        if recorded_cut(f) != recorded_cut(readout_stamp(f["readout"])):
+            raise Mismatch(f"the heads were fitted on scene blocks cut at {recorded_cut(f)} "
+                           f"(windows@bar); this version cuts them at {cut_name()}: fit them "
+                           "again (mediafm heads)")
         if f["with_title"]:
             width = feature_width(model, f["readout"], True)
             if f.get("title") != TITLE_PART or f["dim"] != width:

@@ -37,3 +37,20 @@ READOUTS = {
 DEFAULT_READOUT = "input+context+visible+ahead+scene-input+scene"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
+
+
+def readout_stamp(output: str) -> dict:
+    """What a file made through ``output`` records of it: the readout, and for a readout
+    with scene blocks the cut of its scenes (``changepoints.cut_name``): the same readout
+    over scenes cut another way is other features, which heads and indexes must not mix."""
+    from mediafm.changepoints import cut_name
+
+    return {"readout": output, **({"scene_cut": cut_name()} if "+scene" in output else {})}
+
+
+def recorded_cut(stamp: dict) -> str:
+    """The scene cut of the file ``stamp`` describes ("" without scene blocks); files from
+    before the cut was recorded cut at ``changepoints.LEGACY_CUT``."""
+    from mediafm.changepoints import LEGACY_CUT
+
+    return stamp.get("scene_cut", LEGACY_CUT) if "+scene" in (stamp.get("readout") or "") else ""

@@ -38,6 +38,7 @@ from mediafm import artifacts
 from mediafm.atomic import atomic_dir
 from mediafm.errors import MediaFMError, Mismatch, NotFound, StoreError, require
 from mediafm.fusion import unit_norm
+from mediafm.readouts import recorded_cut
 from mediafm.store import ShotStore
 
 EXACT_UP_TO = 50_000  # rows: below this exact search is fast enough (<~10 ms a query)
@@ -107,7 +108,7 @@ def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
                 kind, keys, x, made = read_embeddings(embeddings)
             meta = {"kind": kind, "embeddings": {
                 "path": str(Path(embeddings).absolute()),
-                **{k: made[k] for k in ("readout", "model") if k in made}},
+                **{k: made[k] for k in ("readout", "scene_cut", "model") if k in made}},
                 "store": made.get("store")}
             if store is not None and kind == "shots":
                 artifacts.check_store(made, store, f"the embeddings {embeddings}")
@@ -503,6 +504,11 @@ def add_to_index(path: str | os.PathLike, embeddings: str | os.PathLike,
             if a and b and a != b:
                 raise Mismatch(f"{embeddings} was made with another {key} than the index "
                                f"{path} ({b} against {a})")
+        if mine.get("readout") and made.get("readout") \
+                and recorded_cut(mine) != recorded_cut(made):
+            raise Mismatch(f"{embeddings} cut its scene blocks at {recorded_cut(made)}; the "
+                           f"index {path}'s at {recorded_cut(mine)} (windows@bar): embed "
+                           "again, or make a new index")
     by = KEY_KINDS[kind][0]
     keep = ~index.keys[by].isin(set(keys[by])).to_numpy() if len(index.keys) \
         else np.zeros(0, bool)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mediafm.cli.options import POSITIVE, Number
 from mediafm.jobs import ENGINES
-from mediafm.readouts import DEFAULT_READOUT, MODES, READOUTS, TITLE_POOLS
+from mediafm.readouts import DEFAULT_READOUT, MODES, READOUTS, TITLE_POOLS, readout_stamp
 
 
 def _probe(args: argparse.Namespace) -> None:
@@ -65,7 +65,7 @@ def _embed(args: argparse.Namespace) -> None:
         model = model.to(args.device)
     store = ShotStore(args.store)
     made = {"model": artifacts.model_stamp(model, args.model),
-            "store": artifacts.store_stamp(store), "readout": args.output}
+            "store": artifacts.store_stamp(store), **readout_stamp(args.output)}
     if args.clips:
         clips = artifacts.read(args.clips, "clips").frame()
         frame = embed_clips(model, store, clips, args.mode, args.output, args.batch_size,
