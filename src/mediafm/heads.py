@@ -24,7 +24,6 @@ import torch
 
 from mediafm import artifacts
 from mediafm.atomic import atomic_dir
-from mediafm.changepoints import cut_name
 from mediafm.embed import (
     DEFAULT_READOUT,
     TITLE_PART,
@@ -316,9 +315,10 @@ class Heads:
         if fitted.get("fingerprint") not in (None, store.fingerprint) and not other_store:
             _check_same_encoders(fitted, store)
         f = self.meta["features"]
-        if recorded_cut(f) != recorded_cut(readout_stamp(f["readout"])):
+        now = recorded_cut(readout_stamp(f["readout"]))
+        if recorded_cut(f) != now:
             raise Mismatch(f"the heads were fitted on scene blocks cut at {recorded_cut(f)} "
-                           f"(windows@bar); this version cuts them at {cut_name()}: fit them "
+                           f"(windows@bar); this version cuts them at {now}: fit them "
                            "again (mediafm heads)")
         if f["with_title"]:
             width = feature_width(model, f["readout"], True)
