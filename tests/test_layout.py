@@ -125,3 +125,13 @@ def test_a_core_install_is_told_which_extra_to_install(tmp_path, store):
         assert f"pip install '{extra}'" in proc.stderr and "bug" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert not (tmp_path / "s").exists()
+
+
+def test_worker_processes_import_neither_torch_nor_pandas():
+    """The probes' and heads' jobs run in spawned processes, each importing the module of its
+    job function (``probes.linear``): NumPy and SciPy, not torch (3 s a worker on 2 cores)."""
+    code = ("import sys, mediafm.probes.linear; "
+            "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC.parent)}, check=True)
+    assert out.stdout.strip() == "[]"

@@ -334,8 +334,9 @@ def test_moving_one_block_shares_the_other_blocks_factorisation():
     rng = np.random.default_rng(3)
     X, Y = rng.normal(size=(300, 30)), rng.normal(size=(300, 2))
     fit, held, blocks = np.arange(200), np.arange(200, 300), (10, 12, 8)
-    for dual in (False, True):  # the kernel form keeps the other blocks' kernel sum
-        fold = InnerFold(X, Y, fit, held, blocks, dual=dual)
+    # float32 features (the embeddings'): the float64 system is a copy of the float32 one
+    for dual, Xd in ((False, X), (False, X.astype(np.float32)), (True, X)):
+        fold = InnerFold(Xd, Y, fit, held, blocks, dual=dual)
         for others in ((1.0, 0.3), (0.0, 1.0)):
             for b in range(3):
                 for wb in (1.0, 0.1, 0.0):
@@ -344,7 +345,8 @@ def test_moving_one_block_shares_the_other_blocks_factorisation():
                     shared = fold.rest_kernels[0] if dual else fold.bordered.key
                     assert shared == Bordered.key_of(np.array(weights), b)
                     for alpha in ALPHAS:
-                        want = ridge(X, Y, fit, held, blocks, weights, alpha)
+                        want = ridge(Xd.astype(np.float64), Y, fit, held, blocks, weights,
+                                     alpha)
                         np.testing.assert_allclose(at(alpha), want, rtol=1e-5,
                                                    atol=1e-5 * np.abs(want).max())
 

@@ -40,15 +40,13 @@ from mediafm.errors import Mismatch
 from mediafm.model import MediaFM
 from mediafm.probes.features import fused_blocks
 from mediafm.probes.linear import (
-    Choice,
     Features,
-    Ridge,
-    choose,
     default_workers,
+    final_fit,
     grouped_folds,
     in_processes,
+    nested_search,
     out_of_fold,
-    outer_fold,
     score,
 )
 from mediafm.probes.tasks import Task, targets
@@ -130,18 +128,6 @@ def fit_head(task: Task, names: list[str], feats: Features, y: np.ndarray,
                        final_fit(feats, y, groups, task.metric))
 
 
-def final_fit(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str
-              ) -> tuple[Choice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(choice, coef, intercept, mean, scale): the choice by grouped CV on all clips, and the
-    ridge refitted on them with it (coef on raw features: the standardisation folded in)."""
-    choice = choose(feats, y, groups, metric)
-    y2 = y.astype(np.float64).reshape(len(y), -1)
-    ridge = Ridge(feats.options[choice.option], y2, feats.column_weights(choice.block_weights))
-    w = ridge.coef(choice.alpha)  # (D, K)
-    return (choice, w / ridge.std[:, None], ridge.y_mean - (ridge.mean / ridge.std) @ w,
-            ridge.mean, ridge.std)
-
-
 def head_of(task: Task, names: list[str], y: np.ndarray, groups: np.ndarray, folds: int,
             oof: np.ndarray, fitted: tuple) -> Head:
     """The head from its final fit (``final_fit``), calibrated on the out-of-fold
@@ -197,7 +183,7 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
                          for k in (*range(outer), None)]
     workers = default_workers() if workers is None else workers
     with threadpool_limits(1):  # here too: the same heads whatever ``workers`` (see above)
-        found = in_processes(_search, searches, workers)
+        found = in_processes(nested_search, searches, workers)
         heads = {}
         for task, names, y, grp, n_folds, outer in fits:  # its outer folds, then its final fit
             oof = np.zeros(y.shape, np.float64)
@@ -206,14 +192,6 @@ def fit_heads(feats: Features, labels: pd.DataFrame, tasks: list[Task], folds: i
                 oof[test] = pred
             heads[task.name] = head_of(task, names, y, grp, n_folds, oof, next(found))
     return heads
-
-
-def _search(job: tuple) -> tuple:
-    """One outer fold of a task's nested CV (``outer_fold``), or (fold None) its final fit."""
-    feats, y, groups, metric, n_folds, fold = job
-    if fold is None:
-        return final_fit(feats, y, groups, metric)
-    return outer_fold(feats, y, groups, metric, n_folds, fold)
 
 
 class Heads:
