@@ -90,7 +90,8 @@ class Ridge:
                 self.std = self.std / weights
             self.on = np.flatnonzero(weights)
         # only the columns kept: a dropped one is a zero column, whose coefficient is 0
-        # (tone's heads keep 5 of 10 blocks: the solve is then an eighth of the whole's)
+        # (tone's final fits keep 5 of 10 blocks: half the columns, an eighth of the
+        # factorisation)
         self.Z = (X[:, self.on] - self.mean[self.on]) / self.std[self.on]
         self.y_mean = Y.mean(0)
         self.yc = Y - self.y_mean
