@@ -233,7 +233,7 @@ class InnerFold:
             # both precisions once here, not per solve (``refined_solver``)
             gram, self.zty = Z.T @ Z, Z.T @ self.yc
             self.gram, self.gram32 = gram.astype(np.float64), gram.astype(np.float32)
-            self.held = H.astype(np.float32)
+            self.held = H  # the features' precision (``held_out``)
             # float32 features (the embeddings'): the float64 Gram holds float32 values, so
             # a copy of the float32 one in float64 is its own copy (``Bordered``)
             self.gram_is_32 = gram.dtype == np.float32
@@ -418,12 +418,14 @@ class Bordered:
 
 
 def held_out(H: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The held-out predictions ``H x`` (less the mean), in float32 (``H`` is).
+    """The held-out predictions ``H x`` (less the mean), in the precision of the held-out
+    features ``H``: float32 for embeddings.
 
-    Why: they are only ranked or averaged by the metrics, which float32's seven digits serve
-    (the solution ``x`` is refined to float64's, where the search needs it); the product
-    over ~1,000 columns in float64 was a tenth of a search at 10k clips, 2.8x this one."""
-    return H @ x.astype(np.float32)
+    Why: the predictions are only ranked or averaged by the metrics, which float32's seven
+    digits serve where the features hold no more (the solution ``x`` is refined to
+    float64's, where the search needs it); the product over ~1,000 columns in float64 was a
+    tenth of a search at 10k clips, 2.8x this one. Float64 features keep float64."""
+    return H @ x.astype(H.dtype, copy=False)
 
 
 def float64_solver(K: np.ndarray, ridge: np.ndarray, rhs: np.ndarray
@@ -544,13 +546,11 @@ def choose(feats: Features, y: np.ndarray, groups: np.ndarray, metric: str,
     weights x passes, not with their product. One pass was not enough: a block tried while
     another, noisier block still had full weight kept its weight (measured on the clean
     catalog, [fused ; context] for tone: video stayed at 1 beside the context block, 0.953
-    out of fold against 0.964 for the weights a second pass finds).
-    """
+    out of fold against 0.964 for the weights a second pass finds). Titles become sorted
+    codes: the same folds, and a within-title metric groups them without sorting names."""
     n_blocks = len(feats.blocks)
     choice = Choice(next(iter(feats.options)), (1.0,) * n_blocks, ALPHAS[len(ALPHAS) // 2])
-    # the titles as codes in their sorted order: the same folds, and a within-title metric
-    # groups every candidate's predictions without sorting the titles' names again
-    groups = np.unique(groups, return_inverse=True)[1]
+    groups = np.unique(groups, return_inverse=True)[1]  # titles as codes (see above)
     folds = grouped_folds(groups, inner_folds, seed + 7919)
     if len(folds) < 2:
         return choice
