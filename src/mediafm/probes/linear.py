@@ -84,11 +84,12 @@ class Ridge:
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None):
         self.mean, self.std = X.mean(0), X.std(0) + 1e-6
-        self.on = np.arange(X.shape[1])
+        self.on: slice | np.ndarray = slice(None)  # every column: no fancy-index copy of X
         if weights is not None:  # a weight of 0 drops the column: an infinite scale
             with np.errstate(divide="ignore"):
                 self.std = self.std / weights
-            self.on = np.flatnonzero(weights)
+            if not np.all(weights):
+                self.on = np.flatnonzero(weights)
         # only the columns kept: a dropped one is a zero column, whose coefficient is 0
         # (tone's final fits keep 5 of 10 blocks: half the columns, an eighth of the
         # factorisation)
