@@ -197,7 +197,13 @@ def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
         np.testing.assert_allclose(both[a:b, -2 * hidden:-hidden],
                                    np.tile(own[a:b].mean(0), (b - a, 1)), atol=1e-5)
     assert readout_blocks(model, both_name) == (hidden,) * 6
-    for name in ("input+context+visible+ahead+scene", both_name):
+
+    # +title: the whole title's mean context vector, on every shot
+    (titled,) = embed_sequences(model, [seq], title, both_name + "+title")
+    np.testing.assert_allclose(titled[:, :-hidden], both, atol=1e-6)
+    np.testing.assert_allclose(titled[:, -hidden:], np.tile(ctx.mean(0), (40, 1)), atol=1e-5)
+    assert readout_blocks(model, both_name + "+title") == (hidden,) * 7
+    for name in ("input+context+visible+ahead+scene", both_name, both_name + "+title"):
         with pytest.raises(ValueError, match="needs the whole title.*read out "
                                              "'input\\+context\\+visible\\+ahead'"):
             readout(model, torch.tensor(seq)[None], torch.tensor([40]),

@@ -53,7 +53,7 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         raise ValueError(f"output must be one of {READOUTS}, got {output!r}")
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
-    windowed, scene = scene_parts(output)  # blocks of the whole title: added once stitched
+    windowed, scene, title = stitched_parts(output)  # the whole title's: added once stitched
     width = model.config.max_shots
     stride = max(1, width // 2)
     windows = []  # (seq index, window index, start, length)
@@ -84,22 +84,28 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
         else:
             best = _best_window(len(s), starts, width)
             emb = np.stack([results[(i, w)][p - starts[w]] for p, w in enumerate(best)])
-        embeddings.append(np.hstack([emb, scene_block(model, s, emb, scene)]) if scene else emb)
+        whole = [scene_block(model, s, emb, scene)] if scene else []
+        whole += [title_block(model, emb)] if title else []
+        embeddings.append(np.hstack([emb, *whole]) if whole else emb)
     return embeddings
 
 
 SCENE = "+scene"  # the readouts' suffix for the scene block (of the context)
 SCENE_INPUT = "+scene-input"  # before it: the scene block of the input projection too
+TITLE = "+title"  # after them: the title's mean context vector
 
 
-def scene_parts(output: str) -> tuple[str, int]:
-    """(what a window reads out, how many scene blocks the whole title adds after it)."""
+def stitched_parts(output: str) -> tuple[str, int, bool]:
+    """(what a window reads out, how many scene blocks the whole title adds after it, whether
+    the title block follows them)."""
+    title = output.endswith(TITLE)
+    output = output.removesuffix(TITLE)
     if not output.endswith(SCENE):
-        return output, 0
+        return output, 0, title
     windowed = output.removesuffix(SCENE)
     if windowed.endswith(SCENE_INPUT):
-        return windowed.removesuffix(SCENE_INPUT), 2
-    return windowed, 1
+        return windowed.removesuffix(SCENE_INPUT), 2, title
+    return windowed, 1, title
 
 
 def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int = 1
@@ -129,6 +135,22 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
     hidden = model.config.hidden
     starts = scene_starts(fused, WINDOWS, BAR)
     return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], starts)
+
+
+def title_block(model: MediaFM, emb: np.ndarray) -> np.ndarray:
+    """(n, hidden): the title's mean context vector, the same for every shot; ``emb``: the
+    title's readout, [input projection ; context ; ...].
+
+    Why: a clip's place among its title's clips is what a label chosen per title asks for
+    (clip-worthiness: the 8 most appealing clips of each title), and every shot of a title
+    carries the title's own direction, so "more exciting than this title's usual" needs the
+    title's usual beside the clip. The naive baseline has it (the moving average with the
+    fused title mean beside it); the scene blocks have the scene's, not the title's.
+    Measured on the catalog family (benchmarks/README.md, *Context on catalogs nobody tuned
+    for*; docs/design.md, *Why title*).
+    """
+    hidden = model.config.hidden
+    return np.broadcast_to(emb[:, hidden:2 * hidden].mean(0), (len(emb), hidden))
 
 
 def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
@@ -170,12 +192,14 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       adds that block once a title's windows are stitched; this function gives the rest;
     - ``input+context+visible+ahead+scene-input+scene`` (the default): the same with the
       scene's mean input projection before its mean context vector (``scene_block``, two
-      blocks).
+      blocks);
+    - ``...+scene+title``: the same and the title's mean context vector (``title_block``),
+      also added by ``embed_sequences`` once the title is stitched.
     """
-    windowed, scene = scene_parts(output)
-    if scene:
-        raise ValueError(f"{output!r}: the scene block needs the whole title "
-                         f"(embed_sequences adds it); read out {windowed!r}")
+    windowed, scene, title = stitched_parts(output)
+    if scene or title:
+        raise ValueError(f"{output!r} needs the whole title for its scene and title blocks "
+                         f"(embed_sequences adds them); read out {windowed!r}")
     if output in ("hidden", "output", "input+hidden", "input+context+hidden"):
         h, pred = model(shots, lengths, title_emb, None, clock)  # the pass with nothing masked
     if output in ("hidden", "output", "input+hidden"):

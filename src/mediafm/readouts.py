@@ -6,6 +6,10 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
+    "input+context+visible+ahead+scene-input+scene+title": "[the default's six blocks ; "
+                                                           "title: the title's mean context "
+                                                           "vector, the same for every shot "
+                                                           "of it]",
     "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
                                                      "context vector: the hidden state when "
                                                      "the shot is masked, i.e. what the title "
