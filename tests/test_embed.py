@@ -225,6 +225,15 @@ def test_clip_with_title_context(model, store):
     assert title_blocks(model, "input+context+visible", (3, 5)) == (3, 5, hidden)
     assert title_blocks(model, "fused+context", (3, 5)) == (3, 5, hidden)
     assert title_blocks(model, "hidden") == (model.config.fused_dim, hidden)
+    # a readout with the title block carries the context mean already: the fused mean alone
+    titled = "input+context+visible+ahead+scene-input+scene+title"
+    got = embed_clips(model, store, clips, output=titled, progress=False,
+                      with_title=True).embedding[0]
+    (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]], titled)
+    np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), fused.mean(0)]),
+                               atol=1e-5)
+    np.testing.assert_allclose(per_shot[:, -hidden:].mean(0), title[-hidden:], atol=1e-5)
+    assert title_blocks(model, titled, (3, 5)) == (3, 5)
     with pytest.raises(ValueError, match="with_title needs"):
         embed_clips(model, store, clips, "clip-only", progress=False, with_title=True)
 

@@ -249,7 +249,8 @@ def _own_width(model: MediaFM, output: str) -> int:
     return model.config.fused_dim if output.startswith("fused+") else 0
 
 
-TITLE_PART = "fused mean + context mean"  # what title_part computes (recorded by heads)
+# what title_part computes (recorded by heads; a +title readout has the context mean already)
+TITLE_PART = "fused mean + context mean"
 
 
 def _context_width(model: MediaFM, output: str) -> int:
@@ -274,7 +275,13 @@ def title_part(model: MediaFM, fused: np.ndarray, emb: np.ndarray, output: str) 
     catalog seeds, a 30-step model) the heads' genre AP with it beside the context mean was
     below the ``input+context`` heads' on 9 seeds of 11 (seed 3: 0.277 against 0.340); with
     the context mean alone, 0.330.
+
+    A readout with the title block (``+title``) already carries the title's mean context on
+    every shot, so its title part is the fused mean alone (the same column twice would only
+    split one block's weight in two).
     """
+    if output.endswith(TITLE):
+        return fused.mean(axis=0)
     own = _own_width(model, output)
     return np.concatenate([fused.mean(axis=0),
                            emb[:, own:own + _context_width(model, output)].mean(axis=0)])
@@ -282,8 +289,10 @@ def title_part(model: MediaFM, fused: np.ndarray, emb: np.ndarray, output: str) 
 
 def title_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
                  ) -> tuple[int, ...]:
-    """Column counts of ``title_part``'s blocks: the fused vector's, then the context's."""
-    return (*(fused_blocks or (model.config.fused_dim,)), _context_width(model, output))
+    """Column counts of ``title_part``'s blocks: the fused vector's, then the context's (none
+    for a readout with the title block)."""
+    fused = fused_blocks or (model.config.fused_dim,)
+    return fused if output.endswith(TITLE) else (*fused, _context_width(model, output))
 
 
 def feature_width(model: MediaFM, output: str, with_title: bool) -> int:
