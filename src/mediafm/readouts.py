@@ -6,10 +6,6 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context+visible+ahead+scene-input+scene+title": "[the default's six blocks ; "
-                                                           "title: the title's mean context "
-                                                           "vector, the same for every shot "
-                                                           "of it]",
     "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
                                                      "context vector: the hidden state when "
                                                      "the shot is masked, i.e. what the title "
@@ -21,6 +17,10 @@ READOUTS = {
                                                      "projection and the mean context vector "
                                                      "of the shot's scene, scenes cut as "
                                                      "`mediafm scenes` cuts them] (default)",
+    "input+context+visible+ahead+scene-input+scene+title": "[the default's six blocks ; "
+                                                           "title: the title's mean context "
+                                                           "vector, the same for every shot "
+                                                           "of it]",
     "input+context+visible+ahead+scene": "[input projection ; context ; visible ; ahead ; the "
                                          "scene's mean context vector] (the default before "
                                          "the scene's input block, 2026-12-05)",
