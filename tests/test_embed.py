@@ -214,10 +214,12 @@ def test_clip_with_title_context(model, store):
     t = store.titles.iloc[2]
     clips = pd.DataFrame({"clip_id": ["a"], "title_id": [t.title_id], "first_shot": [1],
                           "last_shot": [3]})
-    got = embed_clips(model, store, clips, progress=False, with_title=True).embedding[0]
+    scene = "input+context+visible+ahead+scene-input+scene"  # [input ; context ; ...]
+    got = embed_clips(model, store, clips, output=scene, progress=False,
+                      with_title=True).embedding[0]
     fused = store.title_vectors(t.title_id)
-    (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]])
-    hidden = model.config.hidden  # the default readout: [input projection ; context ; ...]
+    (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]], scene)
+    hidden = model.config.hidden
     title = np.hstack([fused.mean(0), per_shot[:, hidden:2 * hidden].mean(0)])
     np.testing.assert_allclose(got, np.hstack([per_shot[1:4].mean(0), title]), atol=1e-5)
     assert title_blocks(model, "input+context") == (model.config.fused_dim, hidden)
@@ -226,7 +228,7 @@ def test_clip_with_title_context(model, store):
     assert title_blocks(model, "fused+context", (3, 5)) == (3, 5, hidden)
     assert title_blocks(model, "hidden") == (model.config.fused_dim, hidden)
     # a readout with the title block carries the context mean already: the fused mean alone
-    titled = "input+context+visible+ahead+scene-input+scene+title"
+    titled = scene + "+title"
     got = embed_clips(model, store, clips, output=titled, progress=False,
                       with_title=True).embedding[0]
     (per_shot,) = embed_sequences(model, [fused], store.title_embeddings()[[2]], titled)
