@@ -406,9 +406,12 @@ def test_metadata_baseline_reads_the_title_embedding(store):
     np.testing.assert_array_equal(meta.options["k=2"][:, -emb.shape[1]:], emb[rows])
     y = emb[rows, 0] > np.median(emb[:, 0])
     groups = clips["title_id"].to_numpy()
-    with_meta = probe(meta, y, groups, "ap", seeds=(0,)).mean
-    without = probe(plain, y, groups, "ap", seeds=(0,)).mean
-    assert with_meta > without + 0.1, (with_meta, without)  # 0.67 against 0.50 (chance)
+    # five title partitions: one partition of 24 titles is too few to hold the gap (seed 0
+    # alone: 0.628 against 0.553 on an AVX-512 host, 0.67 against 0.50 on AVX2)
+    seeds = (0, 1, 2, 3, 4)
+    with_meta = probe(meta, y, groups, "ap", seeds=seeds).mean
+    without = probe(plain, y, groups, "ap", seeds=seeds).mean
+    assert with_meta > without + 0.1, (with_meta, without)  # 0.70 against 0.47 (AVX-512)
 
 
 def test_block_search_revisits_blocks_until_nothing_moves():
