@@ -89,11 +89,13 @@ bench-gpu: install
 	$(PY) benchmarks/readme.py
 
 # Does context win? presets x seeds x recipes -> probe tables, then on held-out draws of the
-# catalog family, and how many passes the readout needs (~3 h on 2 cores).
+# catalog family, what search by example finds per readout, and how many passes the readout
+# needs (~3 h on 2 cores).
 bench-quality: install
 	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
 		--recipes "spec (learned positions),tiny default,title clock" \
 		--probe-seeds 0,1
+	$(PY) benchmarks/search_quality.py --presets noisy,clean --seeds 0,1
 	$(PY) benchmarks/context_families.py --draws 8 --position
 	$(PY) benchmarks/readout_passes.py --seeds 0
 	$(PY) benchmarks/readme.py

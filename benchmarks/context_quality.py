@@ -78,6 +78,8 @@ RECIPES: dict[str, list[str]] = {
         "mask_ratio=0.5", "mask_keep=0.2", "keep_noise=1.0", "readout=input+context+hidden"],
     "tiny default + hidden readout": ["readout=input+context+hidden"],
     "tiny default + fused readout": ["readout=fused+context"],
+    "tiny default + title readout": [
+        "readout=input+context+visible+ahead+scene-input+scene+title"],
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 
@@ -170,8 +172,7 @@ def probe_rows(store, labels, tasks, model, baselines: bool, probe_seeds, readou
 
 
 def run(args) -> None:
-    from mediafm.model import MediaFM, MediaFMConfig
-    from mediafm.train import load_run_config, train
+    from mediafm.model import MediaFM
 
     out = Path(args.json)
     records = json.loads(out.read_text()) if out.exists() else []
@@ -203,26 +204,8 @@ def run(args) -> None:
                 if have and not (set(METHODS) - have):
                     continue
                 overrides, readout = split_recipe(RECIPES[recipe])
-                overrides = [*overrides, f"seed={seed}", *args.set]
-                model_cfg, train_cfg = load_run_config("tiny", overrides)
-                # keyed by the resolved configs, not the overrides: a changed tiny default
-                # must not reuse a model trained under the old one
-                resolved = [asdict(MediaFMConfig(**model_cfg)), asdict(train_cfg)]
-                key = json.dumps(resolved, sort_keys=True)
-                run_dir = d / "runs" / hashlib.sha1(key.encode()).hexdigest()[:12]
-                stamp = run_dir / "benchmark_key.json"
-                if stamp.exists() and stamp.read_text() == key:  # trained for another readout
-                    saved = json.loads((run_dir / "val.json").read_text())
-                    val, train_s = saved["val"], saved["train_s"]
-                else:
-                    shutil.rmtree(run_dir, ignore_errors=True)
-                    t = time.perf_counter()
-                    val = train(store.path, run_dir, model_cfg, train_cfg, progress=False,
-                                device="cpu")
-                    train_s = time.perf_counter() - t
-                    (run_dir / "val.json").write_text(json.dumps({"val": val,
-                                                                  "train_s": train_s}))
-                    stamp.write_text(key)
+                run_dir, val, train_s = trained(d, store, [*overrides, f"seed={seed}",
+                                                           *args.set])
                 run_info = json.loads((run_dir / "run.json").read_text())
                 model = MediaFM.from_pretrained(run_dir)
                 rows = probe_rows(store, labels, tasks, model, False, args.probe_seeds, readout,
@@ -238,6 +221,31 @@ def run(args) -> None:
                        "neighbour_mean_loss": val.get("neighbour_mean/loss"), **r}
                       for r in rows])
     print(table(current(records, args.probe_seeds)))
+
+
+def trained(d: Path, store, overrides: list[str]) -> tuple[Path, dict, float]:
+    """(run folder, validation losses, training seconds) of ``mediafm train --config tiny``
+    with ``overrides`` on the store of ``d``: trained once, then reused by every readout and
+    benchmark that asks for the same configs."""
+    from mediafm.model import MediaFMConfig
+    from mediafm.train import load_run_config, train
+
+    model_cfg, train_cfg = load_run_config("tiny", overrides)
+    # keyed by the resolved configs, not the overrides: a changed tiny default must not reuse
+    # a model trained under the old one
+    key = json.dumps([asdict(MediaFMConfig(**model_cfg)), asdict(train_cfg)], sort_keys=True)
+    run_dir = d / "runs" / hashlib.sha1(key.encode()).hexdigest()[:12]
+    stamp = run_dir / "benchmark_key.json"
+    if stamp.exists() and stamp.read_text() == key:
+        saved = json.loads((run_dir / "val.json").read_text())
+        return run_dir, saved["val"], saved["train_s"]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    t = time.perf_counter()
+    val = train(store.path, run_dir, model_cfg, train_cfg, progress=False, device="cpu")
+    train_s = time.perf_counter() - t
+    (run_dir / "val.json").write_text(json.dumps({"val": val, "train_s": train_s}))
+    stamp.write_text(key)
+    return run_dir, val, train_s
 
 
 OURS = (IN_CONTEXT, WITH_TITLE, WITH_TITLE_POSITION, WITH_TITLE_METADATA)

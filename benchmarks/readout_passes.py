@@ -75,18 +75,15 @@ def features(variant: str, store, labels, model):
 
 def run_catalog(work: Path, preset: str, seed: int, titles: int, repeats: int,
                 probe_seeds: tuple[int, ...]) -> dict:
-    from context_quality import prepare  # benchmarks/context_quality.py
-
     from mediafm.model import MediaFM
     from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
     from mediafm.probes.tasks import targets
-    from mediafm.train import load_run_config, train
+
+    from context_quality import prepare, trained  # benchmarks/context_quality.py
 
     d, store, labels, tasks = prepare(work, preset, seed, titles)
-    run = d / "runs" / "tiny-default"
-    if not (run / "model").is_dir():
-        model_cfg, train_cfg = load_run_config("tiny", [f"seed={seed}"])
-        train(store.path, run, model_cfg, train_cfg, progress=False, device="cpu")
+    # the presets' suite's model (keyed by its configs, so a changed tiny default retrains)
+    run, _, _ = trained(d, store, [f"seed={seed}"])
     model = MediaFM.from_pretrained(run).eval()
     feats, times = {}, {v: [] for v in VARIANTS}
 

@@ -1,0 +1,164 @@
+"""Search by example: what a shot's nearest shots share with it, per readout.
+
+On the presets' catalogs and models (``context_quality.py``'s: the same workdir, so its trained
+models are reused), every shot is embedded with each readout (``mediafm embed``'s), and for a
+sample of query shots the 10 nearest shots by cosine (exact search, as a small ``mediafm index``
+does) are read against the catalog's latent truth: the share from the query's own title, the
+share whose scene has the query's tone, and, among the 10 nearest shots of *other* titles (the
+"elsewhere in the catalog" search), the share with the query's tone and the share whose title
+shares a genre with the query's. The store's fused vectors (no model) are the baseline; chance
+is the share of all other titles' shots with the query's tone (or a shared genre).
+
+Why: a readout block that is the same on every shot of a title (``+title``) helps the probes,
+which compare clips across titles, but pulls a shot's neighbours toward its own title; this
+measures by how much, and whether the shots it finds elsewhere are still the right ones.
+
+    python benchmarks/search_quality.py                       # clean, noisy x seeds 0, 1
+    python benchmarks/search_quality.py --presets noisy --seeds 0   # those catalogs' rows anew
+    python benchmarks/search_quality.py --table                      # print the JSON's table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mediafm.readouts import DEFAULT_READOUT
+
+import context_quality  # benchmarks/context_quality.py, beside this script
+import harness  # benchmarks/harness.py
+
+FUSED = "fused (no model)"
+# the default before the title block, with it, and the context vector alone
+READOUTS = ("input+context+visible+ahead+scene-input+scene",
+            "input+context+visible+ahead+scene-input+scene+title", "context")
+METRICS = {"same_title": "own title", "tone": "same tone",
+           "tone_elsewhere": "same tone, other titles",
+           "genre_elsewhere": "shared genre, other titles"}
+
+
+def neighbours(x: np.ndarray, q: np.ndarray, titles: np.ndarray, k: int = 10
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(the k nearest rows of each query, itself left out; the k nearest of other titles)."""
+    sim = x[q] @ x.T
+    sim[np.arange(len(q)), q] = -np.inf
+    near = np.argsort(-sim, axis=1)[:, :k]
+    sim[titles[None, :] == titles[q][:, None]] = -np.inf
+    return near, np.argsort(-sim, axis=1)[:, :k]
+
+
+def scores(x: np.ndarray, latent: pd.DataFrame, genres: dict[str, set[str]], q: np.ndarray
+           ) -> dict[str, float]:
+    """The shares of ``METRICS`` over the queries ``q``."""
+    titles, tones = latent["title_id"].to_numpy(), latent["tone"].to_numpy()
+    near, elsewhere = neighbours(x, q, titles)
+    share = lambda hits: float(np.mean(hits))  # noqa: E731
+    shared = np.array([[bool(genres[titles[i]] & genres[titles[j]]) for j in row]
+                       for i, row in zip(q, elsewhere, strict=True)])
+    return {"same_title": share(titles[near] == titles[q][:, None]),
+            "tone": share(tones[near] == tones[q][:, None]),
+            "tone_elsewhere": share(tones[elsewhere] == tones[q][:, None]),
+            "genre_elsewhere": share(shared)}
+
+
+def chance(latent: pd.DataFrame, genres: dict[str, set[str]], q: np.ndarray) -> dict[str, float]:
+    """What a random shot of another title shares with the query, on average."""
+    titles, tones = latent["title_id"].to_numpy(), latent["tone"].to_numpy()
+    tone, genre = [], []
+    for i in q:
+        other = titles != titles[i]
+        tone.append(np.mean(tones[other] == tones[i]))
+        genre.append(np.mean([bool(genres[titles[i]] & genres[t]) for t in titles[other][::50]]))
+    return {"tone_elsewhere": float(np.mean(tone)), "genre_elsewhere": float(np.mean(genre))}
+
+
+def run(args) -> list[dict]:
+    from mediafm.embed import embed_store
+    from mediafm.model import MediaFM
+    from mediafm.search import read_embeddings
+
+    records, info = [], harness.machine()
+    work = Path(args.workdir)
+    for preset in args.presets:
+        for seed in args.seeds:
+            d, store, _, _ = context_quality.prepare(work, preset, seed, args.titles)
+            latent = pd.read_parquet(d / "catalog" / "latent.parquet")
+            titles = pd.read_parquet(d / "catalog" / "titles.parquet")
+            genres = {t: set(g) for t, g in zip(titles["title_id"], titles["genres"],
+                                                strict=True)}
+            q = np.sort(np.random.default_rng(0).choice(len(latent), args.queries, replace=False))
+            common = {"preset": preset, "seed": seed, "n_shots": len(latent),
+                      "queries": args.queries, **info}
+            records.append({**common, "readout": "chance", **chance(latent, genres, q)})
+            fused = np.concatenate([store.title_vectors(t) for t in latent["title_id"].unique()])
+            records.append({**common, "readout": FUSED, **scores(fused, latent, genres, q)})
+            run_dir, _, _ = context_quality.trained(d, store, [f"seed={seed}"])
+            model = MediaFM.from_pretrained(run_dir)
+            for readout in READOUTS:
+                out = d / "search_quality" / f"{readout}.parquet"
+                if not out.exists():
+                    embed_store(model, store, out, output=readout, progress=False)
+                _, keys, x, _ = read_embeddings(out)
+                order = keys.reset_index().merge(latent[["title_id", "shot_index"]].reset_index(),
+                                                 on=["title_id", "shot_index"])
+                x = x[order.sort_values("index_y")["index_x"].to_numpy()]
+                records.append({**common, "readout": readout, **scores(x, latent, genres, q)})
+                print(f"{preset} seed {seed} {readout}: "
+                      + ", ".join(f"{k} {records[-1][k]:.3f}" for k in METRICS), flush=True)
+    return records
+
+
+def render(records: list[dict]) -> str:
+    """Per preset and readout: each share as the mean over the preset's catalogs, with its
+    range."""
+    df = pd.DataFrame(records)
+    lines = ["| preset | readout | " + " | ".join(METRICS.values()) + " |",
+             "|---|---|" + "---|" * len(METRICS)]
+    for preset, p in df.groupby("preset", sort=False):
+        for readout in ["chance", FUSED, *READOUTS]:
+            rows = p[p["readout"] == readout]
+            cells = []
+            for m in METRICS:
+                v = rows[m].dropna()
+                cells.append("" if v.empty else f"{v.mean():.3f} ({v.min():.3f}–{v.max():.3f})")
+            name = f"{readout} (default)" if readout == DEFAULT_READOUT else readout
+            lines.append(f"| {preset} | {name} | " + " | ".join(cells) + " |")
+    r = records[0]
+    catalogs = sorted({(x["preset"], x["seed"]) for x in records})
+    return (f"{len(catalogs)} catalogs ({', '.join(f'{p} {s}' for p, s in catalogs)}; "
+            f"{df['n_shots'].min():,}–{df['n_shots'].max():,} shots), {r['queries']} query "
+            "shots a catalog, the 10 "
+            f"nearest by cosine; a cell is the mean over a preset's catalogs (range).\n\n"
+            + "\n".join(lines) + f"\n\nMachine: {r['cpu']} ({r['isa']}), {r['cores']} cores, "
+            f"torch {r['torch']}; commit {r['commit']}, {r['date']}.")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default="clean,noisy", type=lambda s: s.split(","))
+    p.add_argument("--seeds", default="0,1", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument("--titles", type=int, default=100)
+    p.add_argument("--queries", type=int, default=2000)
+    p.add_argument("--workdir", default="/tmp/mediafm-context")
+    p.add_argument("--json", default=str(harness.RESULTS / "search_quality.json"))
+    p.add_argument("--table", action="store_true", help="only print the table of --json")
+    args = p.parse_args()
+    out = Path(args.json)
+    if not args.table:
+        new = run(args)
+        ran = {(r["preset"], r["seed"]) for r in new}
+        old = json.loads(out.read_text()) if out.exists() else []
+        records = [r for r in old if (r["preset"], r["seed"]) not in ran] + new
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1))
+        os.replace(tmp, out)
+    print(render(json.loads(out.read_text())))
+
+
+if __name__ == "__main__":
+    main()
