@@ -190,11 +190,11 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+context+visible+ahead+scene``: the same and the mean context vector of the
       shot's scene (``scene_block``). The scenes are the whole title's, so ``embed_sequences``
       adds that block once a title's windows are stitched; this function gives the rest;
-    - ``input+context+visible+ahead+scene-input+scene`` (the default): the same with the
-      scene's mean input projection before its mean context vector (``scene_block``, two
-      blocks);
-    - ``...+scene+title``: the same and the title's mean context vector (``title_block``),
-      also added by ``embed_sequences`` once the title is stitched.
+    - ``input+context+visible+ahead+scene-input+scene``: the same with the scene's mean
+      input projection before its mean context vector (``scene_block``, two blocks);
+    - ``input+context+visible+ahead+scene-input+scene+title`` (the default): the same and the
+      title's mean context vector (``title_block``), also added by ``embed_sequences`` once
+      the title is stitched.
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:

@@ -6,6 +6,22 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
+    "input+context+visible+ahead+scene-input+scene+title": "[the shot's input projection ; "
+                                                           "its context vector: the hidden "
+                                                           "state when the shot is masked, "
+                                                           "i.e. what the title around it "
+                                                           "says ; visible: its hidden state "
+                                                           "in the masked passes that leave "
+                                                           "it visible ; ahead: the next "
+                                                           "shot's context vector, what the "
+                                                           "title says comes next ; "
+                                                           "scene-input and scene: the mean "
+                                                           "input projection and the mean "
+                                                           "context vector of the shot's "
+                                                           "scene, scenes cut as `mediafm "
+                                                           "scenes` cuts them ; title: the "
+                                                           "title's mean context vector] "
+                                                           "(default)",
     "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
                                                      "context vector: the hidden state when "
                                                      "the shot is masked, i.e. what the title "
@@ -16,11 +32,9 @@ READOUTS = {
                                                      "scene-input and scene: the mean input "
                                                      "projection and the mean context vector "
                                                      "of the shot's scene, scenes cut as "
-                                                     "`mediafm scenes` cuts them] (default)",
-    "input+context+visible+ahead+scene-input+scene+title": "[the default's six blocks ; "
-                                                           "title: the title's mean context "
-                                                           "vector, the same for every shot "
-                                                           "of it]",
+                                                     "`mediafm scenes` cuts them] (the "
+                                                     "default before the title block, "
+                                                     "2026-12-06)",
     "input+context+visible+ahead+scene": "[input projection ; context ; visible ; ahead ; the "
                                          "scene's mean context vector] (the default before "
                                          "the scene's input block, 2026-12-05)",
@@ -38,7 +52,7 @@ READOUTS = {
     "output": "the output projection, in fused dims",
 }
 # measured: benchmarks/README.md, catalog families (held out) and context quality
-DEFAULT_READOUT = "input+context+visible+ahead+scene-input+scene"
+DEFAULT_READOUT = "input+context+visible+ahead+scene-input+scene+title"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
 
