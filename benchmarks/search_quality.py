@@ -57,17 +57,17 @@ def scores(x: np.ndarray, latent: pd.DataFrame, genres: dict[str, set[str]], q: 
     """The shares of ``METRICS`` over the queries ``q``."""
     titles, tones = latent["title_id"].to_numpy(), latent["tone"].to_numpy()
     near, elsewhere = neighbours(x, q, titles)
-    share = lambda hits: float(np.mean(hits))  # noqa: E731
-    shared = np.array([[bool(genres[titles[i]] & genres[titles[j]]) for j in row]
-                       for i, row in zip(q, elsewhere, strict=True)])
-    return {"same_title": share(titles[near] == titles[q][:, None]),
-            "tone": share(tones[near] == tones[q][:, None]),
-            "tone_elsewhere": share(tones[elsewhere] == tones[q][:, None]),
-            "genre_elsewhere": share(shared)}
+    shared = [[bool(genres[titles[i]] & genres[titles[j]]) for j in row]
+              for i, row in zip(q, elsewhere, strict=True)]
+    return {"same_title": float(np.mean(titles[near] == titles[q][:, None])),
+            "tone": float(np.mean(tones[near] == tones[q][:, None])),
+            "tone_elsewhere": float(np.mean(tones[elsewhere] == tones[q][:, None])),
+            "genre_elsewhere": float(np.mean(shared))}
 
 
 def chance(latent: pd.DataFrame, genres: dict[str, set[str]], q: np.ndarray) -> dict[str, float]:
-    """What a random shot of another title shares with the query, on average."""
+    """What a random shot of another title shares with the query, on average (the genre
+    share over one in 50 of those shots: titles weighted by their length, as for the tone)."""
     titles, tones = latent["title_id"].to_numpy(), latent["tone"].to_numpy()
     tone, genre = [], []
     for i in q:
@@ -104,9 +104,12 @@ def run(args) -> list[dict]:
                 if not out.exists():
                     embed_store(model, store, out, output=readout, progress=False)
                 _, keys, x, _ = read_embeddings(out)
-                order = keys.reset_index().merge(latent[["title_id", "shot_index"]].reset_index(),
-                                                 on=["title_id", "shot_index"])
-                x = x[order.sort_values("index_y")["index_x"].to_numpy()]
+                at = pd.MultiIndex.from_frame(keys).get_indexer(
+                    pd.MultiIndex.from_frame(latent[["title_id", "shot_index"]]))
+                if (at < 0).any():
+                    raise SystemExit(f"{out}: {int((at < 0).sum())} shots of the catalog "
+                                     "are not in it; delete it to embed again")
+                x = x[at]  # rows in the latent table's order
                 records.append({**common, "readout": readout, **scores(x, latent, genres, q)})
                 print(f"{preset} seed {seed} {readout}: "
                       + ", ".join(f"{k} {records[-1][k]:.3f}" for k in METRICS), flush=True)
