@@ -137,8 +137,7 @@ def render(records: list[dict]) -> str:
             f"{df['n_shots'].min():,}–{df['n_shots'].max():,} shots), {r['queries']} query "
             "shots a catalog, the 10 "
             f"nearest by cosine; a cell is the mean over a preset's catalogs (range).\n\n"
-            + "\n".join(lines) + f"\n\nMachine: {r['cpu']} ({r['isa']}), {r['cores']} cores, "
-            f"torch {r['torch']}; commit {r['commit']}, {r['date']}.")
+            + "\n".join(lines) + "\n\n" + harness.machine_line(r))
 
 
 def main() -> None:
