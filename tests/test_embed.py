@@ -203,7 +203,23 @@ def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
     np.testing.assert_allclose(titled[:, :-hidden], both, atol=1e-6)
     np.testing.assert_allclose(titled[:, -hidden:], np.tile(ctx.mean(0), (40, 1)), atol=1e-5)
     assert readout_blocks(model, both_name + "+title") == (hidden,) * 7
-    for name in ("input+context+visible+ahead+scene", both_name, both_name + "+title"):
+
+    # +scene-fused+scene+title: the scene's mean fused vector (fused_dim columns, one probe
+    # block per modality) in place of its mean input projection; the rest as before
+    fused_name = "input+context+visible+ahead+scene-fused+scene+title"
+    (with_fused,) = embed_sequences(model, [seq], title, fused_name)
+    fd = model.config.fused_dim
+    assert with_fused.shape == (40, 6 * hidden + fd)
+    np.testing.assert_allclose(with_fused[:, :4 * hidden], rest, atol=1e-6)
+    np.testing.assert_allclose(with_fused[:, -2 * hidden:], titled[:, -2 * hidden:], atol=1e-6)
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        np.testing.assert_allclose(with_fused[a:b, 4 * hidden:4 * hidden + fd],
+                                   np.tile(seq[a:b].mean(0), (b - a, 1)), atol=1e-5)
+    assert readout_blocks(model, fused_name) == (hidden,) * 4 + (fd,) + (hidden,) * 2
+    split = (fd - 2, 2)  # the store's modality widths
+    assert readout_blocks(model, fused_name, split) == (hidden,) * 4 + split + (hidden,) * 2
+    for name in ("input+context+visible+ahead+scene", both_name, both_name + "+title",
+                 fused_name):
         with pytest.raises(ValueError, match="needs the whole title.*read out "
                                              "'input\\+context\\+visible\\+ahead'"):
             readout(model, torch.tensor(seq)[None], torch.tensor([40]),

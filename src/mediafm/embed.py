@@ -92,26 +92,30 @@ def embed_sequences(model: MediaFM, seqs: list[np.ndarray], title_emb: np.ndarra
 
 SCENE = "+scene"  # the readouts' suffix for the scene block (of the context)
 SCENE_INPUT = "+scene-input"  # before it: the scene block of the input projection too
+SCENE_FUSED = "+scene-fused"  # or that of the fused vectors themselves
 TITLE = "+title"  # after them: the title's mean context vector
 
 
-def stitched_parts(output: str) -> tuple[str, int, bool]:
-    """(what a window reads out, how many scene blocks the whole title adds after it, whether
-    the title block follows them)."""
+def stitched_parts(output: str) -> tuple[str, tuple[str, ...], bool]:
+    """(what a window reads out, the scene blocks the whole title adds after it, whether the
+    title block follows them). Scene blocks are named by what they average over the scene:
+    ``context``, after ``input`` (the input projection) or ``fused`` (the fused vectors)."""
     title = output.endswith(TITLE)
     output = output.removesuffix(TITLE)
     if not output.endswith(SCENE):
-        return output, 0, title
+        return output, (), title
     windowed = output.removesuffix(SCENE)
-    if windowed.endswith(SCENE_INPUT):
-        return windowed.removesuffix(SCENE_INPUT), 2, title
-    return windowed, 1, title
+    for first, suffix in (("input", SCENE_INPUT), ("fused", SCENE_FUSED)):
+        if windowed.endswith(suffix):
+            return windowed.removesuffix(suffix), (first, "context"), title
+    return windowed, ("context",), title
 
 
-def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int = 1
-                ) -> np.ndarray:
-    """(n, blocks * hidden): each shot's mean context vector over its scene (``blocks=2``:
-    its mean input projection before it), the scenes of the whole title cut at the change
+def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray,
+                parts: tuple[str, ...] = ("context",)) -> np.ndarray:
+    """Each shot's mean over its scene of ``parts``, side by side: ``context`` (its mean
+    context vector, hidden columns), after ``input`` (the mean input projection, hidden) or
+    ``fused`` (the mean fused vector, fused_dim), the scenes of the whole title cut at the change
     points of its fused vectors as ``mediafm scenes`` cuts them (``changepoints.scene_starts``
     at its default windows and bar; files record the cut, ``readouts.readout_stamp``);
     ``emb``: the title's readout, [input projection ; context ; ...].
@@ -129,12 +133,18 @@ def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray, blocks: int 
     context vectors alone on tone; with the scene's mean of what its shots show beside it, tone
     was won on 8 of 8 held-out catalogs at 60 and at 240 titles (6 and 7 with ``+scene``),
     at a small cost to clip-worthiness (docs/design.md, *Why scene-input*).
+
+    Why the fused vectors' scene mean instead (``+scene-fused+scene``): the input projection
+    squeezes fused_dim columns into hidden ones, trained for what the model predicts, and
+    what it drops can be what a probe wants of a whole scene (docs/design.md, *Why
+    scene-fused*).
     """
     from mediafm.changepoints import BAR, WINDOWS, scene_means, scene_starts
 
     hidden = model.config.hidden
     starts = scene_starts(fused, WINDOWS, BAR)
-    return scene_means(emb[:, (2 - blocks) * hidden:2 * hidden], starts)
+    of = {"input": emb[:, :hidden], "context": emb[:, hidden:2 * hidden], "fused": fused}
+    return np.hstack([scene_means(np.asarray(of[p], np.float32), starts) for p in parts])
 
 
 def title_block(model: MediaFM, emb: np.ndarray) -> np.ndarray:
@@ -194,7 +204,9 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       input projection before its mean context vector (``scene_block``, two blocks);
     - ``input+context+visible+ahead+scene-input+scene+title`` (the default): the same and the
       title's mean context vector (``title_block``), also added by ``embed_sequences`` once
-      the title is stitched.
+      the title is stitched;
+    - ``input+context+visible+ahead+scene-fused+scene+title``: the default with the scene's
+      mean fused vector (fused_dim columns) in place of its mean input projection.
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:
@@ -235,11 +247,15 @@ def readout_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = 
                    ) -> tuple[int, ...]:
     """Column counts of the readout's blocks, for per-block probe weights: one of hidden per
     part of [input proj ; ...], (*fused_blocks, hidden) for [fused ; context] (``fused_blocks``:
-    the store's modality widths, or one block of fused_dim)."""
+    the store's modality widths, or one block of fused_dim), and the same for a scene's mean
+    fused vector (``+scene-fused``)."""
+    fused, hidden = fused_blocks or (model.config.fused_dim,), model.config.hidden
     if output == "fused+context":
-        return (*(fused_blocks or (model.config.fused_dim,)), model.config.hidden)
-    parts = output.count("+") + 1
-    return (model.config.hidden,) * parts if output.startswith("input+") else ()
+        return (*fused, hidden)
+    if not output.startswith("input+"):
+        return ()
+    return tuple(w for part in output.split("+")
+                 for w in (fused if part == SCENE_FUSED[1:] else (hidden,)))
 
 
 def _own_width(model: MediaFM, output: str) -> int:

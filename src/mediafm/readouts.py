@@ -22,6 +22,10 @@ READOUTS = {
                                                            "scenes` cuts them ; title: the "
                                                            "title's mean context vector] "
                                                            "(default)",
+    "input+context+visible+ahead+scene-fused+scene+title": "[the default's blocks with the "
+                                                           "scene's mean fused vector in "
+                                                           "place of its mean input "
+                                                           "projection]",
     "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
                                                      "context vector: the hidden state when "
                                                      "the shot is masked, i.e. what the title "
