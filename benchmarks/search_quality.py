@@ -34,9 +34,11 @@ import context_quality  # benchmarks/context_quality.py, beside this script
 import harness  # benchmarks/harness.py
 
 FUSED = "fused (no model)"
-# the default before the title block, with it, and the context vector alone
+# the default before the title block, with it, with the scene's fused vector in place of its
+# input projection, and the context vector alone
 READOUTS = ("input+context+visible+ahead+scene-input+scene",
-            "input+context+visible+ahead+scene-input+scene+title", "context")
+            "input+context+visible+ahead+scene-input+scene+title",
+            "input+context+visible+ahead+scene-fused+scene+title", "context")
 METRICS = {"same_title": "own title", "tone": "same tone",
            "tone_elsewhere": "same tone, other titles",
            "genre_elsewhere": "shared genre, other titles"}
