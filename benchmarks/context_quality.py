@@ -78,8 +78,6 @@ RECIPES: dict[str, list[str]] = {
         "mask_ratio=0.5", "mask_keep=0.2", "keep_noise=1.0", "readout=input+context+hidden"],
     "tiny default + hidden readout": ["readout=input+context+hidden"],
     "tiny default + fused readout": ["readout=fused+context"],
-    "tiny default + scene-fused readout": [
-        "readout=input+context+visible+ahead+scene-fused+scene+title"],
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 

@@ -77,7 +77,8 @@ def test_synth_import_train_embed(tmp_path):
                 mode, "--out", f"clips-{mode}.parquet", cwd=tmp_path)
     a = pd.read_parquet(tmp_path / "clips-in-context.parquet")
     b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
-    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 7 * 32  # the default readout
+    # the default readout: six blocks of the model's width and the scene's mean fused vector
+    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 6 * 32 + 256
     assert not np.allclose(a.embedding[0], b.embedding[0])
     out = mediafm("probe", "--store", "store", "--model", "run", "--labels",
                   "cat/labels.parquet", "--embeddings", "mine=shots.parquet", "--seeds", "1",

@@ -202,11 +202,13 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       adds that block once a title's windows are stitched; this function gives the rest;
     - ``input+context+visible+ahead+scene-input+scene``: the same with the scene's mean
       input projection before its mean context vector (``scene_block``, two blocks);
-    - ``input+context+visible+ahead+scene-input+scene+title`` (the default): the same and the
-      title's mean context vector (``title_block``), also added by ``embed_sequences`` once
-      the title is stitched;
-    - ``input+context+visible+ahead+scene-fused+scene+title``: the default with the scene's
-      mean fused vector (fused_dim columns) in place of its mean input projection.
+    - ``input+context+visible+ahead+scene-input+scene+title``: the same and the title's mean
+      context vector (``title_block``), also added by ``embed_sequences`` once the title is
+      stitched;
+    - ``input+context+visible+ahead+scene-fused+scene+title`` (the default): the same with
+      the scene's mean fused vector (fused_dim columns) in place of its mean input
+      projection: the input projection squeezes the fused vector into the model's width,
+      and what it drops (the scene's sound, on long noisy scenes) is what tone needs.
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context+visible+ahead+scene-input+scene+title": "[the shot's input projection ; "
+    "input+context+visible+ahead+scene-fused+scene+title": "[the shot's input projection ; "
                                                            "its context vector: the hidden "
                                                            "state when the shot is masked, "
                                                            "i.e. what the title around it "
@@ -15,17 +15,18 @@ READOUTS = {
                                                            "it visible ; ahead: the next "
                                                            "shot's context vector, what the "
                                                            "title says comes next ; "
-                                                           "scene-input and scene: the mean "
-                                                           "input projection and the mean "
+                                                           "scene-fused and scene: the mean "
+                                                           "fused vector and the mean "
                                                            "context vector of the shot's "
                                                            "scene, scenes cut as `mediafm "
                                                            "scenes` cuts them ; title: the "
                                                            "title's mean context vector] "
                                                            "(default)",
-    "input+context+visible+ahead+scene-fused+scene+title": "[the default's blocks with the "
-                                                           "scene's mean fused vector in "
-                                                           "place of its mean input "
-                                                           "projection]",
+    "input+context+visible+ahead+scene-input+scene+title": "[the default's blocks with the "
+                                                           "scene's mean input projection in "
+                                                           "place of its mean fused vector] "
+                                                           "(the default before the scene's "
+                                                           "fused block, 2026-12-07)",
     "input+context+visible+ahead+scene-input+scene": "[the shot's input projection ; its "
                                                      "context vector: the hidden state when "
                                                      "the shot is masked, i.e. what the title "
@@ -56,7 +57,7 @@ READOUTS = {
     "output": "the output projection, in fused dims",
 }
 # measured: benchmarks/README.md, catalog families (held out) and context quality
-DEFAULT_READOUT = "input+context+visible+ahead+scene-input+scene+title"
+DEFAULT_READOUT = "input+context+visible+ahead+scene-fused+scene+title"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
 
