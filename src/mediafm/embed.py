@@ -208,7 +208,8 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+context+visible+ahead+scene-fused+scene+title`` (the default): the same with
       the scene's mean fused vector (fused_dim columns) in place of its mean input
       projection: the input projection squeezes the fused vector into the model's width,
-      and what it drops (the scene's sound, on long noisy scenes) is what tone needs.
+      and on long, noisy scenes what it drops is what a moving average of the fused vectors
+      keeps for tone (docs/design.md, *Why scene-fused*).
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:
