@@ -207,9 +207,8 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       stitched;
     - ``input+context+visible+ahead+scene-fused+scene+title`` (the default): the same with
       the scene's mean fused vector (fused_dim columns) in place of its mean input
-      projection: the input projection squeezes the fused vector into the model's width,
-      and on long, noisy scenes what it drops is what a moving average of the fused vectors
-      keeps for tone (docs/design.md, *Why scene-fused*).
+      projection, which squeezes it into the model's width: on long, noisy scenes it drops
+      what the fused vectors' moving average keeps for tone (docs/design.md, *Why scene-fused*).
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:
