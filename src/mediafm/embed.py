@@ -207,8 +207,7 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
       stitched;
     - ``input+context+visible+ahead+scene-fused+scene+title`` (the default): the same with
       the scene's mean fused vector (fused_dim columns) in place of its mean input
-      projection, which squeezes it into the model's width: on long, noisy scenes it drops
-      what the fused vectors' moving average keeps for tone (docs/design.md, *Why scene-fused*).
+      projection (``scene_block`` says why).
     """
     windowed, scene, title = stitched_parts(output)
     if scene or title:
