@@ -9,6 +9,11 @@ share whose scene has the query's tone, and, among the 10 nearest shots of *othe
 shares a genre with the query's. The store's fused vectors (no model) are the baseline; chance
 is the share of all other titles' shots with the query's tone (or a shared genre).
 
+Each readout of several blocks is searched twice: its rows unit-normed whole (indexes made
+before 2026-12-07) and each block scaled to unit norm first (``fusion.block_norm``, what
+``mediafm index`` does with embeddings that record their blocks), where the hidden-state blocks
+(norm ~7-11) no longer drown the input-side ones (~0.75).
+
 Why: a readout block that is the same on every shot of a title (``+title``) helps the probes,
 which compare clips across titles, but pulls a shot's neighbours toward its own title; this
 measures by how much, and whether the shots it finds elsewhere are still the right ones.
@@ -34,6 +39,7 @@ import context_quality  # benchmarks/context_quality.py, beside this script
 import harness  # benchmarks/harness.py
 
 FUSED = "fused (no model)"
+SCALINGS = {"row": "", "blocks": ", blocks alike"}  # how rows are scaled -> the tables' suffix
 # the default before the title block, with it, with the scene's fused vector in place of its
 # input projection, and the context vector alone
 READOUTS = ("input+context+visible+ahead+scene-input+scene",
@@ -80,7 +86,7 @@ def chance(latent: pd.DataFrame, genres: dict[str, set[str]], q: np.ndarray) -> 
 
 
 def run(args) -> list[dict]:
-    from mediafm.embed import embed_store
+    from mediafm.embed import embed_store, vector_blocks
     from mediafm.model import MediaFM
     from mediafm.search import read_embeddings
 
@@ -105,16 +111,19 @@ def run(args) -> list[dict]:
                 out = d / "search_quality" / f"{readout}.parquet"
                 if not out.exists():
                     embed_store(model, store, out, output=readout, progress=False)
-                _, keys, x, _ = read_embeddings(out)
-                at = pd.MultiIndex.from_frame(keys).get_indexer(
-                    pd.MultiIndex.from_frame(latent[["title_id", "shot_index"]]))
-                if (at < 0).any():
-                    raise SystemExit(f"{out}: {int((at < 0).sum())} shots of the catalog "
-                                     "are not in it; delete it to embed again")
-                x = x[at]  # rows in the latent table's order
-                records.append({**common, "readout": readout, **scores(x, latent, genres, q)})
-                print(f"{preset} seed {seed} {readout}: "
-                      + ", ".join(f"{k} {records[-1][k]:.3f}" for k in METRICS), flush=True)
+                blocks = vector_blocks(model, readout)
+                for scaling in ("row", "blocks") if blocks else ("row",):
+                    _, keys, x, _ = read_embeddings(out, blocks if scaling == "blocks" else [])
+                    at = pd.MultiIndex.from_frame(keys).get_indexer(
+                        pd.MultiIndex.from_frame(latent[["title_id", "shot_index"]]))
+                    if (at < 0).any():
+                        raise SystemExit(f"{out}: {int((at < 0).sum())} shots of the catalog "
+                                         "are not in it; delete it to embed again")
+                    x = x[at]  # rows in the latent table's order
+                    records.append({**common, "readout": readout, "scaling": scaling,
+                                    **scores(x, latent, genres, q)})
+                    print(f"{preset} seed {seed} {readout}{SCALINGS[scaling]}: "
+                          + ", ".join(f"{k} {records[-1][k]:.3f}" for k in METRICS), flush=True)
     return records
 
 
@@ -122,17 +131,23 @@ def render(records: list[dict]) -> str:
     """Per preset and readout: each share as the mean over the preset's catalogs, with its
     range."""
     df = pd.DataFrame(records)
+    df["scaling"] = df["scaling"].fillna("row") if "scaling" in df else "row"
     lines = ["| preset | readout | " + " | ".join(METRICS.values()) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for preset, p in df.groupby("preset", sort=False):
         for readout in ["chance", FUSED, *READOUTS]:
-            rows = p[p["readout"] == readout]
-            cells = []
-            for m in METRICS:
-                v = rows[m].dropna()
-                cells.append("" if v.empty else f"{v.mean():.3f} ({v.min():.3f}–{v.max():.3f})")
-            name = f"{readout} (default)" if readout == DEFAULT_READOUT else readout
-            lines.append(f"| {preset} | {name} | " + " | ".join(cells) + " |")
+            for scaling, suffix in SCALINGS.items():
+                rows = p[(p["readout"] == readout) & (p["scaling"] == scaling)]
+                if rows.empty:
+                    continue
+                cells = []
+                for m in METRICS:
+                    v = rows[m].dropna()
+                    cells.append("" if v.empty else
+                                 f"{v.mean():.3f} ({v.min():.3f}–{v.max():.3f})")
+                name = readout + suffix + (" (the index's default)" if readout
+                                           == DEFAULT_READOUT and scaling == "blocks" else "")
+                lines.append(f"| {preset} | {name} | " + " | ".join(cells) + " |")
     r = records[0]
     catalogs = sorted({(x["preset"], x["seed"]) for x in records})
     return (f"{len(catalogs)} catalogs ({', '.join(f'{p} {s}' for p, s in catalogs)}; "

@@ -79,6 +79,10 @@ def test_synth_import_train_embed(tmp_path):
     b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
     # the default readout: six blocks of the model's width and the scene's mean fused vector
     assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 6 * 32 + 256
+    # ... recorded block by block, so an index weighs each alike
+    blocks = [32] * 4 + [256] + [32] * 2
+    assert artifacts.read(tmp_path / "shots.parquet").meta["blocks"] == blocks
+    assert artifacts.read(tmp_path / "clips-clip-only.parquet").meta["blocks"] == blocks
     assert not np.allclose(a.embedding[0], b.embedding[0])
     out = mediafm("probe", "--store", "store", "--model", "run", "--labels",
                   "cat/labels.parquet", "--embeddings", "mine=shots.parquet", "--seeds", "1",
@@ -134,8 +138,11 @@ def test_synth_import_train_embed(tmp_path):
     mediafm("embed", "--model", "run", "--store", "store", "--titles", "--out", "titles.parquet",
             cwd=tmp_path)
     assert len(pd.read_parquet(tmp_path / "titles.parquet")) == 6
+    assert artifacts.read(tmp_path / "titles.parquet").meta["blocks"] == blocks
     mediafm("index", "--embeddings", "shots.parquet", "--store", "store", "--out", "index",
             cwd=tmp_path)
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["embeddings"][
+        "blocks"] == blocks
     hits = json.loads(mediafm("search", "--index", "index", "--title", "title-00002", "--shot",
                               "3", "-k", "4", "--other-titles", "--json", cwd=tmp_path).stdout)
     assert len(hits) == 4 and all(h["title_id"] != "title-00002" for h in hits)

@@ -292,6 +292,59 @@ def test_index_from_other_embeddings_than_the_store(tmp_path, store):
     assert not (tmp_path / "index").exists()
 
 
+
+def test_an_index_weighs_a_readouts_blocks_alike(tmp_path):
+    """An embeddings file that records its blocks is indexed with each block at unit norm
+    (``block_norm``), in memory and streamed to disk alike: a quiet block that says which
+    shots belong together then finds them, where the raw row's cosine is the loud block's
+    (noise here). A query vector from outside is scaled as the rows; titles added to an index
+    from before the blocks were recorded keep its scaling (rows whole)."""
+    import mediafm.search as search
+    from mediafm import artifacts
+    from mediafm.fusion import block_norm, unit_norm
+
+    rng = np.random.default_rng(0)
+    n_titles, n_shots = 30, 40
+    centres = rng.normal(size=(n_titles, 16))
+    quiet = 0.1 * (np.repeat(centres, n_shots, 0) + 0.2 * rng.normal(size=(n_titles * n_shots, 16)))
+    loud = 10.0 * rng.normal(size=(n_titles * n_shots, 64))
+    raw = np.concatenate([quiet, loud], axis=1).astype(np.float32)
+    frame = pd.DataFrame({"title_id": [f"t{i // n_shots}" for i in range(len(raw))],
+                          "shot_index": np.arange(len(raw)) % n_shots, "embedding": list(raw)})
+    artifacts.write("shot_embeddings", frame, tmp_path / "blocks.pq", blocks=[16, 64])
+    artifacts.write("shot_embeddings", frame, tmp_path / "rows.pq")
+    want = block_norm(raw, [16, 64])
+    for name, limits in (("flat", {}), ("streamed", {"compress_from": 0})):  # vectors.npy
+        out = build_index(tmp_path / "blocks.pq", tmp_path / name, **limits)
+        index = Index.load(out)
+        assert index.meta["embeddings"]["blocks"] == [16, 64]
+        np.testing.assert_allclose(index.vector(index.row("t3", 5)), want[3 * n_shots + 5],
+                                   atol=1e-6)
+    index = Index.load(tmp_path / "flat")
+    own = index.search("t3", 5, k=10)
+    assert (own.title_id == "t3").mean() >= 0.9  # the quiet block's neighbours
+    by_vector = index.search(vector=raw[3 * n_shots + 5], k=11)  # itself first, then the same
+    assert by_vector.shot_index.iat[0] == 5
+    assert by_vector.iloc[1:][["title_id", "shot_index"]].reset_index(drop=True).equals(
+        own[["title_id", "shot_index"]])
+    memory = Index.from_vectors("shots", frame[["title_id", "shot_index"]], raw,
+                                {"embeddings": {"blocks": [16, 64]}})  # the explorer's
+    assert memory.search("t3", 5, k=10)[["title_id", "shot_index"]].equals(
+        own[["title_id", "shot_index"]])
+    rows = Index.load(build_index(tmp_path / "rows.pq", tmp_path / "whole"))
+    assert "blocks" not in rows.meta["embeddings"]
+    assert (rows.search("t3", 5, k=10).title_id == "t3").mean() <= 0.3  # the loud block's
+    search.add_to_index(tmp_path / "whole", tmp_path / "blocks.pq")  # replaces every title
+    grown = Index.load(tmp_path / "whole")
+    assert "blocks" not in grown.meta["embeddings"]
+    np.testing.assert_allclose(grown.vector(grown.row("t3", 5)),
+                               unit_norm(raw[3 * n_shots + 5]), atol=1e-6)
+    artifacts.write("shot_embeddings", frame, tmp_path / "bad.pq", blocks=[16, 60])
+    with pytest.raises(StoreError, match=r"bad.pq: its blocks \[16, 60\] sum to 76, its "
+                                         r"vectors have 80 columns"):
+        build_index(tmp_path / "bad.pq", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
 @pytest.mark.slow
 def test_ray_embedding_equals_local_and_resumes(fitted, store, tmp_path):
     """Ray actors write the same embeddings as the local engine; a part a killed run already

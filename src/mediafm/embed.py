@@ -312,6 +312,21 @@ def title_blocks(model: MediaFM, output: str, fused_blocks: tuple[int, ...] = ()
     return fused if output.endswith(TITLE) else (*fused, _context_width(model, output))
 
 
+def vector_blocks(model: MediaFM, output: str, with_title: bool = False, pool: str = "mean"
+                  ) -> list[int]:
+    """Column counts of an embeddings file's vectors by block (the readout's, the fused
+    vector as one block, then the title part's or the [CLS] state's), recorded as the file's
+    ``blocks`` so an index can weigh each block alike (``fusion.block_norm``); [] for a
+    one-block vector. ``pool``: a title embedding's (``embed_titles``)."""
+    own = list(readout_blocks(model, output)) or [_context_width(model, output)]
+    if pool == "cls":
+        own = [model.config.hidden]
+    elif pool == "both":
+        own.append(model.config.hidden)
+    blocks = own + (list(title_blocks(model, output)) if with_title else [])
+    return blocks if len(blocks) > 1 else []
+
+
 def feature_width(model: MediaFM, output: str, with_title: bool) -> int:
     """Columns of a clip's features (heads): the readout, then the title part if asked."""
     width = sum(readout_blocks(model, output)) or _context_width(model, output)
@@ -358,7 +373,7 @@ def embed_store(model: MediaFM, store: ShotStore | str | os.PathLike, out: str |
     out = Path(out).absolute()
     stage = EmbedStage(model, str(store.path.absolute()), output, batch_size)
     meta = {**readout_stamp(output), "model": artifacts.model_stamp(model, model_path),
-            "store": artifacts.store_stamp(store)}
+            "store": artifacts.store_stamp(store), "blocks": vector_blocks(model, output)}
     with locked(out):
         staging = Staging(out.parent / f".{out.name}.parts")
         staging.check_settings(embed_settings(model, store, output), restage=True)

@@ -20,6 +20,28 @@ def unit_norm(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps).astype(x.dtype)
 
 
+def block_norm(x: np.ndarray, blocks: tuple[int, ...] | list[int] = ()) -> np.ndarray:
+    """Each block of ``blocks`` columns scaled to unit L2 norm, then each row (``unit_norm``):
+    a cosine over the result weighs every block alike. Idempotent, so a vector scaled once
+    may be scaled again; ``blocks`` of fewer than two (one block) is ``unit_norm``.
+
+    Why: a readout concatenates blocks of very different norms (hidden states ~7-11, the
+    input projection and the fused vectors ~0.75), so a cosine over the raw row is the hidden
+    states' cosine, and search by example ignores what the shot itself shows; measured in
+    ``benchmarks/search_quality.py``."""
+    if len(blocks) < 2:
+        return unit_norm(x)
+    x = np.array(x, dtype=np.result_type(np.asarray(x).dtype, np.float32), copy=True)
+    if sum(blocks) != x.shape[-1]:
+        raise ValueError(f"blocks {list(blocks)} sum to {sum(blocks)}, the vectors have "
+                         f"{x.shape[-1]} columns")
+    lo = 0
+    for width in blocks:
+        x[..., lo:lo + width] = unit_norm(x[..., lo:lo + width])
+        lo += width
+    return unit_norm(x)
+
+
 def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray,
          include: tuple[str, ...] = MODALITIES) -> np.ndarray:
     """Concatenate (N, dv), (N, da), (N, dt) with zeros where ``has_text`` is False; unit-norm.

@@ -1,10 +1,11 @@
 """Similarity search over shot, clip or title embeddings, with FAISS; indexes that grow.
 
 An index is built from an embeddings file (``mediafm embed`` output): vectors are unit-normed
-so inner product is cosine similarity. Small collections get exact search (``IndexFlatIP``);
-large ones an inverted-file index (``IndexIVFFlat``, ``nlist ~ 4 sqrt(n)`` lists) whose
-``nprobe`` is chosen as the smallest that reaches ``target_recall`` at 10 against exact search
-on a sample of queries, and recorded. A catalog whose vectors would not fit in RAM (over
+so inner product is cosine similarity, each block the file records first (``block_norm``:
+in a raw readout the hidden-state blocks drown the rest). Small collections get exact search
+(``IndexFlatIP``); large ones an inverted-file index (``IndexIVFFlat``, ``nlist ~ 4 sqrt(n)``
+lists) whose ``nprobe`` is the smallest that reaches ``target_recall`` at 10 against exact
+search on a sample of queries, and recorded. A catalog whose vectors would not fit in RAM (over
 ``COMPRESS_FROM`` bytes of float32: ~2M shots at 256-d) gets a compressed index: product
 quantization in an inverted file after a learned rotation (``OPQ{m},IVF{nlist},PQ{m}``, ``m =
 dim / 8``: 32 bytes a 256-d vector instead of 1,024) whose candidates are re-ranked on the
@@ -37,7 +38,7 @@ import pandas as pd
 from mediafm import artifacts
 from mediafm.atomic import atomic_dir
 from mediafm.errors import MediaFMError, Mismatch, NotFound, StoreError, require
-from mediafm.fusion import unit_norm
+from mediafm.fusion import block_norm, unit_norm
 from mediafm.readouts import recorded_cut
 from mediafm.store import ShotStore
 
@@ -71,9 +72,11 @@ def one_thread():
         faiss.omp_set_num_threads(before)
 
 
-def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
+def read_embeddings(path: str | os.PathLike, blocks: list[int] | None = None
+                    ) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
     """(kind, keys, (n, dim) unit-normed float32 vectors, recorded metadata) of an embeddings
-    file (shot, clip or title embeddings: ``artifacts``)."""
+    file (shot, clip or title embeddings: ``artifacts``), each of its ``blocks`` scaled to
+    unit norm first (``fusion.block_norm``; None: the blocks the file records)."""
     emb = artifacts.read(path, *artifacts.EMBEDDINGS)
     x = emb.vectors()
     keys = emb.frame()[list(emb.kind.keys)]
@@ -81,7 +84,19 @@ def read_embeddings(path: str | os.PathLike) -> tuple[str, pd.DataFrame, np.ndar
         raise StoreError(f"{path}: key {keys[keys.duplicated()].iloc[0].tolist()} appears "
                          "twice")
     kind = next(k for k, a in INDEX_KINDS.items() if a == emb.kind.name)
-    return kind, keys, np.ascontiguousarray(unit_norm(x.astype(np.float32))), emb.meta
+    blocks = _blocks(path, emb.meta, x.shape[1], blocks)
+    return kind, keys, np.ascontiguousarray(block_norm(x.astype(np.float32), blocks)), emb.meta
+
+
+def _blocks(path: str | os.PathLike, meta: dict, dim: int, blocks: list[int] | None
+            ) -> list[int]:
+    """``blocks``, or those an embeddings file records (files made before 2026-12-07 record
+    none: their rows are scaled whole), checked against its width."""
+    blocks = list(meta.get("blocks") or []) if blocks is None else list(blocks)
+    if blocks and sum(blocks) != dim:
+        raise StoreError(f"{path}: its blocks {blocks} sum to {sum(blocks)}, its vectors "
+                         f"have {dim} columns")
+    return blocks
 
 
 def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
@@ -108,7 +123,8 @@ def build_index(embeddings: str | os.PathLike | None, out: str | os.PathLike,
                 kind, keys, x, made = read_embeddings(embeddings)
             meta = {"kind": kind, "embeddings": {
                 "path": str(Path(embeddings).absolute()),
-                **{k: made[k] for k in ("readout", "scene_cut", "model") if k in made}},
+                **{k: made[k] for k in ("readout", "scene_cut", "model", "blocks")
+                   if made.get(k)}},
                 "store": made.get("store")}
             if store is not None and kind == "shots":
                 artifacts.check_store(made, store, f"the embeddings {embeddings}")
@@ -159,7 +175,8 @@ def _dim(path: str | os.PathLike) -> int:
     return len(first[0]) if len(first) else 0
 
 
-def stream_embeddings(path: str | os.PathLike, out: Path, progress: bool = False
+def stream_embeddings(path: str | os.PathLike, out: Path, progress: bool = False,
+                      blocks: list[int] | None = None
                       ) -> tuple[str, pd.DataFrame, np.ndarray, dict]:
     """``read_embeddings`` for files larger than RAM: the unit-normed vectors are written
     batch by batch to the ``.npy`` file ``out`` and returned memory-mapped."""
@@ -179,6 +196,7 @@ def stream_embeddings(path: str | os.PathLike, out: Path, progress: bool = False
     # pre_buffer off: with it, the reader keeps every batch's column chunk cached until it
     # is closed (measured: 2.6 GB held after reading 2M 256-d vectors; 0.4 GB without)
     f, dim = pq.ParquetFile(path, pre_buffer=False), _dim(path)
+    blocks = _blocks(path, emb.meta, dim, blocks)
     x = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(len(keys), dim))
     bar = progress_bar(total=len(keys), desc="read vectors", unit="row", disable=not progress)
     done = 0
@@ -191,7 +209,7 @@ def stream_embeddings(path: str | os.PathLike, out: Path, progress: bool = False
         if not np.isfinite(v).all():
             raise StoreError(f"{path}: embeddings contain NaN or inf (rows {done} to "
                              f"{done + len(v) - 1})")
-        x[done:done + len(v)] = unit_norm(v.astype(np.float32))
+        x[done:done + len(v)] = block_norm(v.astype(np.float32), blocks)
         done += len(v)
         bar.update(len(v))
     bar.close()
@@ -489,8 +507,10 @@ def add_to_index(path: str | os.PathLike, embeddings: str | os.PathLike,
     (the store grew), the index's shots must all be shots of it, and its text index is made
     again from it."""
     index = Index.load(path)
-    kind, keys, x, made = read_embeddings(embeddings)
     mine = index.meta.get("embeddings", {})
+    # the new rows scaled as the index's are (an index from before 2026-12-07: rows whole)
+    blocks = mine.get("blocks", []) if index.index is not None else None
+    kind, keys, x, made = read_embeddings(embeddings, blocks)
     if kind != index.kind:
         raise Mismatch(f"{embeddings} holds {kind}; the index {path} holds {index.kind}")
     if index.index is not None:
@@ -522,7 +542,9 @@ def add_to_index(path: str | os.PathLike, embeddings: str | os.PathLike,
         _check_keys(index.keys[keep], store, path)
     meta = {**{k: v for k, v in index.meta.items() if k not in ("n", "dim", "index")},
             "embeddings": {**mine, "added": [*mine.get("added", []),
-                                             str(Path(embeddings).absolute())]}}
+                                             str(Path(embeddings).absolute())],
+                           **({"blocks": made["blocks"]} if blocks is None
+                              and made.get("blocks") else {})}}
     if store is not None:
         meta["store"] = artifacts.store_stamp(store)
     return _rewrite(path, index, keep, new_keys, x, meta, store)
@@ -685,8 +707,10 @@ class Index:
     def from_vectors(cls, kind: str, keys: pd.DataFrame, x: np.ndarray, meta: dict,
                      name: str = "memory") -> Index:
         """An exact index in memory over ``x`` (rows of ``keys``), for a store small enough
-        to search without building one (the explorer, searching a store by words)."""
-        x = np.ascontiguousarray(unit_norm(np.asarray(x, np.float32)))
+        to search without building one (the explorer, searching a store by words); ``meta``'s
+        ``embeddings.blocks``, if any, are scaled alike (``fusion.block_norm``)."""
+        x = np.ascontiguousarray(block_norm(np.asarray(x, np.float32),
+                                            meta.get("embeddings", {}).get("blocks", [])))
         keys = keys.reset_index(drop=True).assign(id=np.arange(len(x), dtype=np.int64))
         index, info = _faiss_index(x, keys["id"].to_numpy(), 1.0, len(x), 0)
         made = cls(Path(name), index, keys, {"kind": kind, "n": len(x), "dim": x.shape[1],
@@ -810,9 +834,11 @@ class Index:
             vector = self.vector(own)
             if self.kind != "clips":
                 title = self.keys["title_id"].iat[own]
-        q = unit_norm(np.asarray(vector, np.float32).reshape(1, -1))
+        q = np.asarray(vector, np.float32).reshape(1, -1)
         if q.shape[1] != self.meta["dim"]:
             raise ValueError(f"query has {q.shape[1]} dims, the index {self.meta['dim']}")
+        # scaled as the index's rows (idempotent: a row of the index comes back the same)
+        q = block_norm(q, self.meta.get("embeddings", {}).get("blocks", []))
         fetch = k + 1
         skip_title = other_titles and title is not None and "title_id" in self.keys
         params, info = None, self.meta["index"]

@@ -49,7 +49,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _embed(args: argparse.Namespace) -> None:
     from mediafm import artifacts
-    from mediafm.embed import embed_clips, embed_store, embed_titles
+    from mediafm.embed import embed_clips, embed_store, embed_titles, vector_blocks
     from mediafm.jobs import Where
     from mediafm.model import MediaFM
     from mediafm.store import ShotStore
@@ -71,13 +71,15 @@ def _embed(args: argparse.Namespace) -> None:
         frame = embed_clips(model, store, clips, args.mode, args.output, args.batch_size,
                             progress=not args.quiet, with_title=args.with_title)
         out = artifacts.write("clip_embeddings", frame, args.out, mode=args.mode,
-                              with_title=args.with_title, **made)
+                              with_title=args.with_title, **made, blocks=vector_blocks(
+                                  model, args.output, with_title=args.with_title))
         print(f"wrote {len(frame)} clip embeddings ({args.mode}) to {out}")
     elif args.titles:
         frame = embed_titles(model, store, args.title_pool, args.output, args.batch_size,
                              progress=not args.quiet)
         out = artifacts.write("title_embeddings", frame, args.out, pool=args.title_pool,
-                              **made)
+                              **made, blocks=vector_blocks(model, args.output,
+                                                           pool=args.title_pool))
         print(f"wrote {len(frame)} title embeddings ({args.title_pool}) to {out}")
     else:
         out = embed_store(model, store, args.out, args.output, args.batch_size,

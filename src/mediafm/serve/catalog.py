@@ -297,7 +297,7 @@ def _wide(p: pd.DataFrame | None, n: int) -> dict[str, tuple[list[str], np.ndarr
 
 def _memory_index(store: ShotStore, model, searched: str):
     """An exact index over the contextual embeddings of every shot of a small store."""
-    from mediafm.embed import embed_part
+    from mediafm.embed import DEFAULT_READOUT, embed_part, vector_blocks
     from mediafm.search import Index
 
     if store.info.n_shots > SEARCH_IN_MEMORY_UP_TO:
@@ -310,4 +310,5 @@ def _memory_index(store: ShotStore, model, searched: str):
         keys.append(t.select(["title_id", "shot_index"]).to_pandas())
         vectors.append(np.stack(t["embedding"].to_numpy(zero_copy_only=False)))
     return Index.from_vectors("shots", pd.concat(keys, ignore_index=True),
-                              np.concatenate(vectors), {"searched": searched})
+                              np.concatenate(vectors), {"searched": searched, "embeddings": {
+                                  "blocks": vector_blocks(model, DEFAULT_READOUT)}})
