@@ -314,6 +314,10 @@ def test_an_index_weighs_a_readouts_blocks_alike(tmp_path):
     artifacts.write("shot_embeddings", frame, tmp_path / "blocks.pq", blocks=[16, 64])
     artifacts.write("shot_embeddings", frame, tmp_path / "rows.pq")
     want = block_norm(raw, [16, 64])
+    # each block at norm 1/sqrt(2), the row at 1; scaled again, the same
+    np.testing.assert_allclose(np.linalg.norm(want[:, :16], axis=1), 2 ** -0.5, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(want[:, 16:], axis=1), 2 ** -0.5, rtol=1e-5)
+    np.testing.assert_allclose(block_norm(want, [16, 64]), want, atol=1e-6)
     for name, limits in (("flat", {}), ("streamed", {"compress_from": 0})):  # vectors.npy
         out = build_index(tmp_path / "blocks.pq", tmp_path / name, **limits)
         index = Index.load(out)

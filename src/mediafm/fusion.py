@@ -31,15 +31,16 @@ def block_norm(x: np.ndarray, blocks: tuple[int, ...] | list[int] = ()) -> np.nd
     ``benchmarks/search_quality.py``."""
     if len(blocks) < 2:
         return unit_norm(x)
-    x = np.array(x, dtype=np.result_type(np.asarray(x).dtype, np.float32), copy=True)
+    x = np.array(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))  # the one copy
     if sum(blocks) != x.shape[-1]:
         raise ValueError(f"blocks {list(blocks)} sum to {sum(blocks)}, the vectors have "
                          f"{x.shape[-1]} columns")
     lo = 0
-    for width in blocks:
-        x[..., lo:lo + width] = unit_norm(x[..., lo:lo + width])
-        lo += width
-    return unit_norm(x)
+    for width in (*blocks, None):  # each block, then the row, in place
+        part = x[..., lo:lo + width] if width else x
+        part /= np.maximum(np.linalg.norm(part, axis=-1, keepdims=True), 1e-12)
+        lo += width or 0
+    return x
 
 
 def fuse(video: np.ndarray, audio: np.ndarray, text: np.ndarray, has_text: np.ndarray,

@@ -85,7 +85,8 @@ def read_embeddings(path: str | os.PathLike, blocks: list[int] | None = None
                          "twice")
     kind = next(k for k, a in INDEX_KINDS.items() if a == emb.kind.name)
     blocks = _blocks(path, emb.meta, x.shape[1], blocks)
-    return kind, keys, np.ascontiguousarray(block_norm(x.astype(np.float32), blocks)), emb.meta
+    x = block_norm(x, blocks).astype(np.float32, copy=False)  # one copy of the vectors
+    return kind, keys, np.ascontiguousarray(x), emb.meta
 
 
 def _blocks(path: str | os.PathLike, meta: dict, dim: int, blocks: list[int] | None
