@@ -87,6 +87,7 @@ def chance(latent: pd.DataFrame, genres: dict[str, set[str]], q: np.ndarray) -> 
 
 def run(args) -> list[dict]:
     from mediafm.embed import embed_store, vector_blocks
+    from mediafm.fusion import block_norm
     from mediafm.model import MediaFM
     from mediafm.search import read_embeddings
 
@@ -111,15 +112,16 @@ def run(args) -> list[dict]:
                 out = d / "search_quality" / f"{readout}.parquet"
                 if not out.exists():
                     embed_store(model, store, out, output=readout, progress=False)
-                blocks = vector_blocks(model, readout)
-                for scaling in ("row", "blocks") if blocks else ("row",):
-                    _, keys, x, _ = read_embeddings(out, blocks if scaling == "blocks" else [])
-                    at = pd.MultiIndex.from_frame(keys).get_indexer(
-                        pd.MultiIndex.from_frame(latent[["title_id", "shot_index"]]))
-                    if (at < 0).any():
-                        raise SystemExit(f"{out}: {int((at < 0).sum())} shots of the catalog "
-                                         "are not in it; delete it to embed again")
-                    x = x[at]  # rows in the latent table's order
+                _, keys, x, _ = read_embeddings(out, [])  # rows whole
+                at = pd.MultiIndex.from_frame(keys).get_indexer(
+                    pd.MultiIndex.from_frame(latent[["title_id", "shot_index"]]))
+                if (at < 0).any():
+                    raise SystemExit(f"{out}: {int((at < 0).sum())} shots of the catalog "
+                                     "are not in it; delete it to embed again")
+                x = x[at]  # rows in the latent table's order
+                blocks = vector_blocks(model, readout)  # a row's scale is lost in block_norm
+                scaled = {"row": x, **({"blocks": block_norm(x, blocks)} if blocks else {})}
+                for scaling, x in scaled.items():
                     records.append({**common, "readout": readout, "scaling": scaling,
                                     **scores(x, latent, genres, q)})
                     print(f"{preset} seed {seed} {readout}{SCALINGS[scaling]}: "
