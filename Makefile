@@ -93,7 +93,7 @@ bench-gpu: install
 # needs (~3 h on 2 cores).
 bench-quality: install
 	$(PY) benchmarks/context_quality.py --presets noisy,clean --seeds 0,1 \
-		--recipes "spec (learned positions),tiny default,title clock" \
+		--recipes "spec (learned positions),tiny default,no title clock" \
 		--probe-seeds 0,1
 	$(PY) benchmarks/search_quality.py --presets noisy,clean --seeds 0,1
 	$(PY) benchmarks/context_families.py --draws 8 --position

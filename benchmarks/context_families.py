@@ -62,6 +62,9 @@ SCALING_READOUT = LEGACY_READOUT  # the readout every point of the scaling curve
 # The draws the variants' tables compare on: those this readout (the default of 2026-12-05/06)
 # was measured on at 60 titles with its scenes cut as then, every tuning and held-out one.
 ANCHOR_READOUT = "input+context+visible+ahead+scene-input+scene"
+# Records of models trained before the title clock became tiny's default (2026-12-07) name
+# title_clock=false among their overrides (the anchor's and the scaling curve's among them).
+NO_CLOCK = "title_clock=false"
 NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
 SCENE_TASKS = ("tone", "clip_worthy", "popularity", "ad_relevancy", "boundary")
 # Clip-worthiness and popularity follow the story arc: the naive baseline that also knows the
@@ -298,7 +301,7 @@ def ablation(records: list[dict], held_out: bool = False) -> str:
     done = {}
     for r in chosen:
         done.setdefault(variant(r), set()).add(r["draw"])
-    draws = done.get(((), ANCHOR_READOUT, 60, LEGACY_CUT), set())
+    draws = done.get(((NO_CLOCK,), ANCHOR_READOUT, 60, LEGACY_CUT), set())
     variants = sorted(v for v, got in done.items() if got >= draws)
     tasks = [*SCENE_TASKS, "genre"]
     rows = []
@@ -327,8 +330,8 @@ def scaling(records: list[dict]) -> str:
     tuning = [r for r in records if r["draw"] < 100 and variant(r)[1] == SCALING_READOUT]
     groups: dict[tuple[int, int, int], list[dict]] = {}
     for r in tuning:
-        sets = dict(o.split("=", 1) for o in r["overrides"])
-        if set(sets) <= set(axes):
+        sets = dict(o.split("=", 1) for o in r["overrides"] if o != NO_CLOCK)
+        if NO_CLOCK in r["overrides"] and set(sets) <= set(axes):
             point = {**axes, **{k: int(v) for k, v in sets.items()}}
             groups.setdefault((r["spec"]["n_titles"], point["steps"], point["hidden"]),
                               []).append(r)

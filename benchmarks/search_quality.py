@@ -126,7 +126,7 @@ def run(args) -> list[dict]:
             records.append({**common, "readout": FUSED, **scores(fused, latent, genres, q)})
             run_dir, _, _ = context_quality.trained(d, store, [f"seed={seed}", *args.set])
             model = MediaFM.from_pretrained(run_dir)
-            folder = d / "search_quality" / "+".join(args.set)  # the tiny default's: no subfolder
+            folder = d / "search_quality" / run_dir.name  # one per trained model (its configs)
             for readout in args.readouts:
                 out = folder / f"{readout}.parquet"
                 if not out.exists():
