@@ -94,6 +94,7 @@ def main() -> None:
             check=True))
 
     inner: list[float] = []
+    baseline_inner: list[float] = []
     src = Path(__file__).resolve().parents[1] / "src"
 
     def run_ingest(tree: Path = src, record: bool = True) -> float:
@@ -111,6 +112,8 @@ def main() -> None:
         if record:
             stages.append(report["stage_seconds"])
             inner.append(report["wall_seconds"])
+        else:
+            baseline_inner.append(report["wall_seconds"])
         return wall
 
     variants = {"ffmpeg -f null decode": decode, "mediafm ingest, fresh process": run_ingest}
@@ -118,6 +121,8 @@ def main() -> None:
         variants["baseline ingest, fresh process"] = lambda: run_ingest(args.baseline, False)
     runs = harness.interleaved(variants, args.repeats, args.warmup)
     runs["ingest() call in it"] = inner[-args.repeats:]
+    if args.baseline:
+        runs["baseline's ingest() call"] = baseline_inner[-args.repeats:]
     runs["the title's stages in it"] = [sum(v for k, v in st.items() if k not in OVERLAPPING)
                                         for st in stages[-args.repeats:]]
     seconds = args.minutes * 60
@@ -141,6 +146,8 @@ def main() -> None:
     if args.baseline:
         result["ratios"]["baseline / this tree (time)"] = harness.ratio(
             runs["baseline ingest, fresh process"], runs["mediafm ingest, fresh process"])
+        result["ratios"]["baseline's ingest() call / this tree's (time)"] = harness.ratio(
+            runs["baseline's ingest() call"], runs["ingest() call in it"])
     print(render(result))
     harness.write("ingest_throughput" + ("" if args.height == 720 else f"_{args.height}p"),
                   result, args.json)

@@ -87,12 +87,17 @@ class EncodeBehind:
     """The video and audio encoders in a thread, on the shots the decoding pass has finished,
     in batches: on two cores, encoding the previous shots overlaps decoding the next ones.
 
+    Batches of 4 shots, in order (so the same title always gives the same vectors): the shots
+    still waiting when decoding ends are encoded after it, which no overlap hides; at 8 that
+    tail was 0.44 s of a 2-minute 720p title's ~5.5 s, at 4 it is 0.2 s
+    (``benchmarks/ingest_throughput.py``; at 2 the encoders' own work grows as much).
+
     ``put`` blocks when ``max_queued`` shots wait (memory stays bounded); an encoder error
     stops the thread and is raised by the next ``put`` or by ``finish``.
     """
 
     def __init__(self, enc: Encoders, wave: np.ndarray | Future | None, rate: int,
-                 batch: int = 8, max_queued: int = 64):
+                 batch: int = 4, max_queued: int = 64):
         self.enc, self.wave, self.rate, self.batch = enc, wave, rate, batch
         self.queue: queue.Queue = queue.Queue(max_queued)
         self.video: list[np.ndarray] = []
