@@ -220,3 +220,46 @@ def test_a_closed_pipe_is_quiet(reference):
     err = proc.stderr.read().decode()
     proc.wait()
     assert err == "" and proc.returncode == 141
+
+
+POOL_PARENT = """
+import os, time
+from mediafm.probes.linear import in_processes
+
+def work(x):
+    time.sleep(0.2)
+    return os.getpid()
+
+if __name__ == "__main__":
+    for pid in in_processes(work, list(range(10_000)), 2):
+        print(pid, flush=True)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, dead and waiting to be reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_pool_workers_end_with_a_killed_parent(tmp_path):
+    """A probe (or heads) run ended by ``kill`` takes its worker processes with it; without
+    ``jobs.exit_with_parent`` they ran the calls queued, then waited forever."""
+    script = tmp_path / "parent.py"
+    script.write_text(POOL_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers.add(int(parent.stdout.readline()))
+    assert len(workers) == 2 and parent.pid not in workers
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(running, workers)), f"workers {sorted(workers)} outlived their parent"

@@ -189,8 +189,32 @@ def run(stage: Stage, units: list, staging: Staging, where: Where, collect: Coll
 _WORKER: tuple | None = None  # a pool process's (stage, state, staging), built once
 
 
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this process (a pool's worker) within ``poll_s`` of its parent's end.
+
+    Why: a ``ProcessPoolExecutor``'s workers outlive a parent ended by a signal it does not
+    handle (``kill PID``, a scheduler's time limit): they run the calls already queued, then
+    wait forever on a queue nobody feeds, each holding its memory (an ingest worker's
+    encoders, a head search's features). A daemon thread polls the parent's pid, which
+    changes when the parent is gone; polled rather than Linux's parent-death signal, so it
+    works wherever Python does. A unit cut short leaves nothing half-written: outputs are
+    written whole or not at all (``atomic``)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mediafm-exit-with-parent", daemon=True).start()
+
+
 def _pool_init(stage: Stage, root: Path) -> None:
     global _WORKER
+    exit_with_parent()
     _WORKER = (stage, stage.setup(1), Staging(root))  # one torch thread a process
 
 

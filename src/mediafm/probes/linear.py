@@ -735,8 +735,12 @@ def default_workers() -> int:
 
 
 def _one_thread() -> None:
+    """A worker of ``in_processes``: one math thread, and gone when its parent is."""
     from threadpoolctl import threadpool_limits
 
+    from mediafm.jobs import exit_with_parent
+
+    exit_with_parent()
     threadpool_limits(1)
 
 
