@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -253,13 +254,19 @@ def test_pool_workers_end_with_a_killed_parent(tmp_path):
     script.write_text(POOL_PARENT)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     workers: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(workers) < 2 and time.monotonic() < deadline:
-        workers.add(int(parent.stdout.readline()))
-    assert len(workers) == 2 and parent.pid not in workers
-    parent.send_signal(signal.SIGTERM)
-    parent.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(map(running, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(map(running, workers)), f"workers {sorted(workers)} outlived their parent"
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers.add(int(parent.stdout.readline()))
+        assert len(workers) == 2 and parent.pid not in workers
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(running, workers)), f"workers {sorted(workers)} outlived their parent"
+    finally:  # a failure leaves no process behind either
+        parent.kill()
+        for pid in filter(running, workers):  # only a failed run's: a pid gone may be reused
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
