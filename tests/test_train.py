@@ -136,6 +136,35 @@ def test_config_overrides_and_errors(tmp_path):
             load_run_config("tiny", [bad])
 
 
+def test_a_run_in_passes_lasts_that_many_passes_over_its_training_windows(store, tmp_path):
+    """``passes`` sets the length by the catalog: the run's steps are passes x the steps one
+    pass over the training titles' windows takes (a title over max_shots is several windows);
+    ``--set steps=N`` on a config that sets passes means N steps."""
+    import math
+
+    from mediafm.sequences import split_titles
+
+    tc = TrainConfig.of(steps=1000, passes=3, batch_size=4, warmup_steps=1, eval_every=100,
+                        log_every=1)
+    train(store.path, tmp_path / "r", {**SMALL, "max_shots": 16}, tc, progress=False,
+          device="cpu")
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    rows, _ = split_titles(list(store.titles["title_id"]), tc.val_fraction, tc.max_val_titles)
+    windows = sum(math.ceil(n / 16) for n in store.titles["n_shots"].iloc[rows])
+    assert windows > len(rows)  # some titles are over max_shots
+    assert info["train"]["steps"] == 3 * (windows // 4) == len(records(tmp_path / "r", "train"))
+    assert info["passes"] == 3
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nsteps = 600\npasses = 40\n")
+    assert load_run_config(str(cfg))[1].passes == 40
+    _, tc = load_run_config(str(cfg), ["steps=5"])
+    assert (tc.steps, tc.passes) == (5, 0)
+    _, tc = load_run_config(str(cfg), ["train.steps=5", "passes=2"])
+    assert (tc.steps, tc.passes) == (5, 2)
+    with pytest.raises(ValueError, match="passes must be >= 0"):
+        load_run_config("tiny", ["passes=-1"])
+
+
 def test_store_dims_conflict(store, tmp_path):
     with pytest.raises(ValueError, match="fused_dim=99 but the store"):
         train(store.path, tmp_path / "r", {**SMALL, "fused_dim": 99}, TrainConfig.of(steps=1),

@@ -222,6 +222,9 @@ class TrainConfig:
     optimiser, loader and masking configs beside it (their own sections in a file)."""
 
     steps: int = 1000
+    # > 0: the run lasts this many passes over its training windows and ``steps`` is what that
+    # comes to on the store it trains on (``run_steps``); 0: ``steps`` as set
+    passes: float = 0.0
     batch_size: int = 16  # windows (titles) per step
     seed: int = 0
     val_fraction: float = 0.1  # held-out titles
@@ -239,7 +242,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        check_ranges(self, {"steps": (1, None), "batch_size": (1, None), "seed": (0, None),
+        check_ranges(self, {"steps": (1, None), "passes": (0, None), "batch_size": (1, None),
+                            "seed": (0, None),
                             "val_fraction": (0, 0.9), "max_val_titles": (0, None),
                             "eval_every": (1, None), "ckpt_every": (1, None),
                             "log_every": (1, None)})

@@ -46,6 +46,13 @@ def random_windows(n: int, max_shots: int, rng: np.random.Generator, crop: float
     return [(int(s), max_shots) for s in rng.integers(0, n - max_shots + 1, size=k)]
 
 
+def steps_per_epoch(n_shots, max_shots: int, batch_size: int) -> int:
+    """Steps in one pass over the training windows of titles of ``n_shots`` shots each (a
+    title over ``max_shots`` gives ceil(n / max_shots) windows; at least one step)."""
+    n_windows = sum(1 if n <= max_shots else math.ceil(n / max_shots) for n in n_shots)
+    return max(1, n_windows // batch_size)
+
+
 def split_titles(title_ids: list[str], val_fraction: float, max_val: int | None = None
                  ) -> tuple[list[int], list[int]]:
     """Deterministic train/val split by a hash of the title id (stable across stores)."""
@@ -158,9 +165,8 @@ class WindowLoader:
         self.crop, self.short_steps, self.short_max_shots = crop, short_steps, short_max_shots
         self.titles = store.titles
         self.title_emb = store.title_embeddings()
-        n_windows = sum(1 if n <= max_shots else math.ceil(n / max_shots)
-                        for n in self.titles["n_shots"].iloc[rows])
-        self.steps_per_epoch = max(1, n_windows // batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.titles["n_shots"].iloc[rows], max_shots,
+                                               batch_size)
         self.reader = store.row_reader(parts_in_memory)
         self.read_threads = read_threads
         self._pool: tuple[int, ThreadPoolExecutor] | None = None
