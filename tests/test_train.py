@@ -165,6 +165,40 @@ def test_a_run_in_passes_lasts_that_many_passes_over_its_training_windows(store,
         load_run_config("tiny", ["passes=-1"])
 
 
+def test_an_ema_run_saves_the_average_of_its_weights_and_resumes_exactly(store, tmp_path):
+    """``[optim] ema``: the weights trained are the plain run's; the model written is their
+    moving average (one step of the recurrence checked across a resume), and a run resumed
+    part way ends with the uninterrupted run's average."""
+    from mediafm.train import ema_decay
+
+    kw = {"steps": 6, "batch_size": 4, "warmup_steps": 2, "ckpt_every": 100, "log_every": 1,
+          "seed": 3, "val_fraction": 0.0}  # no validation: the product is the last average
+    plain, ema = TrainConfig.of(**kw), TrainConfig.of(**kw, ema=0.9)
+    cfg = {**SMALL, "dropout": 0.1}
+
+    def run(name, tc, **how):
+        train(store.path, tmp_path / name, cfg, tc, progress=False, device="cpu", **how)
+        return torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+
+    a, b = run("plain", plain), run("ema", ema)
+    assert a["model"].keys() == b["model"].keys() == b["ema"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    saved = MediaFM.from_pretrained(tmp_path / "ema").state_dict()
+    assert all(torch.equal(saved[k], b["ema"][k]) for k in saved)
+    assert not torch.equal(b["ema"]["input_proj.weight"], b["model"]["input_proj.weight"])
+    four, five = run("cut", ema, stop_after=4), run("cut", ema, resume=True, stop_after=1)
+    d = ema_decay(0.9, 5)
+    for k, v in five["ema"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, d * four["ema"][k] + (1 - d) * five["model"][k])
+    last = run("cut", ema, resume=True)
+    assert all(torch.equal(last["ema"][k], b["ema"][k]) for k in b["ema"])
+    with pytest.raises(ValueError, match="ema must be < 1"):
+        TrainConfig.of(ema=1.0)
+    with pytest.raises(ValueError, match="trained without ema"):
+        run("plain", ema, resume=True)
+
+
 def test_store_dims_conflict(store, tmp_path):
     with pytest.raises(ValueError, match="fused_dim=99 but the store"):
         train(store.path, tmp_path / "r", {**SMALL, "fused_dim": 99}, TrainConfig.of(steps=1),

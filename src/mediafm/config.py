@@ -162,13 +162,18 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    # > 0: the model evaluated and saved is an exponential moving average of the trained
+    # weights, this decay a step (0.99: about the last 100 steps), not the last step's weights
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         check_ranges(self, {"lr": (0, None), "muon_lr": (0, None), "weight_decay": (0, None),
                             "warmup_steps": (0, None), "min_lr_ratio": (0, 1),
-                            "grad_clip": (0, None)})
+                            "grad_clip": (0, None), "ema": (0, 1)})
         if self.lr <= 0 or self.muon_lr <= 0:
             raise ValueError(f"lr and muon_lr must be > 0, got {self.lr} and {self.muon_lr}")
+        if self.ema >= 1:
+            raise ValueError(f"ema must be < 1 (1 would never move the average), got {self.ema}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ RNG, so a resumed run reproduces the uninterrupted one exactly (on CPU).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -145,26 +146,52 @@ class MetricLog:
 
 
 def _save_checkpoint(run: Path, step: int, model: MediaFM, optimizers, schedulers,
-                     best: dict) -> None:
+                     best: dict, ema: MediaFM | None = None) -> None:
     state = {"step": step, "model": model.state_dict(),
              "optimizers": [o.state_dict() for o in optimizers],
              "schedulers": [s.state_dict() for s in schedulers],
              "rng": torch.get_rng_state(), "best": json.dumps(best)}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
     with atomic_file(run / "checkpoint.pt") as tmp:
         torch.save(state, tmp)
-    if not best:  # no validation: the product is the latest model
-        model.save_pretrained(run / "model")
+    if not best:  # no validation: the product is the latest model (its average, with ema)
+        (model if ema is None else ema).save_pretrained(run / "model")
 
 
-def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers) -> tuple[int, dict]:
+def _load_checkpoint(run: Path, model: MediaFM, optimizers, schedulers,
+                     ema: MediaFM | None = None) -> tuple[int, dict]:
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"], strict=True)
+    if ema is not None:
+        if "ema" not in state:
+            raise ValueError(f"{run / 'checkpoint.pt'} was trained without ema; resume it "
+                             "without --set ema")
+        ema.load_state_dict(state["ema"], strict=True)
     for o, s in zip(optimizers, state["optimizers"], strict=True):
         o.load_state_dict(s)
     for sch, s in zip(schedulers, state["schedulers"], strict=True):
         sch.load_state_dict(s)
     torch.set_rng_state(state["rng"])
     return int(state["step"]), json.loads(state.get("best", "{}"))
+
+
+@torch.no_grad()
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``average`` <- ``decay`` x ``average`` + (1 - ``decay``) x ``model``, parameter by
+    parameter (buffers copied). Why an average: late in a run the weights wander around a
+    minimum with the optimiser's noise; their mean over the last ~1 / (1 - decay) steps sits
+    nearer its centre than any one step's (Polyak averaging)."""
+    for a, p in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(p.detach(), 1 - decay)
+    for a, b in zip(average.buffers(), model.buffers(), strict=True):
+        a.copy_(b)
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The decay at ``step`` (1-based): ``decay``, but less at first so that the average
+    forgets the random initialisation (as TensorFlow's moving average with num_updates)."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 def context_verdict(val: dict[str, float], cfg: MediaFMConfig | None = None,
@@ -329,8 +356,9 @@ class _Run:
     tc: TrainConfig
     ddp: distributed.Dist
     dev: torch.device
-    core: MediaFM  # the module itself: saved, evaluated, clipped
+    core: MediaFM  # the module itself: trained, clipped
     model: torch.nn.Module  # what the step calls: compiled and / or DDP-wrapped
+    ema: MediaFM | None  # the average of core's weights ([optim] ema): evaluated and saved
     optimizers: list
     schedulers: list
     step: int
@@ -370,7 +398,8 @@ class _Run:
                                       tc.optim.weight_decay)
         schedule = lr_lambda(tc.optim.warmup_steps, tc.steps, tc.optim.min_lr_ratio)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
-        step, best = (_load_checkpoint(run, core, optimizers, schedulers) if resume
+        ema = copy.deepcopy(core).eval().requires_grad_(False) if tc.optim.ema else None
+        step, best = (_load_checkpoint(run, core, optimizers, schedulers, ema) if resume
                       else (0, {}))
         core.activation_checkpointing = tc.activation_checkpointing
         model = torch.compile(core, dynamic=True) if tc.compile else core  # lengths vary
@@ -391,8 +420,8 @@ class _Run:
             val_batches = list(validation_batches(shot_store, val_rows, cfg.max_shots,
                                                   tc.batch_size, tc.seed, cfg.mask_ratio))
             log = MetricLog(run, step)
-        return cls(run, shot_store, cfg, tc, ddp, dev, core, model, optimizers, schedulers,
-                   step, best, meta, loader, val_batches, log)
+        return cls(run, shot_store, cfg, tc, ddp, dev, core, model, ema, optimizers,
+                   schedulers, step, best, meta, loader, val_batches, log)
 
     def loop(self, stop_after: int | None, progress: bool) -> None:
         """Train until ``steps`` (or ``stop_after`` more), evaluating and checkpointing."""
@@ -463,6 +492,8 @@ class _Run:
         for s in self.schedulers:
             s.step()
         self.step += 1
+        if self.ema is not None:
+            update_ema(self.ema, self.core, ema_decay(tc.optim.ema, self.step))
         batch_loss = float(ddp.mean(loss.detach()))
         if not math.isfinite(batch_loss):
             raise FloatingPointError(f"loss is {batch_loss} at step {self.step}")
@@ -472,18 +503,19 @@ class _Run:
         """Evaluate (keeping the best model) and checkpoint when the step calls for it."""
         tc, step = self.tc, self.step
         if self.val_batches and (step % tc.eval_every == 0 or step == tc.steps):
-            self.last_eval = evaluate(self.core, self.val_batches, self.dev)
+            product = self.core if self.ema is None else self.ema
+            self.last_eval = evaluate(product, self.val_batches, self.dev)
             self.log.write(step, "val", self.last_eval)
             if not self.best or self.last_eval["model/loss"] < self.best["val"]["model/loss"]:
                 self.best = {"step": step, "val": self.last_eval}
-                self.core.save_pretrained(self.dir / "model")
+                product.save_pretrained(self.dir / "model")
             bar.write(f"step {step}: val loss {self.last_eval['model/loss']:.4f} (neighbour "
                       f"mean {self.last_eval['neighbour_mean/loss']:.4f}, window mean "
                       f"{self.last_eval['window_mean/loss']:.4f}; best at step "
                       f"{self.best['step']})")
         if self.ddp.is_main and (step % tc.ckpt_every == 0 or step == end):
             _save_checkpoint(self.dir, step, self.core, self.optimizers, self.schedulers,
-                             self.best)
+                             self.best, self.ema)
 
     def close(self) -> None:
         if self.log is not None:
