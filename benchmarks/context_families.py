@@ -110,6 +110,8 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
         val = train(store.path, d / "run", model_cfg, train_cfg, progress=False, device="cpu")
         train_s = time.perf_counter() - t
         done.write_text(json.dumps({"val": val, "train_s": train_s}))
+    # the model written is the run's best by validation loss; ``val`` is its last evaluation
+    best = json.loads((d / "run" / "run.json").read_text()).get("best") or {}
     model = MediaFM.from_pretrained(d / "run").eval()
     frame = embed_clips(model, store, labels, "in-context", readout, progress=False)
     feats = {} if known else {name: f for name, f in baseline_features(store, labels).items()
@@ -128,7 +130,9 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
               "scene_cut": scene_cut(readout),
               "train_s": train_s, "val_loss": val.get("model/loss"),
               "neighbour_mean_loss": val.get("neighbour_mean/loss"),
-              "window_mean_loss": val.get("window_mean/loss"), "overrides": overrides,
+              "window_mean_loss": val.get("window_mean/loss"),
+              "best_val_loss": best.get("model/loss"), "best_step": best.get("step"),
+              "overrides": overrides,
               "readout": readout, "probe_seeds": list(probe_seeds)}
     reused = [{**common, **{k: r[k] for k in SCORE_KEYS}}
               for r in known]
