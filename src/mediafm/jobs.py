@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -224,7 +225,11 @@ def _pool_run(unit: Any) -> Outcome:
 
 
 def _in_pool(stage: Stage, todo: list, staging: Staging, n: int, collect: Collect) -> None:
-    with ProcessPoolExecutor(n, initializer=_pool_init, initargs=(stage, staging.root)) as pool:
+    # spawn, not fork: a forked worker of a parent that has run torch (a notebook, a test
+    # session) can hang for good in its first torch op (seen: loading the text model's
+    # weights in a pool worker under pytest, 2026-12-07), as ``probes.linear.in_processes``
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_pool_init,
+                             initargs=(stage, staging.root)) as pool:
         for future in as_completed([pool.submit(_pool_run, u) for u in todo]):
             collect(future.result())
 
