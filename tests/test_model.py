@@ -185,6 +185,24 @@ def test_attention_dropout_is_its_own_knob():
     assert torch.equal(m(x, lengths)[0], m(x, lengths)[0])
 
 
+def test_embedding_dropout_is_its_own_knob():
+    """None follows ``dropout`` (the same draws, so the same outputs as naming it); a value
+    drops the embeddings alone, the residual branches keep ``dropout``."""
+    x, lengths = torch.randn(2, 6, 24), torch.tensor([6, 4])
+
+    def train_out(**change) -> torch.Tensor:
+        torch.manual_seed(0)
+        m = MediaFM(replace(CFG, **change)).train()
+        return m(x, lengths)[0]
+
+    assert torch.equal(train_out(dropout=0.3), train_out(dropout=0.3, embed_dropout=0.3))
+    assert not torch.equal(train_out(dropout=0.3), train_out(dropout=0.3, embed_dropout=0.0))
+    m = MediaFM(replace(CFG, dropout=0.2, embed_dropout=0.1))
+    assert (m.drop.p, m.blocks[0].drop.p) == (0.1, 0.2)
+    with pytest.raises(ValueError, match="embed_dropout"):
+        replace(CFG, embed_dropout=1.0)
+
+
 def test_title_clock_tells_each_shot_where_it_sits_in_its_title():
     from mediafm.model import window_clock
 

@@ -45,6 +45,11 @@ class MediaFMConfig:
     # knob, because any value > 0 takes PyTorch's CPU attention off its fused kernel (4x the
     # attention time, 2x the tiny config's step time, measured); GPU kernels apply it cheaply
     attn_dropout: float | None = None
+    # on the embeddings (the shot's input with its title clock, and the special tokens); None:
+    # the same as ``dropout``. Ours: a separate knob, to try more dropout on the residual
+    # branches than on the title clock, which the arc tasks read and the masked-shot loss asks
+    # nothing of (the context families' ablation, benchmarks/README.md)
+    embed_dropout: float | None = None
     max_shots: int = 512
     mask_ratio: float = 0.2
     # learned: absolute embeddings (BERT); rope / alibi: relative (ours: a title that fits in
@@ -64,7 +69,7 @@ class MediaFMConfig:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.positions == "rope" and (self.hidden // self.heads) % 2:
             raise ValueError("rope needs an even head dimension (hidden / heads)")
-        for name in ("dropout", "attn_dropout"):
+        for name in ("dropout", "attn_dropout", "embed_dropout"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
@@ -196,7 +201,7 @@ class MediaFM(nn.Module):
                                  persistent=False)
         self.clock_proj = (nn.Linear(2 * CLOCK_FREQUENCIES, cfg.hidden) if cfg.title_clock
                            else None)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout if cfg.embed_dropout is None else cfg.embed_dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.hidden)
         self.output_proj = nn.Linear(cfg.hidden, cfg.fused_dim)
