@@ -48,7 +48,8 @@ class MediaFMConfig:
     # on the embeddings (the shot's input with its title clock, and the special tokens); None:
     # the same as ``dropout``. Ours: a separate knob, to try more dropout on the residual
     # branches than on the title clock, which the arc tasks read and the masked-shot loss asks
-    # nothing of (the context families' ablation, benchmarks/README.md)
+    # nothing of; measured: 0.1 under dropout 0.2 lost clip-worthiness as 0.2 did
+    # (benchmarks/README.md, the context families)
     embed_dropout: float | None = None
     max_shots: int = 512
     mask_ratio: float = 0.2
