@@ -66,6 +66,7 @@ bench: install system-deps
 	$(PY) benchmarks/loader_throughput.py
 	$(PY) benchmarks/embed_throughput.py
 	$(PY) benchmarks/ingest_throughput.py --minutes 2
+	$(PY) benchmarks/ingest_throughput.py --minutes 2 --titles 4 --repeats 5
 	$(PY) benchmarks/encoder_precision.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/search_scale.py
