@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from mediafm.changepoints import LEGACY_CUT
 from mediafm.probes.features import (
     AVERAGE_AND_TITLE,
     AVERAGE_TITLE_POSITION,
+    CHANGE,
     FUSED,
     IN_CONTEXT,
     MODALITY_BASELINES,
@@ -66,7 +68,7 @@ ANCHOR_READOUT = "input+context+visible+ahead+scene-input+scene"
 # Records of models trained before the title clock became tiny's default (2026-12-07) name
 # title_clock=false among their overrides (the anchor's and the scaling curve's among them).
 NO_CLOCK = "title_clock=false"
-NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE)
+NAIVE = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE, CHANGE)
 # Not a baseline (never the best naive one): each task's score of a prediction that says
 # nothing, the floor every margin stands on (``chance_records``).
 CHANCE = "chance (the same score for every clip)"
@@ -85,25 +87,18 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
              probe_seeds: tuple[int, ...], readout: str, known: list[dict]) -> list[dict]:
     """Probe rows of one draw: MediaFM in context (through ``readout``) and every naive
     baseline, per task. ``known``: the draw's baseline rows from an earlier variant (the same
-    catalog and probe), reused instead of probed again."""
+    catalog and probe), reused instead of probed again; the baselines they lack are probed."""
     from mediafm.embed import embed_clips, readout_blocks
     from mediafm.model import MediaFM
-    from mediafm.probes import read_labels
-    from mediafm.probes.catalog_labels import write_labelled_catalog
-    from mediafm.probes.features import Features, baseline_features, fused_blocks
+    from mediafm.probes.features import Features, fused_blocks
     from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
     from mediafm.probes.tasks import targets
-    from mediafm.store import ShotStore, import_shots
     from mediafm.synthetic import draw_spec
     from mediafm.train import load_run_config, train
 
     spec = draw_spec(draw, titles)
     d = work / f"draw-{draw}"
-    if not (d / "store" / "store.json").exists():
-        paths = write_labelled_catalog(d / "catalog", spec)
-        import_shots(paths["shots"], d / "store", paths["titles"], progress=False)
-    store = ShotStore(d / "store")
-    labels, tasks = read_labels(d / "catalog" / "labels.parquet")
+    store, labels, tasks = draw_store(d, spec)
     model_cfg, train_cfg = load_run_config("tiny", [f"seed={draw}", *overrides])
     done = d / "run" / "trained.json"  # a rerun after a failure later on reuses the model
     if done.exists():
@@ -118,8 +113,7 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
     best = json.loads((d / "run" / "run.json").read_text()).get("best") or {}
     model = MediaFM.from_pretrained(d / "run").eval()
     frame = embed_clips(model, store, labels, "in-context", readout, progress=False)
-    feats = {} if known else {name: f for name, f in baseline_features(store, labels).items()
-                              if name in NAIVE}
+    feats = naive_features(store, labels, {r["method"] for r in known})
     feats[IN_CONTEXT] = Features.of(np.stack(frame["embedding"].to_list()), readout_blocks(
         model, readout, fused_blocks(store)))
     groups = labels["title_id"].to_numpy()
@@ -143,6 +137,68 @@ def run_draw(work: Path, draw: int, titles: int, overrides: list[str],
     return reused + [{**common, **r} for r in chance_records(labels, tasks)] + [
         {**common, **key, "score": r.mean, "std": r.std}
         for key, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
+
+
+def draw_store(d: Path, spec) -> tuple:
+    """(store, labels, tasks) of a draw's catalog in ``d``, written there first if missing."""
+    from mediafm.probes import read_labels
+    from mediafm.probes.catalog_labels import write_labelled_catalog
+    from mediafm.store import ShotStore, import_shots
+
+    if not (d / "store" / "store.json").exists():
+        paths = write_labelled_catalog(d / "catalog", spec)
+        import_shots(paths["shots"], d / "store", paths["titles"], progress=False)
+    return (ShotStore(d / "store"), *read_labels(d / "catalog" / "labels.parquet"))
+
+
+def naive_features(store, labels, have: set[str]) -> dict:
+    """The features of the ``NAIVE`` baselines not in ``have`` (only the change baseline's
+    when that alone is missing: the rest cost a moving average at four widths)."""
+    from mediafm.probes.features import baseline_features, change_features
+
+    missing = [m for m in NAIVE if m not in have]
+    if missing == [CHANGE]:
+        return {CHANGE: change_features(store, labels)}
+    return {m: f for m, f in baseline_features(store, labels).items() if m in missing}
+
+
+def add_baselines(records: list[dict], work: Path, probe_seeds: tuple[int, ...]
+                  ) -> Iterator[list[dict]]:
+    """Rows of the ``NAIVE`` baselines that a draw of ``records`` lacks (one added to the
+    suite later: ``CHANGE``), probed once a draw on its catalog (written again from the
+    recorded spec in ``work`` where no run left it there) and copied to every variant of
+    the draw, as every variant carries its draw's baselines. Yields each draw's rows."""
+    from mediafm.probes.linear import ProbeJob, default_workers, probe_jobs
+    from mediafm.probes.tasks import targets
+    from mediafm.synthetic import CatalogSpec
+
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["spec"]["n_titles"], r["draw"]), []).append(r)
+    for (titles, draw), got in sorted(groups.items()):
+        have = {r["method"] for r in got if r["method"] in NAIVE}
+        if set(NAIVE) <= have or IN_CONTEXT not in {r["method"] for r in got}:
+            continue
+        t = time.perf_counter()
+        spec = CatalogSpec(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in got[0]["spec"].items()})
+        d = work / variant_dir([], titles) / f"draw-{draw}"
+        store, labels, tasks = draw_store(d, spec)
+        groups_ = labels["title_id"].to_numpy()
+        jobs, keys = [], []
+        for method, x in naive_features(store, labels, have).items():
+            for task in tasks:
+                idx, y, _ = targets(labels, task)
+                jobs.append(ProbeJob(x, idx, y, groups_[idx], task.metric,
+                                     10 if task.kind == "ranking" else 5, probe_seeds))
+                keys.append({"task": task.name, "metric": task.metric, "method": method})
+        scores = [{**k, "score": r.mean, "std": r.std}
+                  for k, r in zip(keys, probe_jobs(jobs, default_workers()), strict=True)]
+        variants = {variant(r): r for r in got if r["method"] == IN_CONTEXT}
+        yield [{**{k: v for k, v in r.items() if k not in SCORE_KEYS}, **sc}
+               for r in variants.values() for sc in scores]
+        print(f"{titles} titles, draw {draw}: {', '.join(sorted(set(NAIVE) - have))} probed "
+              f"for {len(variants)} variant(s), {time.perf_counter() - t:.0f} s", flush=True)
 
 
 def chance_records(labels, tasks) -> list[dict]:
@@ -483,6 +539,10 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/mediafm-families")
     p.add_argument("--json", default=str(harness.RESULTS / "context_families.json"))
     p.add_argument("--table", action="store_true", help="print the table of the JSON")
+    p.add_argument("--baselines", action="store_true",
+                   help="probe the naive baselines a draw of the JSON lacks (one added to the "
+                        "suite later), on catalogs written again from the recorded specs in "
+                        "--workdir, for every variant of the draw; no training")
     p.add_argument("--chance", action="store_true",
                    help="add each task's chance score to every draw of the JSON that lacks "
                         "it (its labels made again from the recorded spec: no training, no "
@@ -505,6 +565,9 @@ def main() -> None:
         tmp.write_text(json.dumps(records, indent=1))
         os.replace(tmp, out)
 
+    for rows in add_baselines(records, Path(args.workdir), tuple(seeds)) if args.baselines \
+            else ():
+        save(rows)
     if args.chance:
         t = time.perf_counter()
         save(rows := add_chance(records))

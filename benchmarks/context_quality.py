@@ -84,6 +84,9 @@ RECIPES: dict[str, list[str]] = {
        for name, o in _BEFORE_CLOCK.items()},
     # from here on, tiny has the title clock (its records until then: "title clock")
     "tiny default": [],
+    # each windowed block's distance to the previous shot's beside the default's (2026-12-08)
+    "tiny default + change readout": [
+        "readout=input+context+visible+ahead+change+scene-fused+scene+title"],
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 

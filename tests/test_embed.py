@@ -226,6 +226,39 @@ def test_scene_block_is_the_mean_context_of_the_shots_scene(model):
                     torch.from_numpy(title), name)
 
 
+def test_change_block_is_each_blocks_distance_to_the_previous_shot(model):
+    """``+change``: after the four windowed blocks, each one's cosine distance to the
+    previous shot's (0 for the first), computed on the stitched title (40 shots, windows of
+    16); the rest of the readout is the same as without it. At the scene changes of a title
+    of three pictures, the input projection moves most."""
+    rng = np.random.default_rng(5)
+    starts = [0, 13, 27, 40]
+    pictures = rng.normal(size=(3, model.config.fused_dim)).astype(np.float32)
+    seq = np.repeat(pictures, np.diff(starts), axis=0)
+    seq += 0.05 * rng.normal(size=seq.shape).astype(np.float32)
+    title = rng.normal(size=(1, model.config.title_dim)).astype(np.float32)
+    base = "input+context+visible+ahead+scene-fused+scene+title"
+    name = "input+context+visible+ahead+change+scene-fused+scene+title"
+    (rest,) = embed_sequences(model, [seq], title, base)
+    (got,) = embed_sequences(model, [seq], title, name)
+    hidden, fd = model.config.hidden, model.config.fused_dim
+    assert got.shape == (40, rest.shape[1] + 4)
+    np.testing.assert_allclose(got[:, :4 * hidden], rest[:, :4 * hidden], atol=1e-6)
+    np.testing.assert_allclose(got[:, 4 * hidden + 4:], rest[:, 4 * hidden:], atol=1e-6)
+    change = got[:, 4 * hidden:4 * hidden + 4]
+    for k in range(4):
+        a, b = rest[:-1, k * hidden:(k + 1) * hidden], rest[1:, k * hidden:(k + 1) * hidden]
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        np.testing.assert_allclose(change[1:-1, k], (1 - cos)[:-1], atol=1e-5)
+    assert np.all(change[0] == 0) and change[-1, 3] == 0  # no next shot after the last
+    cuts = change[:, 0].argsort()[-2:]
+    assert sorted(cuts) == [13, 27], change[:, 0]
+    assert readout_blocks(model, name) == (hidden,) * 4 + (4, fd) + (hidden,) * 2
+    with pytest.raises(ValueError, match="needs the whole title.*change"):
+        readout(model, torch.tensor(seq)[None], torch.tensor([40]), torch.from_numpy(title),
+                name)
+
+
 def test_clip_with_title_context(model, store):
     t = store.titles.iloc[2]
     clips = pd.DataFrame({"clip_id": ["a"], "title_id": [t.title_id], "first_shot": [1],

@@ -35,6 +35,21 @@ def change_scores(x: np.ndarray, window: int) -> np.ndarray:
     return np.r_[0.0, 1.0 - (before * after).sum(axis=1)]
 
 
+def cosine_change(x: np.ndarray) -> np.ndarray:
+    """(n,): each shot's cosine distance to the previous shot, 1 - cos(x_i, x_{i-1}); 0 for
+    the first and where either vector is all zeros (a modality the shot lacks, the next
+    shot's context after the last: no distance to tell). ``change_scores`` at window 1 but
+    for those zeros."""
+    x = np.asarray(x, np.float64)
+    norm = np.linalg.norm(x, axis=1)
+    out = np.zeros(len(x), np.float32)
+    if len(x) > 1:
+        both = (norm[1:] > 0) & (norm[:-1] > 0)
+        cos = (x[1:] * x[:-1]).sum(axis=1) / np.where(both, norm[1:] * norm[:-1], 1.0)
+        out[1:] = np.where(both, 1.0 - cos, 0.0)
+    return out
+
+
 def robust_z(score: np.ndarray) -> np.ndarray:
     """(n,): ``score`` against the title's own run of scores (median and MAD, the first
     shot's 0 left out): titles differ in how much they change from shot to shot."""

@@ -6,6 +6,16 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
+    "input+context+visible+ahead+change+scene-fused+scene+title": "[the default's blocks "
+                                                                  "with, after ahead, each "
+                                                                  "of the first four "
+                                                                  "blocks' cosine distance "
+                                                                  "to the previous shot's: "
+                                                                  "how much the shot, what "
+                                                                  "the title says of it and "
+                                                                  "what comes next change "
+                                                                  "at this shot (scene "
+                                                                  "boundaries)]",
     "input+context+visible+ahead+scene-fused+scene+title": "[the shot's input projection ; "
                                                            "its context vector: the hidden "
                                                            "state when the shot is masked, "

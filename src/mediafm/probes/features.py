@@ -11,6 +11,12 @@ Baselines read the store:
   title clock gives the model): where a clip sits is metadata every catalog has (the shot's
   start over the title's length), and a label that follows the story arc (a climax) can be
   read from it without any context. A model fed the clock must beat this one, not the others;
+- the fused vector with how far it is from the previous shot's (``shot_change``: the cosine
+  distance of the whole vector and of each modality's block): a scene boundary is a change
+  between two shots, which no linear probe can compute from pooled vectors; this distance is
+  the cut detector's own signal, and on low-noise catalogs it finds scene starts alone
+  (measured: boundary AP 0.978 on the families' draw 0, where every other naive baseline is
+  near the chance AP of 0.073);
 - the moving average and title mean with the title embedding (synopsis, tags: the [GLOBAL]
   token's input) beside them: a model that reads the metadata must beat a probe that reads it
   directly (measured: it raises genre on the clean catalog, seed 0, from 0.574 to 0.591).
@@ -30,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from mediafm.changepoints import cosine_change
 from mediafm.probes.linear import Features
 from mediafm.store import ShotStore
 
@@ -42,9 +49,10 @@ WITH_POSITION_SUFFIX = " + position"
 AVERAGE_TITLE_POSITION = AVERAGE_AND_TITLE + WITH_POSITION_SUFFIX
 WITH_METADATA_SUFFIX = " + metadata"
 AVERAGE_TITLE_METADATA = AVERAGE_AND_TITLE + WITH_METADATA_SUFFIX
+CHANGE = "fused + change from the previous shot"
 WINDOWS = (1, 2, 4, 8)  # the +-k grid of the moving-average baseline
 BASELINES = (*MODALITY_BASELINES, FUSED, MOVING_AVERAGE, TITLE_MEAN, AVERAGE_AND_TITLE,
-             AVERAGE_TITLE_POSITION, AVERAGE_TITLE_METADATA)
+             AVERAGE_TITLE_POSITION, AVERAGE_TITLE_METADATA, CHANGE)
 CLIP_ONLY, IN_CONTEXT = "MediaFM clip-only", "MediaFM in context"
 WITH_TITLE, HIDDEN = "MediaFM in context + title", "MediaFM in context (hidden state)"
 WITH_TITLE_POSITION = WITH_TITLE + WITH_POSITION_SUFFIX
@@ -68,16 +76,24 @@ def moving_average(x: np.ndarray, k: int) -> np.ndarray:
     return ((c[hi] - c[lo]) / (hi - lo)[:, None]).astype(np.float32)
 
 
+def shot_change(x: np.ndarray, blocks: tuple[int, ...] = ()) -> np.ndarray:
+    """(n, 1 + len(blocks)): each shot's cosine distance to the previous shot, over the whole
+    vector and over each block of ``blocks`` (a fused vector's modalities)."""
+    edges = np.cumsum((0, *blocks))
+    parts = [x] + [x[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return np.stack([cosine_change(p) for p in parts], axis=1)
+
+
 def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str,
-                          transform: Callable[[np.ndarray], np.ndarray] | None = None
-                          ) -> np.ndarray:
-    """(n_clips, dim): mean of a store column (optionally transformed per title) over each
-    clip's shots.
+                          transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                          width: int | None = None) -> np.ndarray:
+    """(n_clips, dim): mean of a store column (optionally transformed per title, to ``width``
+    columns where that changes them) over each clip's shots.
 
     For ``text`` the mean runs over shots that have text only (zeros when none has): a clip's
     dialogue, not diluted by its silent shots.
     """
-    out = np.zeros((len(clips), store.dims[column]), dtype=np.float32)
+    out = np.zeros((len(clips), width or store.dims[column]), dtype=np.float32)
     rows_by_title = {t: g for t, g in clips.reset_index(drop=True).groupby("title_id")}
     for title_id, vectors in store.iter_titles(column, list(rows_by_title)):
         if transform is not None:
@@ -119,7 +135,20 @@ def baseline_features(store: ShotStore, clips: pd.DataFrame) -> dict[str, Featur
     if store.dims.get("metadata"):
         feats[AVERAGE_TITLE_METADATA] = with_block(feats[AVERAGE_AND_TITLE],
                                                   clip_metadata(store, clips))
+    feats[CHANGE] = change_features(store, clips, feats[FUSED])
     return feats
+
+
+def change_features(store: ShotStore, clips: pd.DataFrame, fused: Features | None = None
+                    ) -> Features:
+    """The ``CHANGE`` baseline: [fused ; ``shot_change`` of the fused vectors], pooled over
+    each clip's shots (``fused``: the pooled fused features, if already read)."""
+    blocks = fused_blocks(store)
+    fused = fused or Features.of(pooled_store_features(store, clips, "fused"), blocks)
+    change = pooled_store_features(store, clips, "fused", lambda x: shot_change(x, blocks),
+                                   width=1 + len(blocks))
+    return Features.of(np.hstack([fused.options[""], change]),
+                       (*(blocks or (store.dims["fused"],)), change.shape[1]))
 
 
 def clip_positions(store: ShotStore, clips: pd.DataFrame) -> np.ndarray:
