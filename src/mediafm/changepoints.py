@@ -50,6 +50,15 @@ def cosine_change(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def block_changes(x: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """(n, len(blocks)): ``cosine_change`` of each block of ``blocks`` columns of ``x``."""
+    edges = np.cumsum((0, *blocks))
+    out = np.zeros((len(x), len(blocks)), np.float32)
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        out[:, k] = cosine_change(x[:, a:b])
+    return out
+
+
 def robust_z(score: np.ndarray) -> np.ndarray:
     """(n,): ``score`` against the title's own run of scores (median and MAD, the first
     shot's 0 left out): titles differ in how much they change from shot to shot."""

@@ -128,11 +128,9 @@ def change_block(model: MediaFM, emb: np.ndarray, windowed: str) -> np.ndarray:
     (0.978: the naive baseline ``probes.features.CHANGE``). With the distances of what the
     model reads around each shot beside it, 0.998 there and ahead of that baseline on the
     noisier draws too (benchmarks/README.md, *Context on catalogs nobody tuned for*)."""
-    from mediafm.changepoints import cosine_change
+    from mediafm.changepoints import block_changes
 
-    edges = np.cumsum((0, *readout_blocks(model, windowed)))
-    return np.stack([cosine_change(emb[:, a:b]) for a, b in zip(edges[:-1], edges[1:],
-                                                                 strict=True)], axis=1)
+    return block_changes(emb, readout_blocks(model, windowed))
 
 
 def scene_block(model: MediaFM, fused: np.ndarray, emb: np.ndarray,

@@ -36,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from mediafm.changepoints import cosine_change
+from mediafm.changepoints import block_changes, cosine_change
 from mediafm.probes.linear import Features
 from mediafm.store import ShotStore
 
@@ -79,9 +79,7 @@ def moving_average(x: np.ndarray, k: int) -> np.ndarray:
 def shot_change(x: np.ndarray, blocks: tuple[int, ...] = ()) -> np.ndarray:
     """(n, 1 + len(blocks)): each shot's cosine distance to the previous shot, over the whole
     vector and over each block of ``blocks`` (a fused vector's modalities)."""
-    edges = np.cumsum((0, *blocks))
-    parts = [x] + [x[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return np.stack([cosine_change(p) for p in parts], axis=1)
+    return np.column_stack([cosine_change(x), block_changes(x, blocks)])
 
 
 def pooled_store_features(store: ShotStore, clips: pd.DataFrame, column: str,
