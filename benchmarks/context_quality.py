@@ -83,10 +83,11 @@ RECIPES: dict[str, list[str]] = {
     **{name: o if any(x.startswith("title_clock=") for x in o) else [*o, "title_clock=false"]
        for name, o in _BEFORE_CLOCK.items()},
     # from here on, tiny has the title clock (its records until then: "title clock")
-    "tiny default": [],
-    # each windowed block's distance to the previous shot's beside the default's (2026-12-08)
-    "tiny default + change readout": [
-        "readout=input+context+visible+ahead+change+scene-fused+scene+title"],
+    "tiny default": [],  # its readout with the change block since 2026-12-08
+    # the default readout until then (its records were "tiny default"; the change block's,
+    # measured on 2026-12-08 as "tiny default + change readout", are "tiny default" since)
+    "tiny default before the change block": [
+        "readout=input+context+visible+ahead+scene-fused+scene+title"],
 }
 assert not any("," in name for name in RECIPES), "--recipes is comma-separated"
 

@@ -27,9 +27,10 @@ def render(name: str) -> str:
         return f"Not measured yet: no `benchmarks/results/{name}.json`."
     data = json.loads(path.read_text())
     # NAME_cuda, NAME_10min, NAME_1080p, NAME_1m, NAME_workers, NAME_readout, NAME_fused,
-    # NAME_avx2, NAME_families, NAME_catalog: the same benchmark on a GPU, at another size, in
-    # another setting or on another CPU (a benchmark's own name first: context_families is one)
-    suffix = r"_(cuda|10min|1080p|workers|1m|readout|fused|avx2|families|catalog)$"
+    # NAME_avx2, NAME_families, NAME_catalog, NAME_change: the same benchmark on a GPU, at
+    # another size, in another setting or on another CPU (a benchmark's own name first:
+    # context_families is one)
+    suffix = r"_(cuda|10min|1080p|workers|1m|readout|fused|avx2|families|catalog|change)$"
     own = (Path(__file__).parent / f"{name}.py").exists()
     module = importlib.import_module(name if own else re.sub(suffix, "", name))
     if name == "context_quality":  # scores of older probes stay in the JSON, not the table

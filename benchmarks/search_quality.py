@@ -48,10 +48,11 @@ import harness  # benchmarks/harness.py
 FUSED = "fused (no model)"
 SCALINGS = {"row": "", "blocks": ", blocks alike"}  # how rows are scaled -> the tables' suffix
 # the default before the title block, with it, with the scene's fused vector in place of its
-# input projection, and the context vector alone
+# input projection, with the change block (the default), and the context vector alone
 READOUTS = ("input+context+visible+ahead+scene-input+scene",
             "input+context+visible+ahead+scene-input+scene+title",
-            "input+context+visible+ahead+scene-fused+scene+title", "context")
+            "input+context+visible+ahead+scene-fused+scene+title",
+            "input+context+visible+ahead+change+scene-fused+scene+title", "context")
 METRICS = {"same_title": "own title", "tone": "same tone",
            "tone_elsewhere": "same tone, other titles",
            "genre_elsewhere": "shared genre, other titles",

@@ -77,10 +77,11 @@ def test_synth_import_train_embed(tmp_path):
                 mode, "--out", f"clips-{mode}.parquet", cwd=tmp_path)
     a = pd.read_parquet(tmp_path / "clips-in-context.parquet")
     b = pd.read_parquet(tmp_path / "clips-clip-only.parquet")
-    # the default readout: six blocks of the model's width and the scene's mean fused vector
-    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 6 * 32 + 256
+    # the default readout: six blocks of the model's width, the four windowed blocks'
+    # distances to the previous shot and the scene's mean fused vector
+    assert a.clip_id.tolist() == [1, 2] and len(a.embedding[0]) == 6 * 32 + 4 + 256
     # ... recorded block by block, so an index weighs each alike
-    blocks = [32] * 4 + [256] + [32] * 2
+    blocks = [32] * 4 + [4, 256] + [32] * 2
     assert artifacts.read(tmp_path / "shots.parquet").meta["blocks"] == blocks
     assert artifacts.read(tmp_path / "clips-clip-only.parquet").meta["blocks"] == blocks
     assert not np.allclose(a.embedding[0], b.embedding[0])

@@ -227,9 +227,9 @@ def readout(model: MediaFM, shots: torch.Tensor, lengths: torch.Tensor,
     - ``input+context+visible+ahead+scene-input+scene+title``: the same and the title's mean
       context vector (``title_block``), also added by ``embed_sequences`` once the title is
       stitched;
-    - ``input+context+visible+ahead+scene-fused+scene+title`` (the default): the same with
-      the scene's mean fused vector (fused_dim columns) in place of its mean input
-      projection (``scene_block`` says why); with ``+change`` after ahead, ``change_block``.
+    - ``...+scene-fused+scene+title``: the scene's mean fused vector in place of its mean
+      input projection (``scene_block`` says why); ``...+ahead+change+scene-fused+scene+title``
+      (the default): ``change_block`` after ahead, added once the title is stitched.
     """
     windowed, change, scene, title = stitched_parts(output)
     if change or scene or title:

@@ -6,32 +6,18 @@ from __future__ import annotations
 
 # readout -> what it is (the CLI's help and the docs)
 READOUTS = {
-    "input+context+visible+ahead+change+scene-fused+scene+title": "[the default's blocks "
-                                                                  "with, after ahead, each "
-                                                                  "of the first four "
-                                                                  "blocks' cosine distance "
-                                                                  "to the previous shot's: "
-                                                                  "how much the shot, what "
-                                                                  "the title says of it and "
-                                                                  "what comes next change "
-                                                                  "at this shot (scene "
-                                                                  "boundaries)]",
-    "input+context+visible+ahead+scene-fused+scene+title": "[the shot's input projection ; "
-                                                           "its context vector: the hidden "
-                                                           "state when the shot is masked, "
-                                                           "i.e. what the title around it "
-                                                           "says ; visible: its hidden state "
-                                                           "in the masked passes that leave "
-                                                           "it visible ; ahead: the next "
-                                                           "shot's context vector, what the "
-                                                           "title says comes next ; "
-                                                           "scene-fused and scene: the mean "
-                                                           "fused vector and the mean "
-                                                           "context vector of the shot's "
-                                                           "scene, scenes cut as `mediafm "
-                                                           "scenes` cuts them ; title: the "
-                                                           "title's mean context vector] "
-                                                           "(default)",
+    "input+context+visible+ahead+change+scene-fused+scene+title": (
+        "[the shot's input projection ; its context vector: the hidden state when the shot is "
+        "masked, i.e. what the title around it says ; visible: its hidden state in the masked "
+        "passes that leave it visible ; ahead: the next shot's context vector, what the title "
+        "says comes next ; change: each of those four blocks' cosine distance to the previous "
+        "shot's, how much they change at this shot (scene boundaries) ; scene-fused and "
+        "scene: the mean fused vector and the mean context vector of the shot's scene, scenes "
+        "cut as `mediafm scenes` cuts them ; title: the title's mean context vector] "
+        "(default)"),
+    "input+context+visible+ahead+scene-fused+scene+title": "[the default's blocks without "
+                                                           "the change block] (the default "
+                                                           "2026-12-07, before it)",
     "input+context+visible+ahead+scene-input+scene+title": "[the default's blocks with the "
                                                            "scene's mean input projection in "
                                                            "place of its mean fused vector] "
@@ -67,7 +53,7 @@ READOUTS = {
     "output": "the output projection, in fused dims",
 }
 # measured: benchmarks/README.md, catalog families (held out) and context quality
-DEFAULT_READOUT = "input+context+visible+ahead+scene-fused+scene+title"
+DEFAULT_READOUT = "input+context+visible+ahead+change+scene-fused+scene+title"
 MODES = ("in-context", "clip-only")  # clips: the whole title around them, or alone
 TITLE_POOLS = ("mean", "cls", "both")  # title embeddings: mean of the shots, [CLS], both
 
